@@ -1,0 +1,246 @@
+//! The HTTP API of SPEC.md 5 (JSON). Mutating endpoints and telemetry need `Authorization: Bearer
+//! <token>`; reads are open. Errors are JSON `{"error": "..."}` with a 4xx status and change nothing.
+
+use crate::controller::{ApiError, Controller};
+use crate::metrics;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dwcp_core::rollout::{Command, Rollout};
+use dwcp_core::state::SyncResponse;
+use dwcp_core::telemetry::Batch;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct App {
+    pub controller: Mutex<Controller>,
+    pub token: String,
+    pub started_ms: u64,
+}
+
+pub type Shared = Arc<App>;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl App {
+    pub fn lock(&self) -> MutexGuard<'_, Controller> {
+        // A poisoned lock only means a handler panicked mid-update; the controller's data is still the
+        // last consistent state persisted, so keep serving rather than failing every request.
+        self.controller.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct HttpError(StatusCode, String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::BadRequest(m) => HttpError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            ApiError::UnknownRollout(m) => HttpError(StatusCode::NOT_FOUND, format!("unknown rollout {m}")),
+            ApiError::Conflict(m) => HttpError(StatusCode::CONFLICT, m),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                HttpError(StatusCode::INTERNAL_SERVER_ERROR, "storage failure (see the service log)".into())
+            }
+        }
+    }
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), app.token.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        app.lock().counters.auth_failures += 1;
+        Err(HttpError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token".into()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(get_metrics))
+        .route("/v1/config", get(get_config))
+        .route("/v1/telemetry", post(post_telemetry))
+        .route("/v1/rollouts", get(list_rollouts))
+        .route("/v1/rollouts/{name}", get(get_rollout))
+        .route("/v1/rollouts/{name}/events", get(get_events))
+        .route("/v1/rollouts/{name}/{action}", post(post_command))
+        .route("/v1/kill", post(post_kill))
+        .with_state(app)
+}
+
+async fn get_metrics(State(app): State<Shared>) -> Response {
+    let text = metrics::render(&app.lock(), now_ms());
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
+    Json(SyncResponse { state: app.lock().state() })
+}
+
+async fn post_telemetry(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Json<SyncResponse>, HttpError> {
+    authorize(&app, &headers)?;
+    let start = std::time::Instant::now();
+    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+        app.lock().counters.batches_rejected += 1;
+        HttpError(StatusCode::BAD_REQUEST, format!("malformed telemetry batch: {e}"))
+    })?;
+    let mut c = app.lock();
+    let skip_empty = batch.cells.is_empty();
+    if !skip_empty {
+        c.ingest(batch, now_ms())?;
+    }
+    let us = start.elapsed().as_micros() as u64;
+    c.counters.ingest_us.record(us);
+    Ok(Json(SyncResponse { state: c.state() }))
+}
+
+pub fn summary(r: &Rollout) -> Value {
+    let t = |a: &dwcp_core::rollout::TrackAgg| {
+        json!({
+            "requests": a.requests,
+            "errors": a.errors,
+            "error_rate": a.error_rate(),
+            "p99_ms": a.latency_us.quantile(0.99).map(|v| v / 1000.0),
+        })
+    };
+    json!({
+        "name": r.name(),
+        "status": r.status.as_str(),
+        "phase": r.phase_name(),
+        "phase_index": r.phase,
+        "phases": r.spec.phases.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "phase_started_ms": r.phase_started_ms,
+        "shares_bp": r.shares(),
+        "shadow_bp": r.shadow_bp(),
+        "stable": t(&r.phase_stable),
+        "canary": t(&r.phase_canary),
+        "expected_canary": r.phase_expected_canary,
+        "shadow": r.phase_shadow,
+        "verdict": r.last_verdict,
+        "error_e_value": r.error_test.log_e_value().exp(),
+        "error_p_value": r.error_test.p_value(),
+        "latency_e_value": r.latency_test.log_e_value().exp(),
+        "decided_at_ms": r.decided_at_ms,
+        "history": r.history,
+    })
+}
+
+async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
+    let c = app.lock();
+    Json(json!({
+        "version": c.version,
+        "kill_all": c.kill_all,
+        "rollouts": c.rollouts.values().map(summary).collect::<Vec<_>>(),
+    }))
+}
+
+async fn get_rollout(State(app): State<Shared>, Path(name): Path<String>) -> Result<Json<Value>, HttpError> {
+    let c = app.lock();
+    let r = c.rollouts.get(&name).ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
+    let mut s = summary(r);
+    if let Value::Object(m) = &mut s {
+        m.insert("checks".into(), json!(dwcp_core::rollout::judge::checks(r, now_ms())));
+    }
+    Ok(Json(s))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    limit: Option<usize>,
+}
+
+async fn get_events(State(app): State<Shared>, Path(name): Path<String>, Query(q): Query<EventsQuery>) -> Result<Json<Value>, HttpError> {
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    let events = app.lock().events(&name, limit)?;
+    Ok(Json(json!({ "rollout": name, "events": events })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+fn actor_of(headers: &HeaderMap, body: &Bytes) -> Result<String, HttpError> {
+    let parsed: CommandBody = if body.is_empty() {
+        CommandBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?
+    };
+    let actor = parsed
+        .actor
+        .or_else(|| headers.get("x-dwcp-actor").and_then(|v| v.to_str().ok()).map(str::to_string))
+        .unwrap_or_else(|| "api".into());
+    if actor.is_empty() || actor.len() > 128 {
+        return Err(HttpError(StatusCode::UNPROCESSABLE_ENTITY, "actor: must be 1-128 characters".into()));
+    }
+    Ok(actor)
+}
+
+async fn post_command(
+    State(app): State<Shared>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, HttpError> {
+    authorize(&app, &headers)?;
+    let command = match action.as_str() {
+        "start" => Command::Start,
+        "promote" => Command::Promote,
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "abort" => Command::Abort,
+        other => {
+            return Err(HttpError(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: use start, promote, pause, resume or abort"),
+            ))
+        }
+    };
+    let actor = actor_of(&headers, &body)?;
+    let mut c = app.lock();
+    let events = c.command(&name, command, &actor, now_ms())?;
+    let r = c.rollouts.get(&name).map(summary);
+    Ok(Json(json!({ "events": events, "rollout": r })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillBody {
+    kill_all: bool,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+async fn post_kill(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, HttpError> {
+    authorize(&app, &headers)?;
+    let k: KillBody = serde_json::from_slice(&body).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
+    let actor = k.actor.unwrap_or_else(|| "api".into());
+    let mut c = app.lock();
+    c.set_kill_all(k.kill_all, &actor, now_ms())?;
+    Ok(Json(json!({ "kill_all": c.kill_all, "version": c.version })))
+}

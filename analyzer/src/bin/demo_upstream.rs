@@ -1,0 +1,96 @@
+//! Demo upstream: answers every request with JSON and `x-served-by: <name>`, so a person can see where
+//! they landed. `POST /_control {"error_rate":0.3,"delay_ms":200,"mutate_rate":0.1}` changes its
+//! behaviour at runtime (fault injection for demos and tests). Errors and mutations are spread evenly
+//! and deterministically (request n fails when ⌊n·rate⌋ > ⌊(n−1)·rate⌋).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    listen: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct Behaviour {
+    error_rate: f64,
+    delay_ms: u64,
+    mutate_rate: f64,
+}
+
+struct Up {
+    name: String,
+    n: AtomicU64,
+    b: Mutex<Behaviour>,
+}
+
+fn hit(n: u64, rate: f64) -> bool {
+    let r = rate.clamp(0.0, 1.0);
+    n > 0 && ((n as f64 * r).floor() > ((n - 1) as f64 * r).floor())
+}
+
+async fn control(State(up): State<Arc<Up>>, Json(b): Json<Behaviour>) -> impl IntoResponse {
+    *up.b.lock().unwrap_or_else(|p| p.into_inner()) = b;
+    Json(json!({"name": up.name, "behaviour": b}))
+}
+
+async fn serve(State(up): State<Arc<Up>>, uri: Uri, headers: HeaderMap) -> impl IntoResponse {
+    let n = up.n.fetch_add(1, Ordering::Relaxed) + 1;
+    let b = *up.b.lock().unwrap_or_else(|p| p.into_inner());
+    if b.delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(b.delay_ms)).await;
+    }
+    let status = if hit(n, b.error_rate) { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+    let user = headers.get("x-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let price = if hit(n, b.mutate_rate) { 10.5 } else { 10.0 };
+    let decision = headers.get("x-dwcp-decision").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = json!({
+        "served_by": up.name,
+        "path": uri.path(),
+        "user": user,
+        "item": {"sku": "A-1", "price": price},
+        "request_id": n,
+        "timestamp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+    });
+    let mut h = HeaderMap::new();
+    if let Ok(v) = up.name.parse() {
+        h.insert("x-served-by", v);
+    }
+    if let Ok(v) = decision.parse() {
+        h.insert("x-dwcp-decision", v);
+    }
+    (status, h, Json(body))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let a = Args::parse();
+    let up = Arc::new(Up { name: a.name.clone(), n: AtomicU64::new(0), b: Mutex::new(Behaviour::default()) });
+    let app = Router::new().route("/_control", post(control)).fallback(serve).with_state(up);
+    let listener = match tokio::net::TcpListener::bind(&a.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("demo-upstream {}: cannot listen on {}: {e}", a.name, a.listen);
+            return std::process::ExitCode::from(69);
+        }
+    };
+    match axum::serve(listener, app).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo-upstream: {e}");
+            std::process::ExitCode::from(69)
+        }
+    }
+}

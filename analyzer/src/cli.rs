@@ -1,0 +1,185 @@
+//! The operator CLI over the HTTP API. Exit codes: 0 ok, 1 refused by the service (4xx), 69 service
+//! unreachable or failing (EX_UNAVAILABLE), 77 wrong token (EX_NOPERM), 2 usage (clap).
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+pub fn exit(r: Result<(), CliError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dwcp-analyzer: {e}");
+            ExitCode::from(match e {
+                CliError::Refused(_) | CliError::Other(_) => 1,
+                CliError::Unauthorized(_) => 77,
+                CliError::Unavailable(_) => 69,
+            })
+        }
+    }
+}
+
+pub struct Client {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+fn who() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+}
+
+impl Client {
+    pub fn new(url: &str, token: &str) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(10)).build();
+        Self { url: url.trim_end_matches('/').to_string(), token: token.to_string(), agent }
+    }
+
+    fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, CliError> {
+        match r {
+            Ok(resp) => resp.into_json::<Value>().map_err(|e| CliError::Unavailable(format!("bad response: {e}"))),
+            Err(ureq::Error::Status(code, resp)) => {
+                let msg = resp
+                    .into_json::<Value>()
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                match code {
+                    401 => Err(CliError::Unauthorized(format!("401: {msg} (set DWCP_TOKEN or --token)"))),
+                    400..=499 => Err(CliError::Refused(format!("{code}: {msg}"))),
+                    _ => Err(CliError::Unavailable(format!("{code}: {msg}"))),
+                }
+            }
+            Err(e) => Err(CliError::Unavailable(format!("cannot reach {}: {e}", self.url))),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, CliError> {
+        self.handle(self.agent.get(&format!("{}{path}", self.url)).call())
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Result<Value, CliError> {
+        let req = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .set("authorization", &format!("Bearer {}", self.token));
+        self.handle(req.send_json(body))
+    }
+
+    pub fn status(&self) -> Result<(), CliError> {
+        let v = self.get("/v1/rollouts")?;
+        print!("{}", render_table(&v));
+        Ok(())
+    }
+
+    pub fn watch(&self, interval: f64) -> Result<(), CliError> {
+        let period = std::time::Duration::from_secs_f64(interval.max(0.2));
+        loop {
+            let table = match self.get("/v1/rollouts") {
+                Ok(v) => render_table(&v),
+                Err(e) => format!("{e}\n"),
+            };
+            print!("\x1b[2J\x1b[H{table}");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(period);
+        }
+    }
+
+    pub fn command(&self, name: &str, action: &str) -> Result<(), CliError> {
+        let v = self.post(&format!("/v1/rollouts/{name}/{action}"), serde_json::json!({ "actor": who() }))?;
+        for e in v.get("events").and_then(Value::as_array).into_iter().flatten() {
+            println!("{}", e.get("message").and_then(Value::as_str).unwrap_or(""));
+        }
+        Ok(())
+    }
+
+    pub fn events(&self, name: &str, json: bool) -> Result<(), CliError> {
+        let v = self.get(&format!("/v1/rollouts/{name}/events"))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(());
+        }
+        for e in v.get("events").and_then(Value::as_array).into_iter().flatten() {
+            let at = e.get("at_ms").and_then(Value::as_u64).unwrap_or(0);
+            let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
+            let actor = e.get("actor").and_then(Value::as_str).unwrap_or("-");
+            let msg = e.get("message").and_then(Value::as_str).unwrap_or("");
+            println!("{at:>14}  {kind:<16} {actor:<10} {msg}");
+            if let Some(v) = e.get("verdict").filter(|v| !v.is_null()) {
+                println!(
+                    "{:>14}  evidence: trigger={} statistic={} threshold={} canary_n={} stable_n={}",
+                    "",
+                    v["trigger"].as_str().unwrap_or(""),
+                    v["statistic"],
+                    v["threshold"],
+                    v["canary_n"],
+                    v["stable_n"]
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn kill(&self, s: OnOff) -> Result<(), CliError> {
+        let on = matches!(s, OnOff::On);
+        let v = self.post("/v1/kill", serde_json::json!({ "kill_all": on, "actor": who() }))?;
+        println!("kill_all={} version={}", v["kill_all"], v["version"]);
+        Ok(())
+    }
+}
+
+fn pct(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |f| format!("{:.2}%", f * 100.0))
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |f| format!("{f:.1}"))
+}
+
+/// The status table.
+pub fn render_table(v: &Value) -> String {
+    let mut s = format!(
+        "state v{}{}\n{:<16} {:<12} {:<8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
+        v["version"],
+        if v["kill_all"].as_bool() == Some(true) { "  KILL SWITCH ON" } else { "" },
+        "ROLLOUT", "STATUS", "PHASE", "SHARE", "REQ S/C", "ERR S", "ERR C", "P99 S ms", "P99 C ms", "VERDICT"
+    );
+    for r in v["rollouts"].as_array().into_iter().flatten() {
+        let share = r["shares_bp"]["standard"].as_u64().map_or_else(|| "-".into(), |b| format!("{:.1}%", b as f64 / 100.0));
+        let verdict = r["verdict"]["reason"].as_str().unwrap_or("-");
+        let outcome = r["verdict"]["outcome"].as_str().unwrap_or("");
+        s.push_str(&format!(
+            "{:<16} {:<12} {:<8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {} {}\n",
+            r["name"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or(""),
+            r["phase"].as_str().unwrap_or(""),
+            share,
+            format!("{}/{}", r["stable"]["requests"], r["canary"]["requests"]),
+            pct(&r["stable"]["error_rate"]),
+            pct(&r["canary"]["error_rate"]),
+            ms(&r["stable"]["p99_ms"]),
+            ms(&r["canary"]["p99_ms"]),
+            outcome,
+            verdict
+        ));
+    }
+    s
+}

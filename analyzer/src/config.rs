@@ -1,0 +1,210 @@
+//! The companion's config file (TOML): listen address, token, database, tick, rollouts.
+//! Parsed with `deny_unknown_fields`, then validated; errors name the field and the service refuses to
+//! start (exit code 64).
+
+use dwcp_core::rollout::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {field}: {message}")]
+    Field { path: String, field: String, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_db")]
+    db: PathBuf,
+    /// Bearer token for mutating endpoints and telemetry. `token_env` names an env var instead.
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default = "default_tick")]
+    tick_ms: u64,
+    /// Largest accepted clock skew of a batch's `sent_at_ms` into the future.
+    #[serde(default = "default_skew")]
+    max_future_skew_ms: u64,
+    #[serde(default, rename = "rollout")]
+    rollouts: Vec<RawRollout>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_db() -> PathBuf {
+    "dwcp-analyzer.db".into()
+}
+fn default_tick() -> u64 {
+    1000
+}
+fn default_skew() -> u64 {
+    60_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    name: String,
+    /// Start the rollout when it is first defined (otherwise `start`/`promote` by hand).
+    #[serde(default)]
+    autostart: bool,
+    /// Skip the shadow phase (no shadow cluster for this service).
+    #[serde(default)]
+    skip_shadow: bool,
+    /// Shorthand: minimum duration of every phase, seconds (default 600).
+    #[serde(default)]
+    phase_seconds: Option<u64>,
+    /// Shorthand: minimum requests per track of every phase (default: the spec's ladder).
+    #[serde(default)]
+    min_requests: Option<u64>,
+    #[serde(default)]
+    phases: Option<Vec<Phase>>,
+    #[serde(default)]
+    segments: Option<BTreeMap<String, SegmentPolicy>>,
+    #[serde(default)]
+    guardrails: Option<Guardrails>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RolloutDef {
+    pub spec: RolloutSpec,
+    pub autostart: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub db: PathBuf,
+    pub token: String,
+    pub tick_ms: u64,
+    pub max_future_skew_ms: u64,
+    pub rollouts: Vec<RolloutDef>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Self::parse(&text, &p)
+    }
+
+    pub fn parse(text: &str, p: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: p.to_string(),
+            message: e.to_string(),
+        })?;
+        let field = |f: &str, m: &str| ConfigError::Field {
+            path: p.to_string(),
+            field: f.to_string(),
+            message: m.to_string(),
+        };
+        if raw.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(field("listen", "must be an address like 127.0.0.1:8080"));
+        }
+        let token = match (raw.token, raw.token_env) {
+            (Some(t), None) => t,
+            (None, Some(var)) => std::env::var(&var)
+                .map_err(|_| field("token_env", &format!("environment variable {var} is not set")))?,
+            (Some(_), Some(_)) => return Err(field("token", "set either token or token_env, not both")),
+            (None, None) => return Err(field("token", "a bearer token is required (token or token_env)")),
+        };
+        if token.len() < 8 {
+            return Err(field("token", "must be at least 8 characters"));
+        }
+        if !(50..=60_000).contains(&raw.tick_ms) {
+            return Err(field("tick_ms", "must be between 50 and 60000"));
+        }
+        let mut rollouts: Vec<RolloutDef> = Vec::new();
+        for (i, r) in raw.rollouts.into_iter().enumerate() {
+            let f = format!("rollout[{i}]");
+            let name_ok = !r.name.is_empty()
+                && r.name.len() <= 64
+                && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(field(&format!("{f}.name"), "must be 1-64 characters of [A-Za-z0-9_-]"));
+            }
+            if rollouts.iter().any(|d| d.spec.name == r.name) {
+                return Err(field(&format!("{f}.name"), &format!("duplicate rollout {:?}", r.name)));
+            }
+            let mut spec = RolloutSpec::default_for(&r.name);
+            if let Some(secs) = r.phase_seconds {
+                spec.phases = RolloutSpec::default_phases(secs.saturating_mul(1000));
+            }
+            if let Some(n) = r.min_requests {
+                for ph in spec.phases.iter_mut().filter(|ph| ph.canary_bp < 10_000) {
+                    ph.min_requests = n;
+                }
+            }
+            if let Some(ph) = r.phases {
+                spec.phases = ph;
+            }
+            if r.skip_shadow {
+                spec.phases.retain(|ph| !ph.shadow);
+            }
+            if let Some(s) = r.segments {
+                spec.segments = s;
+            }
+            if let Some(g) = r.guardrails {
+                spec.guardrails = g;
+            }
+            spec.validate()
+                .map_err(|(sub, m)| field(&format!("{f}.{sub}"), &m))?;
+            rollouts.push(RolloutDef { spec, autostart: r.autostart });
+        }
+        Ok(Config {
+            listen: raw.listen,
+            db: raw.db,
+            token,
+            tick_ms: raw.tick_ms,
+            max_future_skew_ms: raw.max_future_skew_ms,
+            rollouts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("token = 'dev-token-1'\nlisten = 'nope'", "listen"),
+            ("listen = '127.0.0.1:1'", "token"),
+            ("token = 'short'", "token"),
+            ("token = 'dev-token-1'\ntick_ms = 1", "tick_ms"),
+            ("token = 'dev-token-1'\ncolour = 1", "colour"),
+            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a b'", "rollout[0].name"),
+            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\n[[rollout]]\nname = 'a'", "rollout[1].name"),
+            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nguardrails = { alpha = 2.0 }", "rollout[0].guardrails.alpha"),
+            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nspeed = 3", "speed"),
+        ];
+        for (text, f) in cases {
+            let e = Config::parse(text, "x.toml").unwrap_err().to_string();
+            assert!(e.contains(f), "{text:?} -> {e}");
+        }
+    }
+
+    #[test]
+    fn shorthands_apply() {
+        let c = Config::parse(
+            "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nphase_seconds = 3\nmin_requests = 50\nskip_shadow = true",
+            "x",
+        )
+        .unwrap();
+        let s = &c.rollouts[0].spec;
+        assert_eq!(s.phases[0].name, "1%");
+        assert_eq!(s.phases[0].min_duration_ms, 3000);
+        assert_eq!(s.phases[0].min_requests, 50);
+    }
+}

@@ -1,0 +1,14 @@
+//! # dwcp-analyzer — the companion service
+//!
+//! Telemetry ingest from the filters, sequential canary judgment (via `dwcp_core::rollout`), rollout
+//! control, the versioned dynamic state for filters, persistence in SQLite, `/metrics`, and the engine
+//! host. `main.rs` is a thin binary: the service (`serve`) and a CLI for people over the HTTP API.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod metrics;
+pub mod serve;
+pub mod store;
+pub mod traffic;

@@ -1,0 +1,46 @@
+use super::*;
+
+fn err(json: &str) -> String {
+    FilterConfig::from_slice(json.as_bytes()).unwrap_err().to_string()
+}
+
+#[test]
+fn empty_config_is_all_defaults() {
+    let c = FilterConfig::from_slice(b"").unwrap();
+    assert_eq!(c.track_header, "x-dwcp-track");
+    assert_eq!(c.segments, ["beta", "enterprise", "internal", "premium", "standard"]);
+    assert_eq!(c.companion.sync_period_ms, 1000);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases = [
+        (r#"{"rolouts": []}"#, "rolouts"),
+        (r#"{"companion": {"sync_period_ms": 5}}"#, "companion.sync_period_ms"),
+        (r#"{"companion": {"staleness_ms": 1000}}"#, "companion.staleness_ms"),
+        (r#"{"companion": {"clustr": "x"}}"#, "clustr"),
+        (r#"{"headers": {"track": "X Track"}}"#, "headers.track"),
+        (r#"{"rollouts": [{"name": ""}]}"#, "rollouts[0].name"),
+        (r#"{"rollouts": [{"name": "a"}, {"name": "a"}]}"#, "rollouts[1].name"),
+        (r#"{"rollouts": [{"name": "a", "path_prefix": "api"}]}"#, "rollouts[0].path_prefix"),
+        (r#"{"rollouts": [{"name": "a", "colour": "red"}]}"#, "colour"),
+        (r#"{"max_header_bytes": 0}"#, "max_header_bytes"),
+    ];
+    for (json, field) in cases {
+        let e = err(json);
+        assert!(e.contains(field), "{json}: error {e:?} does not name {field}");
+    }
+}
+
+#[test]
+fn rollout_matching_ignores_port_and_case() {
+    let c = FilterConfig::from_slice(
+        br#"{"rollouts": [{"name": "a", "hosts": ["shop.example"], "path_prefix": "/api"}]}"#,
+    )
+    .unwrap();
+    let r = &c.rollouts[0];
+    assert!(r.matches("shop.example:10000", "/api/x"));
+    assert!(r.matches("SHOP.example", "/api"));
+    assert!(!r.matches("other", "/api"));
+    assert!(!r.matches("shop.example", "/web"));
+}

@@ -1,0 +1,30 @@
+//! # dwcp-core — the pure core of progressive delivery in the sidecar
+//!
+//! Everything that *decides* lives here; the proxy-wasm filter (`filter/`) and the companion
+//! service (`analyzer/`) only translate between the outside world and these types.
+//!
+//! * [`bucket`] — flagd `fractional` v2 sticky bucketing (murmur3_32, integer math).
+//! * [`targeting`] — flagd flag definitions with the JsonLogic targeting subset; segments.
+//! * [`config`] — the filter's static plugin config, parsed then validated (errors name the field).
+//! * [`state`] — the dynamic state the companion serves to filters (phase, per-segment percentages).
+//! * [`decision`] — the per-request decision: rollout, segment, bucket, track.
+//! * [`histogram`] / [`telemetry`] — mergeable log-bucketed latency histograms and per-VM batches.
+//! * [`stats`] / [`rollout`] — anytime-valid sequential tests and the rollout state machine.
+//! * `engines` — the six DWCP engines and their deterministic simulator (native only).
+//!
+//! No I/O, no clock reads, no global RNG: time and randomness are inputs (`clippy.toml` bans them).
+
+pub mod bucket;
+pub mod config;
+pub mod decision;
+pub mod histogram;
+pub mod rollout;
+pub mod state;
+pub mod stats;
+pub mod targeting;
+pub mod telemetry;
+
+#[cfg(feature = "engines")]
+pub mod engines;
+#[cfg(feature = "engines")]
+pub mod signals;

@@ -1,0 +1,462 @@
+//! The rollout state machine: `Pending → shadow → 1 % → … → 100 % (Succeeded)`, plus `Paused` and
+//! `RolledBack`, written as `step(input, now) -> events` (the caller persists and publishes).
+//!
+//! Invariants: a rollout only moves forward one phase at a time, and only when the phase's minimum
+//! duration and per-track sample are met and no test or guardrail fails; any failure rolls back at once;
+//! below a guardrail's minimum sample its verdict is "inconclusive", which holds the phase and never
+//! aborts. The sequential tests run over the rollout's whole life (they stay valid across phases because
+//! the canary share is an input of each observation), so the false-abort budget `alpha` is spent once.
+
+pub mod judge;
+pub mod spec;
+
+use crate::histogram::Histogram;
+use crate::stats::{ErrorTest, ExceedanceTest};
+pub use judge::{Outcome, Verdict};
+use serde::{Deserialize, Serialize};
+pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Running,
+    Paused,
+    Succeeded,
+    RolledBack,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Succeeded => "succeeded",
+            Status::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// Requests, errors and latency of one track.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackAgg {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_us: Histogram,
+}
+
+impl TrackAgg {
+    pub fn merge(&mut self, o: &TrackAgg) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.latency_us.merge(&o.latency_us);
+    }
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+/// Shadow comparisons of a window (SPEC.md 2.6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowAgg {
+    pub compared: u64,
+    pub mismatches: u64,
+    /// Mismatches that a second stable copy also showed (noise).
+    pub noise: u64,
+    pub shadow_errors: u64,
+    pub primary_errors: u64,
+    /// Comparisons whose shadow latency exceeded the primary's by more than the tolerance.
+    pub slower: u64,
+    /// Shadow − primary latency, µs (only positive deltas; negatives count as 0).
+    pub latency_delta_us: Histogram,
+}
+
+impl ShadowAgg {
+    pub fn merge(&mut self, o: &ShadowAgg) {
+        self.compared += o.compared;
+        self.mismatches += o.mismatches;
+        self.noise += o.noise;
+        self.shadow_errors += o.shadow_errors;
+        self.primary_errors += o.primary_errors;
+        self.slower += o.slower;
+        self.latency_delta_us.merge(&o.latency_delta_us);
+    }
+}
+
+/// One telemetry window of a rollout, merged from the filters' batches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub stable: TrackAgg,
+    pub canary: TrackAgg,
+    /// Canary requests expected from the shares the filters routed with (Σ segment requests × share).
+    pub expected_canary: f64,
+    /// Whether the filters routed this window with the current phase's state.
+    pub current_phase: bool,
+    #[serde(default)]
+    pub shadow: ShadowAgg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Start,
+    Promote,
+    Pause,
+    Resume,
+    Abort,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Window(Window),
+    Tick,
+    Command { command: Command, actor: String },
+    /// An engine safety trigger fired (triggers 5–8, evaluated by `signals`).
+    EngineTrigger {
+        trigger: u8,
+        name: String,
+        detail: serde_json::Value,
+    },
+}
+
+/// What a step produced, for the caller to persist and publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Supporting data: verdicts of every check, last telemetry windows, engine event.
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+}
+
+/// A compact record of a window kept as evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    pub at_ms: u64,
+    pub stable_requests: u64,
+    pub stable_errors: u64,
+    pub canary_requests: u64,
+    pub canary_errors: u64,
+    pub canary_p99_ms: Option<f64>,
+    pub stable_p99_ms: Option<f64>,
+}
+
+const RECENT: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub spec: RolloutSpec,
+    pub status: Status,
+    pub phase: usize,
+    pub phase_started_ms: u64,
+    /// Counts of the current phase (windows routed with this phase's state).
+    pub phase_stable: TrackAgg,
+    pub phase_canary: TrackAgg,
+    pub phase_expected_canary: f64,
+    pub phase_shadow: ShadowAgg,
+    /// Stable latency over the rollout's life: the p99 reference of the latency test.
+    pub stable_reference: Histogram,
+    pub error_test: ErrorTest,
+    pub latency_test: ExceedanceTest,
+    pub shadow_error_test: ErrorTest,
+    pub shadow_mismatch_test: ExceedanceTest,
+    pub last_verdict: Option<Verdict>,
+    pub recent: VecDeque<WindowSummary>,
+    /// When the latest decision (promotion / rollback) was taken, and the first failing evidence.
+    pub decided_at_ms: Option<u64>,
+    pub history: Vec<(u64, String)>,
+}
+
+impl Rollout {
+    pub fn new(spec: RolloutSpec) -> Self {
+        let mismatch_p0 = spec.guardrails.max_mismatch_rate;
+        Self {
+            spec,
+            status: Status::Pending,
+            phase: 0,
+            phase_started_ms: 0,
+            phase_stable: TrackAgg::default(),
+            phase_canary: TrackAgg::default(),
+            phase_expected_canary: 0.0,
+            phase_shadow: ShadowAgg::default(),
+            stable_reference: Histogram::new(),
+            error_test: ErrorTest::new(),
+            latency_test: ExceedanceTest::new(0.01),
+            shadow_error_test: ErrorTest::new(),
+            shadow_mismatch_test: ExceedanceTest::new(mismatch_p0),
+            last_verdict: None,
+            recent: VecDeque::new(),
+            decided_at_ms: None,
+            history: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn phase_name(&self) -> &str {
+        match self.status {
+            Status::RolledBack => "rolled_back",
+            Status::Pending => "pending",
+            _ => self.spec.phases.get(self.phase).map_or("?", |p| p.name.as_str()),
+        }
+    }
+
+    /// Whether the filters should route any traffic to the canary now.
+    pub fn live(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Paused | Status::Succeeded)
+    }
+
+    /// Canary share (bp) per segment that the filters should apply now.
+    pub fn shares(&self) -> BTreeMap<String, u32> {
+        if self.live() {
+            self.spec.shares(self.phase)
+        } else {
+            self.spec.shares(usize::MAX)
+        }
+    }
+
+    /// Shadow sampling (bp) the filters should apply now.
+    pub fn shadow_bp(&self) -> u32 {
+        let shadow = self.spec.phases.get(self.phase).is_some_and(|p| p.shadow);
+        if self.live() && shadow {
+            10_000
+        } else {
+            0
+        }
+    }
+
+    fn enter_phase(&mut self, idx: usize, now_ms: u64) {
+        self.phase = idx;
+        self.phase_started_ms = now_ms;
+        self.phase_stable = TrackAgg::default();
+        self.phase_canary = TrackAgg::default();
+        self.phase_expected_canary = 0.0;
+        self.phase_shadow = ShadowAgg::default();
+        self.history.push((now_ms, self.phase_name().to_string()));
+    }
+
+    fn event(&self, kind: &str, message: String, actor: Option<String>, verdict: Option<Verdict>) -> Event {
+        Event {
+            kind: kind.to_string(),
+            message,
+            actor,
+            verdict,
+            evidence: serde_json::Value::Null,
+        }
+    }
+
+    fn roll_back(&mut self, now_ms: u64, verdict: Verdict, checks: &[Verdict], actor: Option<String>) -> Event {
+        self.status = Status::RolledBack;
+        self.decided_at_ms = Some(now_ms);
+        self.history.push((now_ms, "rolled_back".into()));
+        let mut e = self.event(
+            "rolled_back",
+            format!("{} rolled back in phase {}: {}", self.spec.name, self.phase_name_at(self.phase), verdict.reason),
+            actor,
+            Some(verdict),
+        );
+        e.evidence = serde_json::json!({
+            "checks": checks,
+            "phase": self.phase_name_at(self.phase),
+            "phase_stable": {"requests": self.phase_stable.requests, "errors": self.phase_stable.errors},
+            "phase_canary": {"requests": self.phase_canary.requests, "errors": self.phase_canary.errors},
+            "error_test": {"canary_errors": self.error_test.canary_errors, "stable_errors": self.error_test.stable_errors,
+                           "log_e_value": self.error_test.log_e_value()},
+            "latency_test": {"slow": self.latency_test.hits, "canary": self.latency_test.trials,
+                             "log_e_value": self.latency_test.log_e_value()},
+            "shadow": self.phase_shadow,
+            "last_windows": self.recent,
+        });
+        e
+    }
+
+    fn phase_name_at(&self, idx: usize) -> String {
+        self.spec.phases.get(idx).map_or_else(|| "?".into(), |p| p.name.clone())
+    }
+
+    /// Advances the machine by one input at time `now_ms`.
+    pub fn step(&mut self, input: Input, now_ms: u64) -> Vec<Event> {
+        match input {
+            Input::Window(w) => self.on_window(w, now_ms),
+            Input::Tick => self.on_tick(now_ms),
+            Input::Command { command, actor } => self.on_command(command, actor, now_ms),
+            Input::EngineTrigger { trigger, name, detail } => {
+                if !matches!(self.status, Status::Running | Status::Paused) {
+                    return Vec::new();
+                }
+                let v = Verdict {
+                    outcome: Outcome::Fail,
+                    trigger: format!("{trigger}:{name}"),
+                    reason: format!("engine trigger {trigger} ({name}) fired"),
+                    statistic: 1.0,
+                    threshold: 1.0,
+                    canary_n: self.phase_canary.requests,
+                    stable_n: self.phase_stable.requests,
+                };
+                let mut e = self.roll_back(now_ms, v, &[], None);
+                if let serde_json::Value::Object(m) = &mut e.evidence {
+                    m.insert("engine_event".into(), detail);
+                }
+                vec![e]
+            }
+        }
+    }
+
+    fn on_window(&mut self, w: Window, now_ms: u64) -> Vec<Event> {
+        if !matches!(self.status, Status::Running | Status::Paused) {
+            return Vec::new();
+        }
+        let total = w.stable.requests + w.canary.requests;
+        if total > 0 {
+            let s = w.canary.requests as f64 / total as f64;
+            self.error_test.observe(w.canary.errors, w.stable.errors, s);
+        }
+        // Latency: canary requests slower than stable's p99 × tolerance, once the reference is trusted.
+        let g = &self.spec.guardrails;
+        if self.stable_reference.count >= g.min_stable_for_p99 {
+            if let Some(p99) = self.stable_reference.quantile(0.99) {
+                let slow = w.canary.latency_us.count_above(p99 * g.latency_tolerance);
+                self.latency_test.observe(slow, w.canary.latency_us.count);
+            }
+        }
+        self.stable_reference.merge(&w.stable.latency_us);
+        let sh = &w.shadow;
+        if sh.compared > 0 {
+            let n = sh.compared * 2;
+            self.shadow_error_test.observe(sh.shadow_errors, sh.primary_errors, sh.compared as f64 / n as f64);
+            self.shadow_mismatch_test.observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
+        }
+        if w.current_phase {
+            self.phase_stable.merge(&w.stable);
+            self.phase_canary.merge(&w.canary);
+            self.phase_expected_canary += w.expected_canary;
+            self.phase_shadow.merge(&w.shadow);
+        }
+        self.recent.push_back(WindowSummary {
+            at_ms: now_ms,
+            stable_requests: w.stable.requests,
+            stable_errors: w.stable.errors,
+            canary_requests: w.canary.requests,
+            canary_errors: w.canary.errors,
+            canary_p99_ms: w.canary.latency_us.quantile(0.99).map(|v| v / 1000.0),
+            stable_p99_ms: w.stable.latency_us.quantile(0.99).map(|v| v / 1000.0),
+        });
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        let checks = judge::checks(self, now_ms);
+        let overall = judge::overall(&checks);
+        self.last_verdict = Some(overall.clone());
+        if overall.outcome == Outcome::Fail {
+            return vec![self.roll_back(now_ms, overall, &checks, None)];
+        }
+        Vec::new()
+    }
+
+    fn on_tick(&mut self, now_ms: u64) -> Vec<Event> {
+        if self.status != Status::Running {
+            return Vec::new();
+        }
+        let checks = judge::checks(self, now_ms);
+        let overall = judge::overall(&checks);
+        self.last_verdict = Some(overall.clone());
+        match overall.outcome {
+            Outcome::Fail => vec![self.roll_back(now_ms, overall, &checks, None)],
+            Outcome::Pass => self.promote(now_ms, None, Some(overall)),
+            Outcome::Inconclusive => Vec::new(),
+        }
+    }
+
+    fn promote(&mut self, now_ms: u64, actor: Option<String>, verdict: Option<Verdict>) -> Vec<Event> {
+        let from = self.phase_name_at(self.phase);
+        let next = self.phase + 1;
+        if next >= self.spec.phases.len() {
+            return Vec::new();
+        }
+        self.enter_phase(next, now_ms);
+        self.decided_at_ms = Some(now_ms);
+        let to = self.phase_name_at(next);
+        let mut out = vec![self.event(
+            "promoted",
+            format!("{} promoted {from} → {to}", self.spec.name),
+            actor,
+            verdict,
+        )];
+        if next + 1 == self.spec.phases.len() {
+            self.status = Status::Succeeded;
+            out.push(self.event("succeeded", format!("{} reached {to}", self.spec.name), None, None));
+        }
+        out
+    }
+
+    fn on_command(&mut self, command: Command, actor: String, now_ms: u64) -> Vec<Event> {
+        let who = Some(actor.clone());
+        let reject = |me: &Self, why: &str| {
+            vec![me.event(
+                "command_rejected",
+                format!("{command:?} rejected: {why} (status {})", me.status.as_str()),
+                Some(actor.clone()),
+                None,
+            )]
+        };
+        match (command, self.status) {
+            (Command::Start, Status::Pending) => {
+                self.status = Status::Running;
+                self.enter_phase(0, now_ms);
+                vec![self.event("started", format!("{} started in {}", self.spec.name, self.phase_name()), who, None)]
+            }
+            (Command::Promote, Status::Running | Status::Paused) => self.promote(now_ms, who, None),
+            (Command::Promote, Status::Pending) => {
+                self.status = Status::Running;
+                self.enter_phase(0, now_ms);
+                vec![self.event("started", format!("{} started in {}", self.spec.name, self.phase_name()), who, None)]
+            }
+            (Command::Pause, Status::Running) => {
+                self.status = Status::Paused;
+                vec![self.event("paused", format!("{} paused in {}", self.spec.name, self.phase_name()), who, None)]
+            }
+            (Command::Resume, Status::Paused) => {
+                self.status = Status::Running;
+                vec![self.event("resumed", format!("{} resumed in {}", self.spec.name, self.phase_name()), who, None)]
+            }
+            (Command::Resume, Status::RolledBack) => {
+                // A person resumes after a rollback: restart the ladder with fresh tests.
+                let spec = self.spec.clone();
+                let history = std::mem::take(&mut self.history);
+                *self = Rollout::new(spec);
+                self.history = history;
+                self.status = Status::Running;
+                self.enter_phase(0, now_ms);
+                vec![self.event("resumed", format!("{} restarted from {}", self.spec.name, self.phase_name()), who, None)]
+            }
+            (Command::Abort, Status::Running | Status::Paused | Status::Pending) => {
+                let v = Verdict {
+                    outcome: Outcome::Fail,
+                    trigger: "operator".into(),
+                    reason: format!("aborted by {actor}"),
+                    statistic: 0.0,
+                    threshold: 0.0,
+                    canary_n: self.phase_canary.requests,
+                    stable_n: self.phase_stable.requests,
+                };
+                vec![self.roll_back(now_ms, v, &[], who)]
+            }
+            _ => reject(self, "not allowed in this status"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

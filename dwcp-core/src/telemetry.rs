@@ -1,0 +1,164 @@
+//! Telemetry: what a filter VM counts per (rollout, track, segment), and the batch it ships to the
+//! companion every sync period. Batches carry the VM id and a sequence number so the companion can merge
+//! the per-worker streams (Envoy runs one VM per worker thread) and drop replays.
+
+use crate::decision::Track;
+use crate::histogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One (rollout, track, segment) cell of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    pub rollout: String,
+    pub track: Track,
+    pub segment: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Request-headers-to-response-end latency, µs.
+    pub latency_us: Histogram,
+}
+
+/// The batch a filter VM POSTs to `/v1/telemetry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Unique per VM instance (per worker and per VM start).
+    pub vm: String,
+    /// Increments by one per batch of this VM.
+    pub seq: u64,
+    /// Version of the dynamic state the VM was routing with.
+    pub state_version: u64,
+    /// The VM's clock when the batch was cut (ms since the epoch).
+    #[serde(default)]
+    pub sent_at_ms: u64,
+    #[serde(default)]
+    pub cells: Vec<Cell>,
+    /// Decision reasons and filter-level events (`bad_header`, `no_key`, `stale`, …) since the last batch.
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty() && self.counters.values().all(|c| *c == 0)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CellAcc {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_us: Histogram,
+}
+
+/// Dense per-VM accumulator indexed by (rollout, track, segment).
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    rollouts: Vec<String>,
+    segments: Vec<String>,
+    cells: Vec<CellAcc>,
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+impl Accumulator {
+    pub fn new(rollouts: Vec<String>, segments: Vec<String>) -> Self {
+        let n = rollouts.len() * 2 * segments.len();
+        Self {
+            rollouts,
+            segments,
+            cells: vec![CellAcc::default(); n],
+            counters: BTreeMap::new(),
+        }
+    }
+
+    fn index(&self, rollout: usize, track: Track, segment: usize) -> Option<usize> {
+        (rollout < self.rollouts.len() && segment < self.segments.len())
+            .then(|| (rollout * 2 + track.index()) * self.segments.len() + segment)
+    }
+
+    pub fn record(&mut self, rollout: usize, track: Track, segment: usize, error: bool, latency_us: u64) {
+        if let Some(c) = self.index(rollout, track, segment).and_then(|i| self.cells.get_mut(i)) {
+            c.requests += 1;
+            c.errors += u64::from(error);
+            c.latency_us.record(latency_us);
+        }
+    }
+
+    pub fn count(&mut self, what: &'static str) {
+        *self.counters.entry(what).or_insert(0) += 1;
+    }
+
+    /// Cuts a batch of everything recorded since the last cut and resets the accumulator.
+    pub fn take_batch(&mut self, vm: &str, seq: u64, state_version: u64, now_ms: u64) -> Batch {
+        let segs = self.segments.len();
+        let mut cells = Vec::new();
+        for (i, c) in self.cells.iter_mut().enumerate() {
+            if c.requests == 0 {
+                continue;
+            }
+            let seg = i % segs.max(1);
+            let rt = i / segs.max(1);
+            let (r, track) = (rt / 2, if rt % 2 == 0 { Track::Stable } else { Track::Canary });
+            let acc = std::mem::take(c);
+            cells.push(Cell {
+                rollout: self.rollouts.get(r).cloned().unwrap_or_default(),
+                track,
+                segment: self.segments.get(seg).cloned().unwrap_or_default(),
+                requests: acc.requests,
+                errors: acc.errors,
+                latency_us: acc.latency_us,
+            });
+        }
+        let counters = std::mem::take(&mut self.counters)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Batch {
+            vm: vm.to_string(),
+            seq,
+            state_version,
+            sent_at_ms: now_ms,
+            cells,
+            counters,
+        }
+    }
+
+    /// Puts an unsent batch back (the POST failed), so nothing is lost.
+    pub fn merge_back(&mut self, batch: &Batch) {
+        for c in &batch.cells {
+            let r = self.rollouts.iter().position(|x| *x == c.rollout);
+            let s = self.segments.iter().position(|x| *x == c.segment);
+            if let (Some(r), Some(s)) = (r, s) {
+                if let Some(acc) = self.index(r, c.track, s).and_then(|i| self.cells.get_mut(i)) {
+                    acc.requests += c.requests;
+                    acc.errors += c.errors;
+                    acc.latency_us.merge(&c.latency_us);
+                }
+            }
+        }
+        for (k, v) in &batch.counters {
+            if let Some(key) = COUNTER_NAMES.iter().find(|n| **n == k.as_str()) {
+                *self.counters.entry(key).or_insert(0) += v;
+            }
+        }
+    }
+}
+
+/// Names of the filter-level counters.
+pub const COUNTER_NAMES: &[&str] = &[
+    "no_rollout",
+    "no_state",
+    "stale",
+    "kill_all",
+    "rollout_off",
+    "no_key",
+    "bad_header",
+    "bucketed",
+    "sync_ok",
+    "sync_failed",
+];
+
+#[cfg(test)]
+mod tests;

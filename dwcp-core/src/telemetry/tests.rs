@@ -1,0 +1,48 @@
+use super::*;
+
+fn acc() -> Accumulator {
+    Accumulator::new(vec!["a".into(), "b".into()], vec!["beta".into(), "standard".into()])
+}
+
+#[test]
+fn batch_holds_exactly_what_was_recorded() {
+    let mut a = acc();
+    a.record(0, Track::Canary, 1, true, 1000);
+    a.record(0, Track::Canary, 1, false, 2000);
+    a.record(1, Track::Stable, 0, false, 10);
+    a.count("no_key");
+    let b = a.take_batch("vm1", 7, 3, 99);
+    assert_eq!(b.cells.len(), 2);
+    let c = b.cells.iter().find(|c| c.rollout == "a").unwrap();
+    assert_eq!((c.track, c.segment.as_str(), c.requests, c.errors), (Track::Canary, "standard", 2, 1));
+    assert_eq!(c.latency_us.count, 2);
+    assert_eq!(b.counters.get("no_key"), Some(&1));
+    assert!(a.take_batch("vm1", 8, 3, 100).is_empty(), "cut resets");
+}
+
+#[test]
+fn merge_back_loses_nothing() {
+    let mut a = acc();
+    a.record(1, Track::Canary, 0, true, 5);
+    a.count("bad_header");
+    let b = a.take_batch("vm", 1, 1, 0);
+    a.merge_back(&b);
+    let again = a.take_batch("vm", 1, 1, 0);
+    assert_eq!(b, again);
+}
+
+#[test]
+fn out_of_range_is_ignored_not_panicking() {
+    let mut a = acc();
+    a.record(9, Track::Stable, 9, false, 1);
+    assert!(a.take_batch("vm", 1, 1, 0).is_empty());
+}
+
+#[test]
+fn batch_json_round_trip() {
+    let mut a = acc();
+    a.record(0, Track::Stable, 0, false, 42);
+    let b = a.take_batch("vm", 1, 2, 3);
+    let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+    assert_eq!(b, back);
+}

@@ -1,0 +1,291 @@
+//! The only module that talks to the host (Envoy). Every host status is handled: a failed host call
+//! degrades to "stable, counted", never to a panic or a 5xx.
+
+use crate::metrics;
+use crate::vm::{Vm, SHARED_STATE_KEY, SHARED_VM_COUNTER_KEY};
+use dwcp_core::config::FilterConfig;
+use dwcp_core::decision::{decide, explain, match_rollout, Decision};
+use proxy_wasm::hostcalls as hc;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+pub fn start() {
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| Box::new(Root::new(context_id)));
+}
+
+fn now_ms() -> u64 {
+    hc::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_us() -> u64 {
+    hc::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hc::log(level, msg);
+}
+
+/// A process-unique VM id: a shared-data counter (CAS-incremented) plus the VM's start time.
+fn unique_vm_id(context_id: u32) -> String {
+    let mut n = 0u64;
+    for _ in 0..8 {
+        let (cur, cas) = hc::get_shared_data(SHARED_VM_COUNTER_KEY).unwrap_or((None, None));
+        n = cur
+            .and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+            + 1;
+        if hc::set_shared_data(SHARED_VM_COUNTER_KEY, Some(n.to_string().as_bytes()), cas).is_ok() {
+            break;
+        }
+    }
+    format!("{:x}-{n}-{context_id}", now_us())
+}
+
+struct Root {
+    context_id: u32,
+    vm: Option<Rc<RefCell<Vm>>>,
+    metric_ids: HashMap<String, u32>,
+}
+
+impl Root {
+    fn new(context_id: u32) -> Self {
+        Self {
+            context_id,
+            vm: None,
+            metric_ids: HashMap::new(),
+        }
+    }
+
+    fn metric(&mut self, name: &str, ty: MetricType) -> Option<u32> {
+        if let Some(id) = self.metric_ids.get(name) {
+            return Some(*id);
+        }
+        let id = hc::define_metric(ty, name).ok()?;
+        self.metric_ids.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn read_shared_state(vm: &mut Vm) {
+        if let Ok((Some(bytes), cas)) = hc::get_shared_data(SHARED_STATE_KEY) {
+            if cas != vm.shared_cas {
+                vm.shared_cas = cas;
+                vm.adopt_shared(&bytes);
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        let Some(vm_rc) = self.vm.clone() else { return };
+        let now = now_ms();
+        let (batch, body, cfg) = {
+            let mut vm = vm_rc.borrow_mut();
+            Self::read_shared_state(&mut vm);
+            vm.refresh(now);
+            if vm.in_flight.is_some() {
+                // Previous exchange still pending: keep accumulating, do not pile up calls.
+                return;
+            }
+            let batch = vm.cut_batch(now);
+            let body = serde_json::to_vec(&batch).unwrap_or_default();
+            (batch, body, vm.cfg.companion.clone())
+        };
+        // Export what this batch adds to the Envoy counters (once per tick, not per request).
+        for (name, delta) in metrics::deltas(&batch) {
+            if delta > 0 {
+                if let Some(id) = self.metric(&name, MetricType::Counter) {
+                    let _ = hc::increment_metric(id, delta as i64);
+                }
+            }
+        }
+        let freshness_gauge = {
+            let vm = vm_rc.borrow();
+            (vm.state_version(), vm.freshness)
+        };
+        if let Some(id) = self.metric("dwcp_state_version", MetricType::Gauge) {
+            let _ = hc::record_metric(id, freshness_gauge.0);
+        }
+        if let Some(id) = self.metric("dwcp_state_stale", MetricType::Gauge) {
+            let stale = !matches!(freshness_gauge.1, dwcp_core::decision::Freshness::Fresh);
+            let _ = hc::record_metric(id, u64::from(stale));
+        }
+        let auth = format!("Bearer {}", cfg.token);
+        let mut headers = vec![
+            (":method", "POST"),
+            (":path", "/v1/telemetry"),
+            (":authority", cfg.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        if !cfg.token.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        match hc::dispatch_http_call(&cfg.cluster, headers, Some(&body), vec![], timeout) {
+            Ok(token) => vm_rc.borrow_mut().in_flight = Some((token, batch)),
+            Err(status) => {
+                let mut vm = vm_rc.borrow_mut();
+                vm.acc.merge_back(&batch);
+                vm.acc.count("sync_failed");
+                log(
+                    LogLevel::Warn,
+                    &format!("dwcp: cannot call companion cluster {:?}: {status:?}", cfg.cluster),
+                );
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(vm_rc) = self.vm.clone() else { return };
+        let status = hc::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = hc::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let publish = vm_rc.borrow_mut().on_sync_response(token, status, &body, now_ms());
+        if let Some(bytes) = publish {
+            // Last writer wins; every writer holds a state at least as new as what it read.
+            let _ = hc::set_shared_data(SHARED_STATE_KEY, Some(&bytes), None);
+        }
+        if status != Some(200) {
+            log(LogLevel::Debug, &format!("dwcp: companion answered {status:?}"));
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = hc::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match FilterConfig::from_slice(&bytes) {
+            Ok(cfg) => {
+                let period = Duration::from_millis(cfg.companion.sync_period_ms);
+                let id = unique_vm_id(self.context_id);
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "dwcp: configured vm={id} rollouts={} segments={:?}",
+                        cfg.rollouts.len(),
+                        cfg.segments
+                    ),
+                );
+                self.vm = Some(Rc::new(RefCell::new(Vm::new(cfg, id))));
+                let _ = hc::set_tick_period(period);
+                true
+            }
+            Err(e) => {
+                log(LogLevel::Error, &format!("dwcp: plugin config rejected: {e}"));
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.sync();
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            vm: self.vm.clone(),
+            decision: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    vm: Option<Rc<RefCell<Vm>>>,
+    decision: Option<Decision>,
+}
+
+impl Context for Http {}
+
+/// Reads an int64 property (Envoy serialises integers and durations as 8 little-endian bytes).
+fn int_property(path: Vec<&str>) -> Option<i64> {
+    let b = hc::get_property(path).ok().flatten()?;
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some(i64::from_le_bytes(arr))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn crash_for_test() {
+    // Test-only switch (config `test_panic_header`): trap the VM to prove the shipped configs fail safe.
+    core::arch::wasm32::unreachable()
+}
+#[cfg(not(target_arch = "wasm32"))]
+fn crash_for_test() {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let Some(vm_rc) = self.vm.clone() else {
+            return Action::Continue;
+        };
+        let headers = hc::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let mut vm = vm_rc.borrow_mut();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .unwrap_or("")
+        };
+        if let Some(ph) = &vm.cfg.test_panic_header {
+            if headers.iter().any(|(k, _)| k == ph) {
+                crash_for_test();
+            }
+        }
+        let track_header = vm.cfg.track_header.clone();
+        let Some(rollout) = match_rollout(&vm.cfg, find(":authority"), find(":path")) else {
+            // Not ours: never let a client-supplied track header through.
+            if headers.iter().any(|(k, _)| *k == track_header) {
+                let _ = hc::remove_map_value(MapType::HttpRequestHeaders, &track_header);
+                let _ = hc::call_foreign_function("clear_route_cache", None);
+            }
+            return Action::Continue;
+        };
+        let d = decide(&vm.cfg, vm.state.as_ref(), vm.freshness, rollout, headers.as_slice());
+        vm.acc.count(d.why.as_str());
+        let track = d.track.as_str();
+        if hc::set_map_value(MapType::HttpRequestHeaders, &track_header, Some(track)).is_err() {
+            // Could not set our header: make sure no client value survives, then serve stable.
+            let _ = hc::remove_map_value(MapType::HttpRequestHeaders, &track_header);
+        }
+        if vm.cfg.explain {
+            let e = explain(&vm.cfg, vm.state.as_ref(), &d);
+            let _ = hc::set_map_value(MapType::HttpRequestHeaders, &vm.cfg.decision_header, Some(&e));
+        }
+        let _ = hc::call_foreign_function("clear_route_cache", None);
+        self.decision = Some(d);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let (Some(vm_rc), Some(d)) = (self.vm.as_ref(), self.decision.take()) else {
+            return;
+        };
+        let status = int_property(vec!["response", "code"]).unwrap_or(0);
+        let dur_ns = int_property(vec!["request", "duration"]).unwrap_or(0);
+        let status = u16::try_from(status).unwrap_or(0);
+        let latency_us = u64::try_from(dur_ns / 1000).unwrap_or(0);
+        vm_rc.borrow_mut().record(&d, status, latency_us);
+    }
+}

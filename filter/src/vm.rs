@@ -1,0 +1,146 @@
+//! One VM's state, host-free so it is tested natively: the validated config, the dynamic state it routes
+//! with, the telemetry accumulator, and the sync bookkeeping (batch in flight, sequence, freshness).
+//!
+//! Invariants: a state is adopted only if its version is not older than the one held; freshness is the
+//! age of the last successful contact with the companion (by any VM of the process, via shared data);
+//! a batch whose POST fails is merged back, so a companion outage loses no counts.
+
+use dwcp_core::config::FilterConfig;
+use dwcp_core::decision::{Decision, Freshness};
+use dwcp_core::state::DynamicState;
+use dwcp_core::telemetry::{Accumulator, Batch};
+use serde::{Deserialize, Serialize};
+
+/// Shared-data key holding the latest [`SharedState`] of the process.
+pub const SHARED_STATE_KEY: &str = "dwcp.state.v1";
+/// Shared-data key of the VM counter used to make VM ids unique.
+pub const SHARED_VM_COUNTER_KEY: &str = "dwcp.vm_counter.v1";
+
+/// What is kept in shared data: the state and when (host clock, ms) it was last confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedState {
+    pub received_at_ms: u64,
+    pub state: DynamicState,
+}
+
+pub struct Vm {
+    pub cfg: FilterConfig,
+    pub vm_id: String,
+    pub state: Option<DynamicState>,
+    pub received_at_ms: Option<u64>,
+    pub freshness: Freshness,
+    pub acc: Accumulator,
+    pub seq: u64,
+    /// The batch whose POST is in flight (token, batch).
+    pub in_flight: Option<(u32, Batch)>,
+    /// Last shared-data CAS seen, to skip re-parsing an unchanged state.
+    pub shared_cas: Option<u32>,
+}
+
+impl Vm {
+    pub fn new(cfg: FilterConfig, vm_id: String) -> Self {
+        let acc = Accumulator::new(
+            cfg.rollouts.iter().map(|r| r.name.clone()).collect(),
+            cfg.segments.clone(),
+        );
+        Self {
+            cfg,
+            vm_id,
+            state: None,
+            received_at_ms: None,
+            freshness: Freshness::Never,
+            acc,
+            seq: 0,
+            in_flight: None,
+            shared_cas: None,
+        }
+    }
+
+    pub fn state_version(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.version)
+    }
+
+    /// Adopts `state` confirmed at `at_ms` unless it is older than the held one.
+    pub fn adopt(&mut self, state: DynamicState, at_ms: u64) -> bool {
+        if state.version < self.state_version() {
+            return false;
+        }
+        self.received_at_ms = Some(self.received_at_ms.map_or(at_ms, |r| r.max(at_ms)));
+        self.state = Some(state);
+        true
+    }
+
+    /// Adopts a state read from shared data.
+    pub fn adopt_shared(&mut self, bytes: &[u8]) -> bool {
+        match serde_json::from_slice::<SharedState>(bytes) {
+            Ok(s) => self.adopt(s.state, s.received_at_ms),
+            Err(_) => false,
+        }
+    }
+
+    /// Recomputes freshness at `now_ms`.
+    pub fn refresh(&mut self, now_ms: u64) {
+        self.freshness = match self.received_at_ms {
+            None => Freshness::Never,
+            Some(at) if now_ms.saturating_sub(at) > self.cfg.companion.staleness_ms => Freshness::Stale,
+            Some(_) => Freshness::Fresh,
+        };
+    }
+
+    /// Cuts the next batch (including anything a failed POST gave back).
+    pub fn cut_batch(&mut self, now_ms: u64) -> Batch {
+        self.seq += 1;
+        let v = self.state_version();
+        self.acc.take_batch(&self.vm_id, self.seq, v, now_ms)
+    }
+
+    /// Handles the companion's answer to the batch in flight. Returns the bytes to publish to shared
+    /// data when a state was adopted.
+    pub fn on_sync_response(&mut self, token: u32, status: Option<u16>, body: &[u8], now_ms: u64) -> Option<Vec<u8>> {
+        let batch = match self.in_flight.take() {
+            Some((t, b)) if t == token => b,
+            other => {
+                self.in_flight = other;
+                return None;
+            }
+        };
+        let parsed = match status {
+            Some(200) => serde_json::from_slice::<dwcp_core::state::SyncResponse>(body).ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(resp) => {
+                self.acc.count("sync_ok");
+                if self.adopt(resp.state.clone(), now_ms) {
+                    let shared = SharedState {
+                        received_at_ms: now_ms,
+                        state: resp.state,
+                    };
+                    return serde_json::to_vec(&shared).ok();
+                }
+                None
+            }
+            None => {
+                // 4xx: the companion refused the batch (bad token, bad data): resending will not help.
+                if !matches!(status, Some(400..=499)) {
+                    self.acc.merge_back(&batch);
+                }
+                self.acc.count("sync_failed");
+                None
+            }
+        }
+    }
+
+    /// Records the outcome of a request routed by `d`.
+    pub fn record(&mut self, d: &Decision, status: u16, latency_us: u64) {
+        // 0 = no response reached the client (reset, client gave up): counted as an error. Under "no
+        // difference" it is as likely on either track, so the sequential test stays valid.
+        let error = status == 0
+            || status >= 500
+            || (self.cfg.count_4xx_as_errors && (400..500).contains(&status));
+        self.acc.record(d.rollout, d.track, d.segment, error, latency_us);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+use super::*;
+use dwcp_core::decision::{decide, Track};
+use dwcp_core::state::{RolloutState, SyncResponse};
+
+fn vm() -> Vm {
+    let cfg = FilterConfig::from_slice(br#"{"rollouts":[{"name":"checkout"}]}"#).unwrap();
+    Vm::new(cfg, "vm-1".into())
+}
+
+fn state(version: u64, pct: u32) -> DynamicState {
+    let mut s = DynamicState { version, ..Default::default() };
+    s.rollouts.insert(
+        "checkout".into(),
+        RolloutState { phase: "x".into(), segments: [("standard".to_string(), pct)].into(), ..Default::default() },
+    );
+    s
+}
+
+fn body(s: &DynamicState) -> Vec<u8> {
+    serde_json::to_vec(&SyncResponse { state: s.clone() }).unwrap()
+}
+
+#[test]
+fn freshness_follows_contact() {
+    let mut v = vm();
+    v.refresh(0);
+    assert_eq!(v.freshness, Freshness::Never);
+    v.in_flight = Some((1, Batch::default()));
+    assert!(v.on_sync_response(1, Some(200), &body(&state(1, 100)), 1_000).is_some());
+    v.refresh(5_000);
+    assert_eq!(v.freshness, Freshness::Fresh);
+    v.refresh(11_001);
+    assert_eq!(v.freshness, Freshness::Stale);
+}
+
+#[test]
+fn older_state_is_ignored_and_shared_data_propagates() {
+    let mut v = vm();
+    assert!(v.adopt(state(5, 100), 10));
+    assert!(!v.adopt(state(4, 200), 20));
+    assert_eq!(v.state_version(), 5);
+    let mut other = vm();
+    let shared = serde_json::to_vec(&SharedState { received_at_ms: 30, state: state(6, 300) }).unwrap();
+    assert!(other.adopt_shared(&shared));
+    assert_eq!(other.state_version(), 6);
+    assert!(!other.adopt_shared(b"not json"));
+}
+
+#[test]
+fn failed_sync_merges_the_batch_back() {
+    let mut v = vm();
+    let st = state(1, 10_000);
+    v.adopt(st.clone(), 0);
+    v.refresh(0);
+    let h: Vec<(String, Vec<u8>)> = vec![("x-user-id".into(), b"u".to_vec())];
+    let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
+    assert_eq!(d.track, Track::Canary);
+    v.record(&d, 503, 1000);
+    v.record(&d, 200, 1000);
+    let b = v.cut_batch(0);
+    v.in_flight = Some((7, b.clone()));
+    assert!(v.on_sync_response(7, Some(503), b"", 0).is_none());
+    let again = v.cut_batch(0);
+    assert_eq!(again.cells, b.cells, "nothing lost");
+    assert_eq!(again.cells[0].errors, 1);
+    assert_eq!(again.counters.get("sync_failed"), Some(&1));
+}
+
+#[test]
+fn response_for_another_token_is_ignored() {
+    let mut v = vm();
+    v.in_flight = Some((2, Batch::default()));
+    assert!(v.on_sync_response(1, Some(200), &body(&state(1, 1)), 0).is_none());
+    assert!(v.in_flight.is_some());
+}
