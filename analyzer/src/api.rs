@@ -26,7 +26,9 @@ pub struct App {
 pub type Shared = Arc<App>;
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl App {
@@ -49,11 +51,16 @@ impl From<ApiError> for HttpError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::BadRequest(m) => HttpError(StatusCode::UNPROCESSABLE_ENTITY, m),
-            ApiError::UnknownRollout(m) => HttpError(StatusCode::NOT_FOUND, format!("unknown rollout {m}")),
+            ApiError::UnknownRollout(m) => {
+                HttpError(StatusCode::NOT_FOUND, format!("unknown rollout {m}"))
+            }
             ApiError::Conflict(m) => HttpError(StatusCode::CONFLICT, m),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                HttpError(StatusCode::INTERNAL_SERVER_ERROR, "storage failure (see the service log)".into())
+                HttpError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage failure (see the service log)".into(),
+                )
             }
         }
     }
@@ -69,7 +76,10 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
         Ok(())
     } else {
         app.lock().counters.auth_failures += 1;
-        Err(HttpError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token".into()))
+        Err(HttpError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        ))
     }
 }
 
@@ -97,15 +107,24 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
 }
 
 async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
-    Json(SyncResponse { state: app.lock().state() })
+    Json(SyncResponse {
+        state: app.lock().state(),
+    })
 }
 
-async fn post_telemetry(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Json<SyncResponse>, HttpError> {
+async fn post_telemetry(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SyncResponse>, HttpError> {
     authorize(&app, &headers)?;
     let start = std::time::Instant::now();
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
         app.lock().counters.batches_rejected += 1;
-        HttpError(StatusCode::BAD_REQUEST, format!("malformed telemetry batch: {e}"))
+        HttpError(
+            StatusCode::BAD_REQUEST,
+            format!("malformed telemetry batch: {e}"),
+        )
     })?;
     let mut c = app.lock();
     let skip_empty = batch.cells.is_empty();
@@ -157,12 +176,21 @@ async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
     }))
 }
 
-async fn get_rollout(State(app): State<Shared>, Path(name): Path<String>) -> Result<Json<Value>, HttpError> {
+async fn get_rollout(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, HttpError> {
     let c = app.lock();
-    let r = c.rollouts.get(&name).ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
+    let r = c
+        .rollouts
+        .get(&name)
+        .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
     let mut s = summary(r);
     if let Value::Object(m) = &mut s {
-        m.insert("checks".into(), json!(dwcp_core::rollout::judge::checks(r, now_ms())));
+        m.insert(
+            "checks".into(),
+            json!(dwcp_core::rollout::judge::checks(r, now_ms())),
+        );
     }
     Ok(Json(s))
 }
@@ -172,7 +200,11 @@ struct EventsQuery {
     limit: Option<usize>,
 }
 
-async fn get_events(State(app): State<Shared>, Path(name): Path<String>, Query(q): Query<EventsQuery>) -> Result<Json<Value>, HttpError> {
+async fn get_events(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Value>, HttpError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
     let events = app.lock().events(&name, limit)?;
     Ok(Json(json!({ "rollout": name, "events": events })))
@@ -189,14 +221,23 @@ fn actor_of(headers: &HeaderMap, body: &Bytes) -> Result<String, HttpError> {
     let parsed: CommandBody = if body.is_empty() {
         CommandBody::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?
     };
     let actor = parsed
         .actor
-        .or_else(|| headers.get("x-dwcp-actor").and_then(|v| v.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            headers
+                .get("x-dwcp-actor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "api".into());
     if actor.is_empty() || actor.len() > 128 {
-        return Err(HttpError(StatusCode::UNPROCESSABLE_ENTITY, "actor: must be 1-128 characters".into()));
+        return Err(HttpError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "actor: must be 1-128 characters".into(),
+        ));
     }
     Ok(actor)
 }
@@ -236,11 +277,18 @@ struct KillBody {
     actor: Option<String>,
 }
 
-async fn post_kill(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, HttpError> {
+async fn post_kill(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, HttpError> {
     authorize(&app, &headers)?;
-    let k: KillBody = serde_json::from_slice(&body).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
+    let k: KillBody = serde_json::from_slice(&body)
+        .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
     let actor = k.actor.unwrap_or_else(|| "api".into());
     let mut c = app.lock();
     c.set_kill_all(k.kill_all, &actor, now_ms())?;
-    Ok(Json(json!({ "kill_all": c.kill_all, "version": c.version })))
+    Ok(Json(
+        json!({ "kill_all": c.kill_all, "version": c.version }),
+    ))
 }

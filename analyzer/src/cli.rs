@@ -49,13 +49,21 @@ fn who() -> String {
 
 impl Client {
     pub fn new(url: &str, token: &str) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(10)).build();
-        Self { url: url.trim_end_matches('/').to_string(), token: token.to_string(), agent }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(10))
+            .build();
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
     }
 
     fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, CliError> {
         match r {
-            Ok(resp) => resp.into_json::<Value>().map_err(|e| CliError::Unavailable(format!("bad response: {e}"))),
+            Ok(resp) => resp
+                .into_json::<Value>()
+                .map_err(|e| CliError::Unavailable(format!("bad response: {e}"))),
             Err(ureq::Error::Status(code, resp)) => {
                 let msg = resp
                     .into_json::<Value>()
@@ -63,12 +71,17 @@ impl Client {
                     .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
                 match code {
-                    401 => Err(CliError::Unauthorized(format!("401: {msg} (set DWCP_TOKEN or --token)"))),
+                    401 => Err(CliError::Unauthorized(format!(
+                        "401: {msg} (set DWCP_TOKEN or --token)"
+                    ))),
                     400..=499 => Err(CliError::Refused(format!("{code}: {msg}"))),
                     _ => Err(CliError::Unavailable(format!("{code}: {msg}"))),
                 }
             }
-            Err(e) => Err(CliError::Unavailable(format!("cannot reach {}: {e}", self.url))),
+            Err(e) => Err(CliError::Unavailable(format!(
+                "cannot reach {}: {e}",
+                self.url
+            ))),
         }
     }
 
@@ -104,8 +117,16 @@ impl Client {
     }
 
     pub fn command(&self, name: &str, action: &str) -> Result<(), CliError> {
-        let v = self.post(&format!("/v1/rollouts/{name}/{action}"), serde_json::json!({ "actor": who() }))?;
-        for e in v.get("events").and_then(Value::as_array).into_iter().flatten() {
+        let v = self.post(
+            &format!("/v1/rollouts/{name}/{action}"),
+            serde_json::json!({ "actor": who() }),
+        )?;
+        for e in v
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             println!("{}", e.get("message").and_then(Value::as_str).unwrap_or(""));
         }
         Ok(())
@@ -117,7 +138,12 @@ impl Client {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             return Ok(());
         }
-        for e in v.get("events").and_then(Value::as_array).into_iter().flatten() {
+        for e in v
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let at = e.get("at_ms").and_then(Value::as_u64).unwrap_or(0);
             let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
             let actor = e.get("actor").and_then(Value::as_str).unwrap_or("-");
@@ -140,14 +166,18 @@ impl Client {
 
     pub fn kill(&self, s: OnOff) -> Result<(), CliError> {
         let on = matches!(s, OnOff::On);
-        let v = self.post("/v1/kill", serde_json::json!({ "kill_all": on, "actor": who() }))?;
+        let v = self.post(
+            "/v1/kill",
+            serde_json::json!({ "kill_all": on, "actor": who() }),
+        )?;
         println!("kill_all={} version={}", v["kill_all"], v["version"]);
         Ok(())
     }
 }
 
 fn pct(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "-".into(), |f| format!("{:.2}%", f * 100.0))
+    v.as_f64()
+        .map_or_else(|| "-".into(), |f| format!("{:.2}%", f * 100.0))
 }
 
 fn ms(v: &Value) -> String {
@@ -159,11 +189,26 @@ pub fn render_table(v: &Value) -> String {
     let mut s = format!(
         "state v{}{}\n{:<16} {:<12} {:<8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
         v["version"],
-        if v["kill_all"].as_bool() == Some(true) { "  KILL SWITCH ON" } else { "" },
-        "ROLLOUT", "STATUS", "PHASE", "SHARE", "REQ S/C", "ERR S", "ERR C", "P99 S ms", "P99 C ms", "VERDICT"
+        if v["kill_all"].as_bool() == Some(true) {
+            "  KILL SWITCH ON"
+        } else {
+            ""
+        },
+        "ROLLOUT",
+        "STATUS",
+        "PHASE",
+        "SHARE",
+        "REQ S/C",
+        "ERR S",
+        "ERR C",
+        "P99 S ms",
+        "P99 C ms",
+        "VERDICT"
     );
     for r in v["rollouts"].as_array().into_iter().flatten() {
-        let share = r["shares_bp"]["standard"].as_u64().map_or_else(|| "-".into(), |b| format!("{:.1}%", b as f64 / 100.0));
+        let share = r["shares_bp"]["standard"]
+            .as_u64()
+            .map_or_else(|| "-".into(), |b| format!("{:.1}%", b as f64 / 100.0));
         let verdict = r["verdict"]["reason"].as_str().unwrap_or("-");
         let outcome = r["verdict"]["outcome"].as_str().unwrap_or("");
         s.push_str(&format!(

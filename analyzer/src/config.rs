@@ -10,11 +10,18 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {field}: {message}")]
-    Field { path: String, field: String, message: String },
+    Field {
+        path: String,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +101,10 @@ pub struct Config {
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Self::parse(&text, &p)
     }
 
@@ -113,10 +123,21 @@ impl Config {
         }
         let token = match (raw.token, raw.token_env) {
             (Some(t), None) => t,
-            (None, Some(var)) => std::env::var(&var)
-                .map_err(|_| field("token_env", &format!("environment variable {var} is not set")))?,
-            (Some(_), Some(_)) => return Err(field("token", "set either token or token_env, not both")),
-            (None, None) => return Err(field("token", "a bearer token is required (token or token_env)")),
+            (None, Some(var)) => std::env::var(&var).map_err(|_| {
+                field(
+                    "token_env",
+                    &format!("environment variable {var} is not set"),
+                )
+            })?,
+            (Some(_), Some(_)) => {
+                return Err(field("token", "set either token or token_env, not both"))
+            }
+            (None, None) => {
+                return Err(field(
+                    "token",
+                    "a bearer token is required (token or token_env)",
+                ))
+            }
         };
         if token.len() < 8 {
             return Err(field("token", "must be at least 8 characters"));
@@ -129,12 +150,20 @@ impl Config {
             let f = format!("rollout[{i}]");
             let name_ok = !r.name.is_empty()
                 && r.name.len() <= 64
-                && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && r.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !name_ok {
-                return Err(field(&format!("{f}.name"), "must be 1-64 characters of [A-Za-z0-9_-]"));
+                return Err(field(
+                    &format!("{f}.name"),
+                    "must be 1-64 characters of [A-Za-z0-9_-]",
+                ));
             }
             if rollouts.iter().any(|d| d.spec.name == r.name) {
-                return Err(field(&format!("{f}.name"), &format!("duplicate rollout {:?}", r.name)));
+                return Err(field(
+                    &format!("{f}.name"),
+                    &format!("duplicate rollout {:?}", r.name),
+                ));
             }
             let mut spec = RolloutSpec::default_for(&r.name);
             if let Some(secs) = r.phase_seconds {
@@ -159,7 +188,10 @@ impl Config {
             }
             spec.validate()
                 .map_err(|(sub, m)| field(&format!("{f}.{sub}"), &m))?;
-            rollouts.push(RolloutDef { spec, autostart: r.autostart });
+            rollouts.push(RolloutDef {
+                spec,
+                autostart: r.autostart,
+            });
         }
         Ok(Config {
             listen: raw.listen,
@@ -184,10 +216,22 @@ mod tests {
             ("token = 'short'", "token"),
             ("token = 'dev-token-1'\ntick_ms = 1", "tick_ms"),
             ("token = 'dev-token-1'\ncolour = 1", "colour"),
-            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a b'", "rollout[0].name"),
-            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\n[[rollout]]\nname = 'a'", "rollout[1].name"),
-            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nguardrails = { alpha = 2.0 }", "rollout[0].guardrails.alpha"),
-            ("token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nspeed = 3", "speed"),
+            (
+                "token = 'dev-token-1'\n[[rollout]]\nname = 'a b'",
+                "rollout[0].name",
+            ),
+            (
+                "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\n[[rollout]]\nname = 'a'",
+                "rollout[1].name",
+            ),
+            (
+                "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nguardrails = { alpha = 2.0 }",
+                "rollout[0].guardrails.alpha",
+            ),
+            (
+                "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nspeed = 3",
+                "speed",
+            ),
         ];
         for (text, f) in cases {
             let e = Config::parse(text, "x.toml").unwrap_err().to_string();

@@ -51,7 +51,8 @@ pub struct Controller {
     /// Version at which each rollout's current phase took effect.
     phase_version: HashMap<String, u64>,
     last_seq: HashMap<String, (u64, u64)>,
-    pub totals: BTreeMap<String, Totals>,
+    /// Cumulative counts per (rollout, segment).
+    pub totals: BTreeMap<(String, String), Totals>,
     pub counters: Counters,
     store: Store,
     max_future_skew_ms: u64,
@@ -71,7 +72,11 @@ impl Controller {
             .map(|r| (r.name().to_string(), r))
             .collect();
         // The stored version is bumped on start so filters never see a repeated version with new content.
-        let version = store.meta("version")?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+        let version = store
+            .meta("version")?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
         let mut c = Controller {
             rollouts: BTreeMap::new(),
             version,
@@ -97,7 +102,13 @@ impl Controller {
                 None => {
                     let mut r = Rollout::new(def.spec.clone());
                     if def.autostart {
-                        for e in r.step(Input::Command { command: Command::Start, actor: "config".into() }, now_ms) {
+                        for e in r.step(
+                            Input::Command {
+                                command: Command::Start,
+                                actor: "config".into(),
+                            },
+                            now_ms,
+                        ) {
                             new_events.push((def.spec.name.clone(), now_ms, e));
                         }
                     }
@@ -123,7 +134,16 @@ impl Controller {
         let shares = self
             .rollouts
             .iter()
-            .map(|(n, r)| (n.clone(), if self.kill_all { BTreeMap::new() } else { r.shares() }))
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    if self.kill_all {
+                        BTreeMap::new()
+                    } else {
+                        r.shares()
+                    },
+                )
+            })
             .collect();
         self.shares_by_version.push_back((self.version, shares));
         while self.shares_by_version.len() > 64 {
@@ -163,7 +183,13 @@ impl Controller {
     }
 
     /// Applies the outputs of a step: bump the version if routing changed, persist.
-    fn apply(&mut self, name: &str, before: (Status, usize), events: Vec<Event>, now_ms: u64) -> Result<(), ApiError> {
+    fn apply(
+        &mut self,
+        name: &str,
+        before: (Status, usize),
+        events: Vec<Event>,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
         let Some(r) = self.rollouts.get(name) else {
             return Ok(());
         };
@@ -171,7 +197,13 @@ impl Controller {
         for e in &events {
             match e.kind.as_str() {
                 "rolled_back" => *self.counters.rollbacks.entry(name.to_string()).or_insert(0) += 1,
-                "promoted" => *self.counters.promotions.entry(name.to_string()).or_insert(0) += 1,
+                "promoted" => {
+                    *self
+                        .counters
+                        .promotions
+                        .entry(name.to_string())
+                        .or_insert(0) += 1
+                }
                 _ => {}
             }
             tracing::info!(rollout = name, kind = %e.kind, actor = ?e.actor, "{}", e.message);
@@ -182,7 +214,10 @@ impl Controller {
             self.record_shares();
         }
         if routing_changed || !events.is_empty() {
-            let evs: Vec<(String, u64, Event)> = events.into_iter().map(|e| (name.to_string(), now_ms, e)).collect();
+            let evs: Vec<(String, u64, Event)> = events
+                .into_iter()
+                .map(|e| (name.to_string(), now_ms, e))
+                .collect();
             if let Some(r) = self.rollouts.get(name) {
                 self.store.commit(&[r], &evs, self.version, now_ms)?;
             }
@@ -201,31 +236,52 @@ impl Controller {
             return bad("seq: must be >= 1".into());
         }
         if b.sent_at_ms > now_ms + self.max_future_skew_ms {
-            return bad(format!("sent_at_ms: {} is in the future (now {now_ms})", b.sent_at_ms));
+            return bad(format!(
+                "sent_at_ms: {} is in the future (now {now_ms})",
+                b.sent_at_ms
+            ));
         }
         if b.state_version > self.version {
-            return bad(format!("state_version: {} is newer than the current {}", b.state_version, self.version));
+            return bad(format!(
+                "state_version: {} is newer than the current {}",
+                b.state_version, self.version
+            ));
         }
         if b.cells.len() > 10_000 {
             return bad("cells: more than 10000".into());
         }
         for (i, c) in b.cells.iter().enumerate() {
             let Some(r) = self.rollouts.get(&c.rollout) else {
-                return Err(ApiError::UnknownRollout(format!("cells[{i}].rollout: {}", c.rollout)));
+                return Err(ApiError::UnknownRollout(format!(
+                    "cells[{i}].rollout: {}",
+                    c.rollout
+                )));
             };
             let _ = r;
             if c.errors > c.requests {
-                return bad(format!("cells[{i}].errors: {} exceeds requests {}", c.errors, c.requests));
+                return bad(format!(
+                    "cells[{i}].errors: {} exceeds requests {}",
+                    c.errors, c.requests
+                ));
             }
             if c.requests > 100_000_000 {
-                return bad(format!("cells[{i}].requests: {} is not plausible for one batch", c.requests));
+                return bad(format!(
+                    "cells[{i}].requests: {} is not plausible for one batch",
+                    c.requests
+                ));
             }
             if c.latency_us.count != c.requests {
-                return bad(format!("cells[{i}].latency_us.count: {} != requests {}", c.latency_us.count, c.requests));
+                return bad(format!(
+                    "cells[{i}].latency_us.count: {} != requests {}",
+                    c.latency_us.count, c.requests
+                ));
             }
             let sum: u64 = c.latency_us.buckets.values().sum::<u64>() + c.latency_us.zero;
             if sum != c.latency_us.count {
-                return bad(format!("cells[{i}].latency_us: bucket counts sum to {sum}, not count {}", c.latency_us.count));
+                return bad(format!(
+                    "cells[{i}].latency_us: bucket counts sum to {sum}, not count {}",
+                    c.latency_us.count
+                ));
             }
             if c.segment.is_empty() || c.segment.len() > 64 {
                 return bad(format!("cells[{i}].segment: must be 1-64 characters"));
@@ -249,16 +305,24 @@ impl Controller {
         }
         self.last_seq.insert(b.vm.clone(), (b.seq, now_ms));
         if self.last_seq.len() > 100_000 {
-            self.last_seq.retain(|_, (_, at)| now_ms.saturating_sub(*at) < 600_000);
+            self.last_seq
+                .retain(|_, (_, at)| now_ms.saturating_sub(*at) < 600_000);
         }
         self.counters.batches_accepted += 1;
         let mut windows: BTreeMap<&str, Window> = BTreeMap::new();
         for c in &b.cells {
-            let t = self.totals.entry(c.rollout.clone()).or_default();
+            let t = self
+                .totals
+                .entry((c.rollout.clone(), c.segment.clone()))
+                .or_default();
             t.requests[track_idx(c.track)] += c.requests;
             t.errors[track_idx(c.track)] += c.errors;
             let w = windows.entry(c.rollout.as_str()).or_default();
-            let agg = TrackAgg { requests: c.requests, errors: c.errors, latency_us: c.latency_us.clone() };
+            let agg = TrackAgg {
+                requests: c.requests,
+                errors: c.errors,
+                latency_us: c.latency_us.clone(),
+            };
             match c.track {
                 Track::Stable => w.stable.merge(&agg),
                 Track::Canary => w.canary.merge(&agg),
@@ -271,11 +335,19 @@ impl Controller {
             w.expected_canary += c.requests as f64 * share as f64 / 10_000.0;
         }
         let names: Vec<String> = windows.keys().map(|s| s.to_string()).collect();
-        let mut windows: BTreeMap<String, Window> = windows.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut windows: BTreeMap<String, Window> = windows
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         for name in names {
-            let Some(mut w) = windows.remove(&name) else { continue };
-            w.current_phase = b.state_version >= self.phase_version.get(&name).copied().unwrap_or(0);
-            let Some(r) = self.rollouts.get_mut(&name) else { continue };
+            let Some(mut w) = windows.remove(&name) else {
+                continue;
+            };
+            w.current_phase =
+                b.state_version >= self.phase_version.get(&name).copied().unwrap_or(0);
+            let Some(r) = self.rollouts.get_mut(&name) else {
+                continue;
+            };
             let before = (r.status, r.phase);
             let events = r.step(Input::Window(w), now_ms);
             self.apply(&name, before, events, now_ms)?;
@@ -284,12 +356,21 @@ impl Controller {
     }
 
     /// Feeds a shadow-comparison window (from the filters' shadow stats).
-    pub fn ingest_shadow(&mut self, rollout: &str, shadow: dwcp_core::rollout::ShadowAgg, now_ms: u64) -> Result<(), ApiError> {
+    pub fn ingest_shadow(
+        &mut self,
+        rollout: &str,
+        shadow: dwcp_core::rollout::ShadowAgg,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
         let Some(r) = self.rollouts.get_mut(rollout) else {
             return Err(ApiError::UnknownRollout(rollout.to_string()));
         };
         let before = (r.status, r.phase);
-        let w = Window { shadow, current_phase: true, ..Default::default() };
+        let w = Window {
+            shadow,
+            current_phase: true,
+            ..Default::default()
+        };
         let events = r.step(Input::Window(w), now_ms);
         self.apply(rollout, before, events, now_ms)
     }
@@ -297,7 +378,9 @@ impl Controller {
     pub fn tick(&mut self, now_ms: u64) -> Result<(), ApiError> {
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
         for name in names {
-            let Some(r) = self.rollouts.get_mut(&name) else { continue };
+            let Some(r) = self.rollouts.get_mut(&name) else {
+                continue;
+            };
             let before = (r.status, r.phase);
             let events = r.step(Input::Tick, now_ms);
             self.apply(&name, before, events, now_ms)?;
@@ -310,13 +393,28 @@ impl Controller {
         Ok(())
     }
 
-    pub fn command(&mut self, name: &str, command: Command, actor: &str, now_ms: u64) -> Result<Vec<Event>, ApiError> {
+    pub fn command(
+        &mut self,
+        name: &str,
+        command: Command,
+        actor: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, ApiError> {
         let Some(r) = self.rollouts.get_mut(name) else {
             return Err(ApiError::UnknownRollout(name.to_string()));
         };
         let before = (r.status, r.phase);
-        let events = r.step(Input::Command { command, actor: actor.to_string() }, now_ms);
-        let rejected = events.iter().find(|e| e.kind == "command_rejected").map(|e| e.message.clone());
+        let events = r.step(
+            Input::Command {
+                command,
+                actor: actor.to_string(),
+            },
+            now_ms,
+        );
+        let rejected = events
+            .iter()
+            .find(|e| e.kind == "command_rejected")
+            .map(|e| e.message.clone());
         self.apply(name, before, events.clone(), now_ms)?;
         match rejected {
             Some(m) => Err(ApiError::Conflict(m)),
@@ -325,12 +423,26 @@ impl Controller {
     }
 
     /// An engine trigger (5–8) fired for the rollout of that engine.
-    pub fn engine_trigger(&mut self, name: &str, trigger: u8, what: &str, detail: serde_json::Value, now_ms: u64) -> Result<Vec<Event>, ApiError> {
+    pub fn engine_trigger(
+        &mut self,
+        name: &str,
+        trigger: u8,
+        what: &str,
+        detail: serde_json::Value,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, ApiError> {
         let Some(r) = self.rollouts.get_mut(name) else {
             return Err(ApiError::UnknownRollout(name.to_string()));
         };
         let before = (r.status, r.phase);
-        let events = r.step(Input::EngineTrigger { trigger, name: what.to_string(), detail }, now_ms);
+        let events = r.step(
+            Input::EngineTrigger {
+                trigger,
+                name: what.to_string(),
+                detail,
+            },
+            now_ms,
+        );
         self.apply(name, before, events.clone(), now_ms)?;
         Ok(events)
     }
@@ -348,12 +460,17 @@ impl Controller {
                 evidence: serde_json::Value::Null,
             };
             let all: Vec<&Rollout> = self.rollouts.values().collect();
-            self.store.commit(&all, &[("*".into(), now_ms, e)], self.version, now_ms)?;
+            self.store
+                .commit(&all, &[("*".into(), now_ms, e)], self.version, now_ms)?;
         }
         Ok(())
     }
 
-    pub fn events(&self, name: &str, limit: usize) -> Result<Vec<crate::store::StoredEvent>, ApiError> {
+    pub fn events(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::store::StoredEvent>, ApiError> {
         if !self.rollouts.contains_key(name) && name != "*" {
             return Err(ApiError::UnknownRollout(name.to_string()));
         }
@@ -362,6 +479,9 @@ impl Controller {
 
     /// VMs that sent a batch in the last `window_ms`.
     pub fn active_vms(&self, now_ms: u64, window_ms: u64) -> usize {
-        self.last_seq.values().filter(|(_, at)| now_ms.saturating_sub(*at) <= window_ms).count()
+        self.last_seq
+            .values()
+            .filter(|(_, at)| now_ms.saturating_sub(*at) <= window_ms)
+            .count()
     }
 }

@@ -6,10 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "dwcp-analyzer", version, about = "Progressive delivery companion: judge canaries, promote or abort them")]
+#[command(
+    name = "dwcp-analyzer",
+    version,
+    about = "Progressive delivery companion: judge canaries, promote or abort them"
+)]
 struct Args {
     /// Companion URL for the CLI commands.
-    #[arg(long, global = true, env = "DWCP_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "DWCP_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// Bearer token for mutating CLI commands.
     #[arg(long, global = true, env = "DWCP_TOKEN", default_value = "")]
@@ -37,11 +46,21 @@ enum Cmd {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
-    Start { name: String },
-    Promote { name: String },
-    Pause { name: String },
-    Resume { name: String },
-    Abort { name: String },
+    Start {
+        name: String,
+    },
+    Promote {
+        name: String,
+    },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    Abort {
+        name: String,
+    },
     /// Audit log and evidence of a rollout.
     Events {
         name: String,
@@ -49,7 +68,9 @@ enum Cmd {
         json: bool,
     },
     /// Global kill switch: `on` sends every user of every rollout to stable.
-    Kill { state: cli::OnOff },
+    Kill {
+        state: cli::OnOff,
+    },
     /// Send demo traffic through Envoy and print the split per segment.
     Traffic(traffic::Args),
 }
@@ -61,7 +82,10 @@ fn main() -> ExitCode {
         Cmd::Serve { config } => {
             tracing_subscriber::fmt()
                 .json()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
                 .init();
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -70,7 +94,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(64);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("dwcp-analyzer: cannot start runtime: {e}");

@@ -12,8 +12,17 @@ impl Out {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {ty}");
     }
     fn line(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
-        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-        let v = if v.is_finite() { v } else if v > 0.0 { f64::MAX } else { 0.0 };
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let v = if v.is_finite() {
+            v
+        } else if v > 0.0 {
+            f64::MAX
+        } else {
+            0.0
+        };
         if l.is_empty() {
             let _ = writeln!(self.0, "{name} {v}");
         } else {
@@ -23,82 +32,197 @@ impl Out {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
-const STATUSES: [Status; 5] = [Status::Pending, Status::Running, Status::Paused, Status::Succeeded, Status::RolledBack];
+const STATUSES: [Status; 5] = [
+    Status::Pending,
+    Status::Running,
+    Status::Paused,
+    Status::Succeeded,
+    Status::RolledBack,
+];
 
 pub fn render(c: &Controller, now_ms: u64) -> String {
     let mut o = Out(String::new());
-    o.head("dwcp_rollout_phase_index", "gauge", "Index of the current phase in the rollout's ladder");
+    o.head(
+        "dwcp_rollout_phase_index",
+        "gauge",
+        "Index of the current phase in the rollout's ladder",
+    );
     for (n, r) in &c.rollouts {
-        o.line("dwcp_rollout_phase_index", &[("rollout", n), ("phase", r.phase_name())], r.phase as f64);
+        o.line(
+            "dwcp_rollout_phase_index",
+            &[("rollout", n), ("phase", r.phase_name())],
+            r.phase as f64,
+        );
     }
-    o.head("dwcp_rollout_status", "gauge", "1 for the rollout's current status");
+    o.head(
+        "dwcp_rollout_status",
+        "gauge",
+        "1 for the rollout's current status",
+    );
     for (n, r) in &c.rollouts {
         for s in STATUSES {
-            o.line("dwcp_rollout_status", &[("rollout", n), ("status", s.as_str())], f64::from(u8::from(r.status == s)));
+            o.line(
+                "dwcp_rollout_status",
+                &[("rollout", n), ("status", s.as_str())],
+                f64::from(u8::from(r.status == s)),
+            );
         }
     }
-    o.head("dwcp_rollout_canary_weight", "gauge", "Assigned canary share per segment (0-1)");
+    o.head(
+        "dwcp_rollout_canary_weight",
+        "gauge",
+        "Assigned canary share per segment (0-1)",
+    );
     for (n, r) in &c.rollouts {
         for (seg, bp) in r.shares() {
-            let w = if c.kill_all { 0.0 } else { bp as f64 / 10_000.0 };
-            o.line("dwcp_rollout_canary_weight", &[("rollout", n), ("segment", &seg)], w);
+            let w = if c.kill_all {
+                0.0
+            } else {
+                bp as f64 / 10_000.0
+            };
+            o.line(
+                "dwcp_rollout_canary_weight",
+                &[("rollout", n), ("segment", &seg)],
+                w,
+            );
         }
     }
-    o.head("dwcp_rollout_requests_total", "counter", "Requests reported by filters since the companion started");
-    for (n, t) in &c.totals {
+    o.head(
+        "dwcp_rollout_requests_total",
+        "counter",
+        "Requests reported by filters since the companion started",
+    );
+    for ((n, seg), t) in &c.totals {
         for (i, track) in ["stable", "canary"].iter().enumerate() {
-            o.line("dwcp_rollout_requests_total", &[("rollout", n), ("track", track)], t.requests[i] as f64);
+            o.line(
+                "dwcp_rollout_requests_total",
+                &[("rollout", n), ("track", track), ("segment", seg)],
+                t.requests[i] as f64,
+            );
         }
     }
-    o.head("dwcp_rollout_errors_total", "counter", "Errors reported by filters since the companion started");
-    for (n, t) in &c.totals {
+    o.head(
+        "dwcp_rollout_errors_total",
+        "counter",
+        "Errors reported by filters since the companion started",
+    );
+    for ((n, seg), t) in &c.totals {
         for (i, track) in ["stable", "canary"].iter().enumerate() {
-            o.line("dwcp_rollout_errors_total", &[("rollout", n), ("track", track)], t.errors[i] as f64);
+            o.line(
+                "dwcp_rollout_errors_total",
+                &[("rollout", n), ("track", track), ("segment", seg)],
+                t.errors[i] as f64,
+            );
         }
     }
-    o.head("dwcp_rollout_p99_seconds", "gauge", "p99 latency of the current phase per track");
+    o.head(
+        "dwcp_rollout_p99_seconds",
+        "gauge",
+        "p99 latency of the current phase per track",
+    );
     for (n, r) in &c.rollouts {
         for (track, agg) in [("stable", &r.phase_stable), ("canary", &r.phase_canary)] {
             if let Some(p) = agg.latency_us.quantile(0.99) {
-                o.line("dwcp_rollout_p99_seconds", &[("rollout", n), ("track", track)], p / 1e6);
+                o.line(
+                    "dwcp_rollout_p99_seconds",
+                    &[("rollout", n), ("track", track)],
+                    p / 1e6,
+                );
             }
         }
     }
-    o.head("dwcp_rollout_e_value", "gauge", "Current e-value (mixture likelihood ratio) of each sequential test");
+    o.head(
+        "dwcp_rollout_e_value",
+        "gauge",
+        "Current e-value (mixture likelihood ratio) of each sequential test",
+    );
     for (n, r) in &c.rollouts {
-        o.line("dwcp_rollout_e_value", &[("rollout", n), ("test", "errors")], r.error_test.log_e_value().exp());
-        o.line("dwcp_rollout_e_value", &[("rollout", n), ("test", "latency")], r.latency_test.log_e_value().exp());
-        o.line("dwcp_rollout_e_value", &[("rollout", n), ("test", "shadow_errors")], r.shadow_error_test.log_e_value().exp());
-        o.line("dwcp_rollout_e_value", &[("rollout", n), ("test", "shadow_mismatch")], r.shadow_mismatch_test.log_e_value().exp());
+        o.line(
+            "dwcp_rollout_e_value",
+            &[("rollout", n), ("test", "errors")],
+            r.error_test.log_e_value().exp(),
+        );
+        o.line(
+            "dwcp_rollout_e_value",
+            &[("rollout", n), ("test", "latency")],
+            r.latency_test.log_e_value().exp(),
+        );
+        o.line(
+            "dwcp_rollout_e_value",
+            &[("rollout", n), ("test", "shadow_errors")],
+            r.shadow_error_test.log_e_value().exp(),
+        );
+        o.line(
+            "dwcp_rollout_e_value",
+            &[("rollout", n), ("test", "shadow_mismatch")],
+            r.shadow_mismatch_test.log_e_value().exp(),
+        );
     }
-    o.head("dwcp_rollout_p_value", "gauge", "Always-valid p-value of the error test (min(1, 1/e))");
+    o.head(
+        "dwcp_rollout_p_value",
+        "gauge",
+        "Always-valid p-value of the error test (min(1, 1/e))",
+    );
     for (n, r) in &c.rollouts {
-        o.line("dwcp_rollout_p_value", &[("rollout", n), ("test", "errors")], r.error_test.p_value());
-        o.line("dwcp_rollout_p_value", &[("rollout", n), ("test", "latency")], r.latency_test.p_value());
+        o.line(
+            "dwcp_rollout_p_value",
+            &[("rollout", n), ("test", "errors")],
+            r.error_test.p_value(),
+        );
+        o.line(
+            "dwcp_rollout_p_value",
+            &[("rollout", n), ("test", "latency")],
+            r.latency_test.p_value(),
+        );
     }
-    o.head("dwcp_rollout_trigger_failing", "gauge", "1 when a trigger's latest verdict is fail");
+    o.head(
+        "dwcp_rollout_trigger_failing",
+        "gauge",
+        "1 when a trigger's latest verdict is fail",
+    );
     for (n, r) in &c.rollouts {
         let checks = dwcp_core::rollout::judge::checks(r, now_ms);
         for t in ["1:error_rate", "2:p99", "3:success", "4:throughput"] {
-            let failing = r.status == Status::RolledBack && r.last_verdict.as_ref().is_some_and(|v| v.trigger == t)
-                || checks.iter().any(|v| v.trigger == t && v.outcome == dwcp_core::rollout::Outcome::Fail);
-            o.line("dwcp_rollout_trigger_failing", &[("rollout", n), ("trigger", t)], f64::from(u8::from(failing)));
+            let failing = r.status == Status::RolledBack
+                && r.last_verdict.as_ref().is_some_and(|v| v.trigger == t)
+                || checks
+                    .iter()
+                    .any(|v| v.trigger == t && v.outcome == dwcp_core::rollout::Outcome::Fail);
+            o.line(
+                "dwcp_rollout_trigger_failing",
+                &[("rollout", n), ("trigger", t)],
+                f64::from(u8::from(failing)),
+            );
         }
     }
-    o.head("dwcp_rollbacks_total", "counter", "Rollbacks executed since the companion started");
+    o.head(
+        "dwcp_rollbacks_total",
+        "counter",
+        "Rollbacks executed since the companion started",
+    );
     for n in c.rollouts.keys() {
         let v = c.counters.rollbacks.get(n).copied().unwrap_or(0);
         o.line("dwcp_rollbacks_total", &[("rollout", n)], v as f64);
     }
-    o.head("dwcp_promotions_total", "counter", "Promotions since the companion started");
+    o.head(
+        "dwcp_promotions_total",
+        "counter",
+        "Promotions since the companion started",
+    );
     for n in c.rollouts.keys() {
         let v = c.counters.promotions.get(n).copied().unwrap_or(0);
         o.line("dwcp_promotions_total", &[("rollout", n)], v as f64);
     }
-    o.head("dwcp_telemetry_batches_total", "counter", "Telemetry batches by result");
+    o.head(
+        "dwcp_telemetry_batches_total",
+        "counter",
+        "Telemetry batches by result",
+    );
     for (res, v) in [
         ("accepted", c.counters.batches_accepted),
         ("duplicate", c.counters.batches_duplicate),
@@ -106,20 +230,52 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
     ] {
         o.line("dwcp_telemetry_batches_total", &[("result", res)], v as f64);
     }
-    o.head("dwcp_auth_failures_total", "counter", "Requests refused for a missing or wrong bearer token");
-    o.line("dwcp_auth_failures_total", &[], c.counters.auth_failures as f64);
-    o.head("dwcp_decision_latency_seconds", "summary", "Time to ingest and judge one telemetry batch");
+    o.head(
+        "dwcp_auth_failures_total",
+        "counter",
+        "Requests refused for a missing or wrong bearer token",
+    );
+    o.line(
+        "dwcp_auth_failures_total",
+        &[],
+        c.counters.auth_failures as f64,
+    );
+    o.head(
+        "dwcp_decision_latency_seconds",
+        "summary",
+        "Time to ingest and judge one telemetry batch",
+    );
     let h = &c.counters.ingest_us;
     for q in [0.5, 0.99] {
-        o.line("dwcp_decision_latency_seconds", &[("quantile", &q.to_string())], h.quantile(q).unwrap_or(0.0) / 1e6);
+        o.line(
+            "dwcp_decision_latency_seconds",
+            &[("quantile", &q.to_string())],
+            h.quantile(q).unwrap_or(0.0) / 1e6,
+        );
     }
     o.line("dwcp_decision_latency_seconds_sum", &[], h.sum as f64 / 1e6);
     o.line("dwcp_decision_latency_seconds_count", &[], h.count as f64);
-    o.head("dwcp_state_version", "gauge", "Version of the dynamic state served to filters");
+    o.head(
+        "dwcp_state_version",
+        "gauge",
+        "Version of the dynamic state served to filters",
+    );
     o.line("dwcp_state_version", &[], c.version as f64);
-    o.head("dwcp_kill_all", "gauge", "1 when the global kill switch is on");
+    o.head(
+        "dwcp_kill_all",
+        "gauge",
+        "1 when the global kill switch is on",
+    );
     o.line("dwcp_kill_all", &[], f64::from(u8::from(c.kill_all)));
-    o.head("dwcp_filter_vms_active", "gauge", "Filter VMs that sent telemetry in the last 10 s");
-    o.line("dwcp_filter_vms_active", &[], c.active_vms(now_ms, 10_000) as f64);
+    o.head(
+        "dwcp_filter_vms_active",
+        "gauge",
+        "Filter VMs that sent telemetry in the last 10 s",
+    );
+    o.line(
+        "dwcp_filter_vms_active",
+        &[],
+        c.active_vms(now_ms, 10_000) as f64,
+    );
     o.0
 }

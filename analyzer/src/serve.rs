@@ -9,7 +9,11 @@ use std::time::Duration;
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::open(&cfg, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", cfg.db.display()))?;
-    let app = Arc::new(App { controller: Mutex::new(controller), token: cfg.token.clone(), started_ms: now_ms() });
+    let app = Arc::new(App {
+        controller: Mutex::new(controller),
+        token: cfg.token.clone(),
+        started_ms: now_ms(),
+    });
     let ticker = app.clone();
     let tick = Duration::from_millis(cfg.tick_ms);
     tokio::spawn(async move {

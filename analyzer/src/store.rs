@@ -44,7 +44,9 @@ impl Store {
     }
 
     pub fn load_rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
-        let mut st = self.conn.prepare("SELECT json FROM rollouts ORDER BY name")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT json FROM rollouts ORDER BY name")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for j in rows {
@@ -96,7 +98,11 @@ impl Store {
             "SELECT id, at_ms, json FROM (SELECT id, at_ms, json FROM events WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = st.query_map(params![rollout, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {

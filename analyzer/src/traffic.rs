@@ -28,7 +28,10 @@ pub struct Args {
 pub fn user_headers(prefix: &str, i: usize) -> (String, &'static str, Vec<(&'static str, String)>) {
     let id = format!("{prefix}-{i}");
     let (seg, extra): (&str, Vec<(&str, String)>) = match i % 20 {
-        0 => ("internal", vec![("x-user-email", format!("{id}@company.com"))]),
+        0 => (
+            "internal",
+            vec![("x-user-email", format!("{id}@company.com"))],
+        ),
         1 => ("beta", vec![("x-beta-opt-in", "true".into())]),
         2 | 3 => ("premium", vec![("x-user-tier", "premium".into())]),
         4 | 5 => ("enterprise", vec![("x-user-tier", "enterprise".into())]),
@@ -60,13 +63,21 @@ pub struct Report {
 
 /// Sends the traffic; `Err` only when Envoy cannot be reached at all.
 pub fn send(a: &Args) -> Result<Report, String> {
-    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(10)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
     let next = Arc::new(Mutex::new(0usize));
     let report = Arc::new(Mutex::new(Report::default()));
     let url = format!("{}{}", a.envoy.trim_end_matches('/'), a.path);
     let mut handles = Vec::new();
     for _ in 0..a.concurrency.max(1) {
-        let (next, report, agent, url, a) = (next.clone(), report.clone(), agent.clone(), url.clone(), a.clone());
+        let (next, report, agent, url, a) = (
+            next.clone(),
+            report.clone(),
+            agent.clone(),
+            url.clone(),
+            a.clone(),
+        );
         handles.push(std::thread::spawn(move || loop {
             let i = {
                 let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
@@ -146,7 +157,11 @@ pub fn render(r: &Report, assigned: Option<&BTreeMap<String, u32>>) -> String {
         "SEGMENT", "USERS", "REQUESTS", "CANARY SHARE", "ASSIGNED", "FLAPPING", "FAILED"
     );
     for (seg, x) in &r.segments {
-        let share = if x.users > 0 { x.canary_users as f64 / x.users as f64 * 100.0 } else { 0.0 };
+        let share = if x.users > 0 {
+            x.canary_users as f64 / x.users as f64 * 100.0
+        } else {
+            0.0
+        };
         let assigned = assigned
             .and_then(|a| a.get(seg))
             .map_or_else(|| "-".into(), |bp| format!("{:.1}%", *bp as f64 / 100.0));
@@ -169,7 +184,9 @@ pub fn run(a: &Args) -> Result<(), String> {
             v["state"]["rollouts"]
                 .as_object()
                 .and_then(|m| m.values().next().cloned())
-                .and_then(|r| serde_json::from_value::<BTreeMap<String, u32>>(r["segments"].clone()).ok())
+                .and_then(|r| {
+                    serde_json::from_value::<BTreeMap<String, u32>>(r["segments"].clone()).ok()
+                })
         });
     print!("{}", render(&r, assigned.as_ref()));
     println!("5xx responses: {}", r.status_5xx);

@@ -19,10 +19,17 @@ impl Stopwatch for Clock {
 }
 
 fn main() {
-    let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2024u64);
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2024u64);
     let items = corpus::generate(seed, 360, 4 << 10, 256 << 10);
     let (train, test) = corpus::split(seed, items, 30);
-    println!("seed {seed}: {} training items, {} held-out items", train.len(), test.len());
+    println!(
+        "seed {seed}: {} training items, {} held-out items",
+        train.len(),
+        test.len()
+    );
     let mut clock = Clock(Instant::now());
     let t0 = Instant::now();
     let selector = match Selector::train_and_evaluate(&train, &test, 3, &mut clock, 1 << 30) {
@@ -32,19 +39,44 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("oracle + training + evaluation took {:.1} s", t0.elapsed().as_secs_f64());
-    let Some(ev) = selector.evaluation() else { return };
+    println!(
+        "oracle + training + evaluation took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let Some(ev) = selector.evaluation() else {
+        return;
+    };
     println!("held-out cases (items x links): {}", ev.cases);
     println!("{:<16} {:>12} {:>10}", "policy", "mean regret", "agreement");
     for s in std::iter::once(&ev.model).chain(ev.baselines.iter()) {
-        println!("{:<16} {:>11.2}% {:>9.1}%", s.policy, s.mean_regret * 100.0, s.agreement * 100.0);
+        println!(
+            "{:<16} {:>11.2}% {:>9.1}%",
+            s.policy,
+            s.mean_regret * 100.0,
+            s.agreement * 100.0
+        );
     }
     println!("per class (model):");
     for (class, s) in &ev.per_class {
-        println!("  {:<12} regret {:>6.2}%  agreement {:>5.1}%", class, s.mean_regret * 100.0, s.agreement * 100.0);
+        println!(
+            "  {:<12} regret {:>6.2}%  agreement {:>5.1}%",
+            class,
+            s.mean_regret * 100.0,
+            s.agreement * 100.0
+        );
     }
     println!("oracle's choices: {:?}", ev.oracle_choices);
-    println!("decision latency (probe {} B): mean {:.2} us, p99 {:.2} us", ev.probe_bytes, ev.decision_ns_mean / 1e3, ev.decision_ns_p99 as f64 / 1e3);
-    let ok = ev.model.mean_regret <= 0.10 && ev.model.agreement >= 0.80 && ev.decision_ns_mean <= 20_000.0;
-    println!("targets (regret <= 10 %, agreement >= 80 %, decision <= 20 us): {}", if ok { "met" } else { "NOT met" });
+    println!(
+        "decision latency (probe {} B): mean {:.2} us, p99 {:.2} us",
+        ev.probe_bytes,
+        ev.decision_ns_mean / 1e3,
+        ev.decision_ns_p99 as f64 / 1e3
+    );
+    let ok = ev.model.mean_regret <= 0.10
+        && ev.model.agreement >= 0.80
+        && ev.decision_ns_mean <= 20_000.0;
+    println!(
+        "targets (regret <= 10 %, agreement >= 80 %, decision <= 20 us): {}",
+        if ok { "met" } else { "NOT met" }
+    );
 }

@@ -31,7 +31,10 @@ pub fn scale(hash: u32, total: u64) -> u64 {
 
 /// The user's bucket in basis points `[0, 10 000)` for a rollout (the flag key).
 pub fn bucket_bp(flag_key: &str, targeting_key: &str) -> u32 {
-    scale(murmur3_concat(flag_key.as_bytes(), targeting_key.as_bytes()), FULL_BP as u64) as u32
+    scale(
+        murmur3_concat(flag_key.as_bytes(), targeting_key.as_bytes()),
+        FULL_BP as u64,
+    ) as u32
 }
 
 /// flagd `fractional` v2 over weighted variants: the index of the chosen variant, or `None` when the

@@ -291,7 +291,10 @@ impl TryFrom<RawConfig> for FilterConfig {
         let mut segments: Vec<String> = segment_flag.variant_names().map(str::to_string).collect();
         segments.sort();
         if segments.is_empty() {
-            return Err(field_err("segments.variants", "at least one segment is required"));
+            return Err(field_err(
+                "segments.variants",
+                "at least one segment is required",
+            ));
         }
         if segments.len() > 64 {
             return Err(field_err("segments.variants", "at most 64 segments"));
@@ -311,13 +314,19 @@ impl TryFrom<RawConfig> for FilterConfig {
                 ));
             }
             if rollouts.iter().any(|o| o.name == r.name) {
-                return Err(field_err(format!("{f}.name"), format!("duplicate rollout {:?}", r.name)));
+                return Err(field_err(
+                    format!("{f}.name"),
+                    format!("duplicate rollout {:?}", r.name),
+                ));
             }
             if !r.path_prefix.starts_with('/') {
                 return Err(field_err(format!("{f}.path_prefix"), "must start with '/'"));
             }
             if r.hosts.is_empty() {
-                return Err(field_err(format!("{f}.hosts"), "must list at least one host or \"*\""));
+                return Err(field_err(
+                    format!("{f}.hosts"),
+                    "must list at least one host or \"*\"",
+                ));
             }
             rollouts.push(Rollout {
                 name: r.name,
@@ -359,7 +368,9 @@ impl TryFrom<RawConfig> for FilterConfig {
 
 impl FilterConfig {
     pub fn segment_index(&self, name: &str) -> Option<usize> {
-        self.segments.binary_search_by(|s| s.as_str().cmp(name)).ok()
+        self.segments
+            .binary_search_by(|s| s.as_str().cmp(name))
+            .ok()
     }
 }
 

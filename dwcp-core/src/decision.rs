@@ -8,7 +8,9 @@ use crate::state::DynamicState;
 use crate::targeting::Context;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Track {
     Stable,
@@ -125,7 +127,10 @@ pub fn match_rollout(cfg: &FilterConfig, authority: &str, path: &str) -> Option<
 }
 
 /// Resolves the segment of the request (index into `cfg.segments`) and whether a header was bad.
-pub fn resolve_segment<H: Headers + ?Sized>(cfg: &FilterConfig, headers: &H) -> (usize, bool, Option<String>) {
+pub fn resolve_segment<H: Headers + ?Sized>(
+    cfg: &FilterConfig,
+    headers: &H,
+) -> (usize, bool, Option<String>) {
     let mut bad = false;
     let mut attrs = Map::new();
     for (name, header, ty) in &cfg.attributes {
@@ -219,13 +224,23 @@ pub fn decide<H: Headers + ?Sized>(
 
 /// The explanation header value: `rollout=…;segment=…;bucket=…;phase=…;rule=…`.
 pub fn explain(cfg: &FilterConfig, state: Option<&DynamicState>, d: &Decision) -> String {
-    let rollout = cfg.rollouts.get(d.rollout).map(|r| r.name.as_str()).unwrap_or("");
+    let rollout = cfg
+        .rollouts
+        .get(d.rollout)
+        .map(|r| r.name.as_str())
+        .unwrap_or("");
     let phase = state
         .and_then(|s| s.rollouts.get(rollout))
         .map(|r| r.phase.as_str())
         .unwrap_or("none");
-    let segment = cfg.segments.get(d.segment).map(String::as_str).unwrap_or("");
-    let bucket = d.bucket.map_or_else(|| "none".to_string(), |b| b.to_string());
+    let segment = cfg
+        .segments
+        .get(d.segment)
+        .map(String::as_str)
+        .unwrap_or("");
+    let bucket = d
+        .bucket
+        .map_or_else(|| "none".to_string(), |b| b.to_string());
     format!(
         "rollout={rollout};segment={segment};bucket={bucket};phase={phase};rule={};track={}",
         d.why.as_str(),

@@ -54,7 +54,12 @@ pub enum EngineEvent {
         detail: String,
     },
     /// Trigger 6: a checksum, round trip, commit or allocation invariant failed.
-    DataIntegrityViolation { engine: String, at_ms: u64, violation: IntegrityKind, detail: String },
+    DataIntegrityViolation {
+        engine: String,
+        at_ms: u64,
+        violation: IntegrityKind,
+        detail: String,
+    },
     /// Trigger 8: more than the configured number of breaker opens inside the window.
     CircuitBreakerStorm {
         engine: String,
@@ -74,9 +79,18 @@ pub enum EngineEvent {
         above_for_ms: u64,
     },
     /// Observation: one circuit breaker went to `open` (feeds trigger 8).
-    BreakerOpened { engine: String, at_ms: u64, component: String },
+    BreakerOpened {
+        engine: String,
+        at_ms: u64,
+        component: String,
+    },
     /// Observation: a memory reading against the configured budget (feeds trigger 7).
-    MemorySample { engine: String, at_ms: u64, used_bytes: u64, budget_bytes: u64 },
+    MemorySample {
+        engine: String,
+        at_ms: u64,
+        used_bytes: u64,
+        budget_bytes: u64,
+    },
 }
 
 impl EngineEvent {
@@ -161,7 +175,12 @@ pub struct TriggerConfig {
 
 impl Default for TriggerConfig {
     fn default() -> Self {
-        Self { storm_opens: 10, storm_window_ms: 300_000, memory_percent: 95, memory_window_ms: 300_000 }
+        Self {
+            storm_opens: 10,
+            storm_window_ms: 300_000,
+            memory_percent: 95,
+            memory_window_ms: 300_000,
+        }
     }
 }
 
@@ -187,7 +206,11 @@ pub struct TriggerWindow {
 
 impl TriggerWindow {
     pub fn new(config: TriggerConfig) -> Self {
-        Self { config, storms: BTreeMap::new(), memory: BTreeMap::new() }
+        Self {
+            config,
+            storms: BTreeMap::new(),
+            memory: BTreeMap::new(),
+        }
     }
 
     pub fn config(&self) -> TriggerConfig {
@@ -198,16 +221,27 @@ impl TriggerWindow {
     /// engine that aggregates itself) fire their trigger immediately.
     pub fn observe(&mut self, event: &EngineEvent) -> Option<TriggerFired> {
         let at_ms = event.at_ms();
-        let fired = |trigger| Some(TriggerFired { trigger, at_ms, evidence: event.clone() });
+        let fired = |trigger| {
+            Some(TriggerFired {
+                trigger,
+                at_ms,
+                evidence: event.clone(),
+            })
+        };
         match event {
             EngineEvent::ByzantineAttackDetected { .. } => fired(Trigger::ByzantineAttack),
             EngineEvent::DataIntegrityViolation { .. } => fired(Trigger::DataIntegrity),
             EngineEvent::CircuitBreakerStorm { .. } => fired(Trigger::CircuitBreakerStorm),
             EngineEvent::MemoryExhaustion { .. } => fired(Trigger::MemoryExhaustion),
-            EngineEvent::BreakerOpened { engine, component, .. } => self.on_open(engine, component, at_ms),
-            EngineEvent::MemorySample { engine, used_bytes, budget_bytes, .. } => {
-                self.on_memory(engine, *used_bytes, *budget_bytes, at_ms)
-            }
+            EngineEvent::BreakerOpened {
+                engine, component, ..
+            } => self.on_open(engine, component, at_ms),
+            EngineEvent::MemorySample {
+                engine,
+                used_bytes,
+                budget_bytes,
+                ..
+            } => self.on_memory(engine, *used_bytes, *budget_bytes, at_ms),
         }
     }
 
@@ -241,10 +275,20 @@ impl TriggerWindow {
             window_ms: cfg.storm_window_ms,
             components,
         };
-        Some(TriggerFired { trigger: Trigger::CircuitBreakerStorm, at_ms, evidence })
+        Some(TriggerFired {
+            trigger: Trigger::CircuitBreakerStorm,
+            at_ms,
+            evidence,
+        })
     }
 
-    fn on_memory(&mut self, engine: &str, used: u64, budget: u64, at_ms: u64) -> Option<TriggerFired> {
+    fn on_memory(
+        &mut self,
+        engine: &str,
+        used: u64,
+        budget: u64,
+        at_ms: u64,
+    ) -> Option<TriggerFired> {
         let cfg = self.config;
         let state = self.memory.entry(engine.to_owned()).or_default();
         let high = u128::from(used) * 100 > u128::from(budget) * u128::from(cfg.memory_percent);
@@ -265,7 +309,11 @@ impl TriggerWindow {
             budget_bytes: budget,
             above_for_ms,
         };
-        Some(TriggerFired { trigger: Trigger::MemoryExhaustion, at_ms, evidence })
+        Some(TriggerFired {
+            trigger: Trigger::MemoryExhaustion,
+            at_ms,
+            evidence,
+        })
     }
 }
 
@@ -274,11 +322,20 @@ mod tests {
     use super::*;
 
     fn open(at_ms: u64) -> EngineEvent {
-        EngineEvent::BreakerOpened { engine: "manager".into(), at_ms, component: format!("c{}", at_ms % 3) }
+        EngineEvent::BreakerOpened {
+            engine: "manager".into(),
+            at_ms,
+            component: format!("c{}", at_ms % 3),
+        }
     }
 
     fn mem(at_ms: u64, used: u64) -> EngineEvent {
-        EngineEvent::MemorySample { engine: "manager".into(), at_ms, used_bytes: used, budget_bytes: 100 }
+        EngineEvent::MemorySample {
+            engine: "manager".into(),
+            at_ms,
+            used_bytes: used,
+            budget_bytes: 100,
+        }
     }
 
     #[test]

@@ -78,8 +78,18 @@ impl Accumulator {
             .then(|| (rollout * 2 + track.index()) * self.segments.len() + segment)
     }
 
-    pub fn record(&mut self, rollout: usize, track: Track, segment: usize, error: bool, latency_us: u64) {
-        if let Some(c) = self.index(rollout, track, segment).and_then(|i| self.cells.get_mut(i)) {
+    pub fn record(
+        &mut self,
+        rollout: usize,
+        track: Track,
+        segment: usize,
+        error: bool,
+        latency_us: u64,
+    ) {
+        if let Some(c) = self
+            .index(rollout, track, segment)
+            .and_then(|i| self.cells.get_mut(i))
+        {
             c.requests += 1;
             c.errors += u64::from(error);
             c.latency_us.record(latency_us);
@@ -100,7 +110,14 @@ impl Accumulator {
             }
             let seg = i % segs.max(1);
             let rt = i / segs.max(1);
-            let (r, track) = (rt / 2, if rt % 2 == 0 { Track::Stable } else { Track::Canary });
+            let (r, track) = (
+                rt / 2,
+                if rt % 2 == 0 {
+                    Track::Stable
+                } else {
+                    Track::Canary
+                },
+            );
             let acc = std::mem::take(c);
             cells.push(Cell {
                 rollout: self.rollouts.get(r).cloned().unwrap_or_default(),
@@ -131,7 +148,10 @@ impl Accumulator {
             let r = self.rollouts.iter().position(|x| *x == c.rollout);
             let s = self.segments.iter().position(|x| *x == c.segment);
             if let (Some(r), Some(s)) = (r, s) {
-                if let Some(acc) = self.index(r, c.track, s).and_then(|i| self.cells.get_mut(i)) {
+                if let Some(acc) = self
+                    .index(r, c.track, s)
+                    .and_then(|i| self.cells.get_mut(i))
+                {
                     acc.requests += c.requests;
                     acc.errors += c.errors;
                     acc.latency_us.merge(&c.latency_us);

@@ -56,6 +56,7 @@ struct Root {
     context_id: u32,
     vm: Option<Rc<RefCell<Vm>>>,
     metric_ids: HashMap<String, u32>,
+    last_sync_status: Option<u16>,
 }
 
 impl Root {
@@ -64,6 +65,7 @@ impl Root {
             context_id,
             vm: None,
             metric_ids: HashMap::new(),
+            last_sync_status: None,
         }
     }
 
@@ -138,7 +140,10 @@ impl Root {
                 vm.acc.count("sync_failed");
                 log(
                     LogLevel::Warn,
-                    &format!("dwcp: cannot call companion cluster {:?}: {status:?}", cfg.cluster),
+                    &format!(
+                        "dwcp: cannot call companion cluster {:?}: {status:?}",
+                        cfg.cluster
+                    ),
                 );
             }
         }
@@ -146,7 +151,13 @@ impl Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(vm_rc) = self.vm.clone() else { return };
         let status = hc::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
@@ -156,13 +167,30 @@ impl Context for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let publish = vm_rc.borrow_mut().on_sync_response(token, status, &body, now_ms());
+        let publish = vm_rc
+            .borrow_mut()
+            .on_sync_response(token, status, &body, now_ms());
         if let Some(bytes) = publish {
             // Last writer wins; every writer holds a state at least as new as what it read.
             let _ = hc::set_shared_data(SHARED_STATE_KEY, Some(&bytes), None);
         }
-        if status != Some(200) {
-            log(LogLevel::Debug, &format!("dwcp: companion answered {status:?}"));
+        if status != self.last_sync_status {
+            // Log transitions only (every VM syncs every period).
+            let level = if status == Some(200) {
+                LogLevel::Info
+            } else {
+                LogLevel::Warn
+            };
+            let hint = if status == Some(401) {
+                " (companion.token does not match the companion's token)"
+            } else {
+                ""
+            };
+            log(
+                level,
+                &format!("dwcp: companion sync status {status:?}{hint}"),
+            );
+            self.last_sync_status = status;
         }
     }
 }
@@ -190,7 +218,10 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                log(LogLevel::Error, &format!("dwcp: plugin config rejected: {e}"));
+                log(
+                    LogLevel::Error,
+                    &format!("dwcp: plugin config rejected: {e}"),
+                );
                 false
             }
         }
@@ -262,7 +293,13 @@ impl HttpContext for Http {
             }
             return Action::Continue;
         };
-        let d = decide(&vm.cfg, vm.state.as_ref(), vm.freshness, rollout, headers.as_slice());
+        let d = decide(
+            &vm.cfg,
+            vm.state.as_ref(),
+            vm.freshness,
+            rollout,
+            headers.as_slice(),
+        );
         vm.acc.count(d.why.as_str());
         let track = d.track.as_str();
         if hc::set_map_value(MapType::HttpRequestHeaders, &track_header, Some(track)).is_err() {
@@ -271,7 +308,11 @@ impl HttpContext for Http {
         }
         if vm.cfg.explain {
             let e = explain(&vm.cfg, vm.state.as_ref(), &d);
-            let _ = hc::set_map_value(MapType::HttpRequestHeaders, &vm.cfg.decision_header, Some(&e));
+            let _ = hc::set_map_value(
+                MapType::HttpRequestHeaders,
+                &vm.cfg.decision_header,
+                Some(&e),
+            );
         }
         let _ = hc::call_foreign_function("clear_route_cache", None);
         self.decision = Some(d);

@@ -53,13 +53,22 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
             } else {
                 c.latency_us.count_le(*bound_us)
             };
-            out.push((format!("dwcp_request_duration_seconds_bucket{t}{}", tag("le", le)), n));
+            out.push((
+                format!("dwcp_request_duration_seconds_bucket{t}{}", tag("le", le)),
+                n,
+            ));
         }
-        out.push((format!("dwcp_request_duration_seconds_count{t}"), c.latency_us.count));
+        out.push((
+            format!("dwcp_request_duration_seconds_count{t}"),
+            c.latency_us.count,
+        ));
         out.push((format!("dwcp_request_duration_us_sum{t}"), c.latency_us.sum));
     }
     for (reason, n) in &batch.counters {
-        out.push((format!("dwcp_filter_events_total{}", tag("event", reason)), *n));
+        out.push((
+            format!("dwcp_filter_events_total{}", tag("event", reason)),
+            *n,
+        ));
     }
     out
 }
@@ -80,8 +89,23 @@ mod tests {
         let t = "_rollout=.=r;.;_track=.=canary;.;_segment=.=standard;.;";
         assert_eq!(get(&format!("dwcp_requests_total{t}")), Some(2));
         assert_eq!(get(&format!("dwcp_errors_total{t}")), Some(1));
-        assert_eq!(get(&format!("dwcp_request_duration_seconds_bucket{t}_le=.=0.005;.;")), Some(1));
-        assert_eq!(get(&format!("dwcp_request_duration_seconds_bucket{t}_le=.=0.5;.;")), Some(2));
-        assert_eq!(get(&format!("dwcp_request_duration_seconds_bucket{t}_le=.=+Inf;.;")), Some(2));
+        assert_eq!(
+            get(&format!(
+                "dwcp_request_duration_seconds_bucket{t}_le=.=0.005;.;"
+            )),
+            Some(1)
+        );
+        assert_eq!(
+            get(&format!(
+                "dwcp_request_duration_seconds_bucket{t}_le=.=0.5;.;"
+            )),
+            Some(2)
+        );
+        assert_eq!(
+            get(&format!(
+                "dwcp_request_duration_seconds_bucket{t}_le=.=+Inf;.;"
+            )),
+            Some(2)
+        );
     }
 }

@@ -82,7 +82,9 @@ impl Vm {
     pub fn refresh(&mut self, now_ms: u64) {
         self.freshness = match self.received_at_ms {
             None => Freshness::Never,
-            Some(at) if now_ms.saturating_sub(at) > self.cfg.companion.staleness_ms => Freshness::Stale,
+            Some(at) if now_ms.saturating_sub(at) > self.cfg.companion.staleness_ms => {
+                Freshness::Stale
+            }
             Some(_) => Freshness::Fresh,
         };
     }
@@ -96,7 +98,13 @@ impl Vm {
 
     /// Handles the companion's answer to the batch in flight. Returns the bytes to publish to shared
     /// data when a state was adopted.
-    pub fn on_sync_response(&mut self, token: u32, status: Option<u16>, body: &[u8], now_ms: u64) -> Option<Vec<u8>> {
+    pub fn on_sync_response(
+        &mut self,
+        token: u32,
+        status: Option<u16>,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Option<Vec<u8>> {
         let batch = match self.in_flight.take() {
             Some((t, b)) if t == token => b,
             other => {
@@ -138,7 +146,8 @@ impl Vm {
         let error = status == 0
             || status >= 500
             || (self.cfg.count_4xx_as_errors && (400..500).contains(&status));
-        self.acc.record(d.rollout, d.track, d.segment, error, latency_us);
+        self.acc
+            .record(d.rollout, d.track, d.segment, error, latency_us);
     }
 }
 

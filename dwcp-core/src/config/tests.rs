@@ -1,14 +1,19 @@
 use super::*;
 
 fn err(json: &str) -> String {
-    FilterConfig::from_slice(json.as_bytes()).unwrap_err().to_string()
+    FilterConfig::from_slice(json.as_bytes())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn empty_config_is_all_defaults() {
     let c = FilterConfig::from_slice(b"").unwrap();
     assert_eq!(c.track_header, "x-dwcp-track");
-    assert_eq!(c.segments, ["beta", "enterprise", "internal", "premium", "standard"]);
+    assert_eq!(
+        c.segments,
+        ["beta", "enterprise", "internal", "premium", "standard"]
+    );
     assert_eq!(c.companion.sync_period_ms, 1000);
 }
 
@@ -16,19 +21,37 @@ fn empty_config_is_all_defaults() {
 fn errors_name_the_field() {
     let cases = [
         (r#"{"rolouts": []}"#, "rolouts"),
-        (r#"{"companion": {"sync_period_ms": 5}}"#, "companion.sync_period_ms"),
-        (r#"{"companion": {"staleness_ms": 1000}}"#, "companion.staleness_ms"),
+        (
+            r#"{"companion": {"sync_period_ms": 5}}"#,
+            "companion.sync_period_ms",
+        ),
+        (
+            r#"{"companion": {"staleness_ms": 1000}}"#,
+            "companion.staleness_ms",
+        ),
         (r#"{"companion": {"clustr": "x"}}"#, "clustr"),
         (r#"{"headers": {"track": "X Track"}}"#, "headers.track"),
         (r#"{"rollouts": [{"name": ""}]}"#, "rollouts[0].name"),
-        (r#"{"rollouts": [{"name": "a"}, {"name": "a"}]}"#, "rollouts[1].name"),
-        (r#"{"rollouts": [{"name": "a", "path_prefix": "api"}]}"#, "rollouts[0].path_prefix"),
-        (r#"{"rollouts": [{"name": "a", "colour": "red"}]}"#, "colour"),
+        (
+            r#"{"rollouts": [{"name": "a"}, {"name": "a"}]}"#,
+            "rollouts[1].name",
+        ),
+        (
+            r#"{"rollouts": [{"name": "a", "path_prefix": "api"}]}"#,
+            "rollouts[0].path_prefix",
+        ),
+        (
+            r#"{"rollouts": [{"name": "a", "colour": "red"}]}"#,
+            "colour",
+        ),
         (r#"{"max_header_bytes": 0}"#, "max_header_bytes"),
     ];
     for (json, field) in cases {
         let e = err(json);
-        assert!(e.contains(field), "{json}: error {e:?} does not name {field}");
+        assert!(
+            e.contains(field),
+            "{json}: error {e:?} does not name {field}"
+        );
     }
 }
 

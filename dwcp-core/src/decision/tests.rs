@@ -6,7 +6,10 @@ fn cfg() -> FilterConfig {
 }
 
 fn state(pct: &[(&str, u32)]) -> DynamicState {
-    let mut s = DynamicState { version: 1, ..Default::default() };
+    let mut s = DynamicState {
+        version: 1,
+        ..Default::default()
+    };
     s.rollouts.insert(
         "checkout".into(),
         RolloutState {
@@ -19,7 +22,10 @@ fn state(pct: &[(&str, u32)]) -> DynamicState {
 }
 
 fn hdrs(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect()
 }
 
 fn seg(c: &FilterConfig, d: &Decision) -> String {
@@ -31,12 +37,35 @@ fn segments_first_match_wins() {
     let c = cfg();
     let s = state(&[]);
     let cases: &[(&[(&str, &[u8])], &str)] = &[
-        (&[("x-user-id", b"u1"), ("x-user-email", b"a@company.com"), ("x-user-tier", b"premium")], "internal"),
-        (&[("x-user-id", b"u1"), ("x-beta-opt-in", b"true"), ("x-user-tier", b"premium")], "beta"),
-        (&[("x-user-id", b"u1"), ("x-user-tier", b"premium")], "premium"),
-        (&[("x-user-id", b"u1"), ("x-user-tier", b"enterprise")], "enterprise"),
+        (
+            &[
+                ("x-user-id", b"u1"),
+                ("x-user-email", b"a@company.com"),
+                ("x-user-tier", b"premium"),
+            ],
+            "internal",
+        ),
+        (
+            &[
+                ("x-user-id", b"u1"),
+                ("x-beta-opt-in", b"true"),
+                ("x-user-tier", b"premium"),
+            ],
+            "beta",
+        ),
+        (
+            &[("x-user-id", b"u1"), ("x-user-tier", b"premium")],
+            "premium",
+        ),
+        (
+            &[("x-user-id", b"u1"), ("x-user-tier", b"enterprise")],
+            "enterprise",
+        ),
         (&[("x-user-id", b"u1")], "standard"),
-        (&[("x-user-id", b"u1"), ("x-beta-opt-in", b"false")], "standard"),
+        (
+            &[("x-user-id", b"u1"), ("x-beta-opt-in", b"false")],
+            "standard",
+        ),
     ];
     for (h, want) in cases {
         let d = decide(&c, Some(&s), Freshness::Fresh, 0, hdrs(h).as_slice());
@@ -54,19 +83,110 @@ fn table_of_reasons() {
     all.kill_all = true;
     let user: &[(&str, &[u8])] = &[("x-user-id", b"u1")];
     let long = vec![b'a'; 8192];
-    let cases: Vec<(&str, Option<&DynamicState>, Freshness, Vec<(String, Vec<u8>)>, Track, Why)> = vec![
-        ("fresh full", Some(&full), Freshness::Fresh, hdrs(user), Track::Canary, Why::Bucketed),
-        ("never synced", None, Freshness::Never, hdrs(user), Track::Stable, Why::NoState),
-        ("stale", Some(&full), Freshness::Stale, hdrs(user), Track::Stable, Why::Stale),
-        ("kill all", Some(&all), Freshness::Fresh, hdrs(user), Track::Stable, Why::KillAll),
-        ("rollout killed", Some(&killed), Freshness::Fresh, hdrs(user), Track::Stable, Why::RolloutOff),
-        ("no key", Some(&full), Freshness::Fresh, hdrs(&[]), Track::Stable, Why::NoKey),
-        ("empty key", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", b"  ")]), Track::Stable, Why::NoKey),
-        ("8 KiB key", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", &long)]), Track::Stable, Why::BadHeader),
-        ("non-UTF-8", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", b"\xff\xfe")]), Track::Stable, Why::BadHeader),
-        ("conflicting duplicate", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", b"a"), ("x-user-id", b"b")]), Track::Stable, Why::BadHeader),
-        ("equal duplicate", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", b"a"), ("x-user-id", b"a")]), Track::Canary, Why::Bucketed),
-        ("bad email header", Some(&full), Freshness::Fresh, hdrs(&[("x-user-id", b"a"), ("x-user-email", b"\xff")]), Track::Stable, Why::BadHeader),
+    let cases: Vec<(
+        &str,
+        Option<&DynamicState>,
+        Freshness,
+        Vec<(String, Vec<u8>)>,
+        Track,
+        Why,
+    )> = vec![
+        (
+            "fresh full",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(user),
+            Track::Canary,
+            Why::Bucketed,
+        ),
+        (
+            "never synced",
+            None,
+            Freshness::Never,
+            hdrs(user),
+            Track::Stable,
+            Why::NoState,
+        ),
+        (
+            "stale",
+            Some(&full),
+            Freshness::Stale,
+            hdrs(user),
+            Track::Stable,
+            Why::Stale,
+        ),
+        (
+            "kill all",
+            Some(&all),
+            Freshness::Fresh,
+            hdrs(user),
+            Track::Stable,
+            Why::KillAll,
+        ),
+        (
+            "rollout killed",
+            Some(&killed),
+            Freshness::Fresh,
+            hdrs(user),
+            Track::Stable,
+            Why::RolloutOff,
+        ),
+        (
+            "no key",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[]),
+            Track::Stable,
+            Why::NoKey,
+        ),
+        (
+            "empty key",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", b"  ")]),
+            Track::Stable,
+            Why::NoKey,
+        ),
+        (
+            "8 KiB key",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", &long)]),
+            Track::Stable,
+            Why::BadHeader,
+        ),
+        (
+            "non-UTF-8",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", b"\xff\xfe")]),
+            Track::Stable,
+            Why::BadHeader,
+        ),
+        (
+            "conflicting duplicate",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", b"a"), ("x-user-id", b"b")]),
+            Track::Stable,
+            Why::BadHeader,
+        ),
+        (
+            "equal duplicate",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", b"a"), ("x-user-id", b"a")]),
+            Track::Canary,
+            Why::Bucketed,
+        ),
+        (
+            "bad email header",
+            Some(&full),
+            Freshness::Fresh,
+            hdrs(&[("x-user-id", b"a"), ("x-user-email", b"\xff")]),
+            Track::Stable,
+            Why::BadHeader,
+        ),
     ];
     for (desc, s, f, h, track, why) in cases {
         let d = decide(&c, s, f, 0, h.as_slice());
@@ -89,7 +209,11 @@ fn sticky_and_monotone_over_users() {
         let b = decide(&c, Some(&at25), Freshness::Fresh, 0, h.as_slice());
         if a.track == Track::Canary {
             canary5 += 1;
-            assert_eq!(b.track, Track::Canary, "{id} left the canary when the share rose");
+            assert_eq!(
+                b.track,
+                Track::Canary,
+                "{id} left the canary when the share rose"
+            );
         }
     }
     let share = canary5 as f64 / 20_000.0;
@@ -103,6 +227,9 @@ fn explanation_header() {
     let h = hdrs(&[("x-user-id", b"u1")]);
     let d = decide(&c, Some(&s), Freshness::Fresh, 0, h.as_slice());
     let e = explain(&c, Some(&s), &d);
-    assert!(e.starts_with("rollout=checkout;segment=standard;bucket="), "{e}");
+    assert!(
+        e.starts_with("rollout=checkout;segment=standard;bucket="),
+        "{e}"
+    );
     assert!(e.ends_with(";phase=5%;rule=bucketed;track=canary"), "{e}");
 }

@@ -32,12 +32,24 @@ pub const ALPHA_LATENCY: f64 = 0.4;
 pub const ALPHA_SHADOW_ERRORS: f64 = 0.1;
 pub const ALPHA_SHADOW_MISMATCH: f64 = 0.1;
 
-fn v(outcome: Outcome, trigger: &str, reason: String, statistic: f64, threshold: f64, c: u64, s: u64) -> Verdict {
+fn v(
+    outcome: Outcome,
+    trigger: &str,
+    reason: String,
+    statistic: f64,
+    threshold: f64,
+    c: u64,
+    s: u64,
+) -> Verdict {
     Verdict {
         outcome,
         trigger: trigger.to_string(),
         reason,
-        statistic: if statistic.is_finite() { statistic } else { f64::MAX },
+        statistic: if statistic.is_finite() {
+            statistic
+        } else {
+            f64::MAX
+        },
         threshold,
         canary_n: c,
         stable_n: s,
@@ -56,7 +68,13 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
 
     // 1. Errors: sequential test (whole life) and the phase's error-rate ratio.
     let (cr, sr) = (r.phase_canary.error_rate(), r.phase_stable.error_rate());
-    let ratio = if sr > 0.0 { cr / sr } else if cr > 0.0 { f64::INFINITY } else { 0.0 };
+    let ratio = if sr > 0.0 {
+        cr / sr
+    } else if cr > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
     let a_err = g.alpha * ALPHA_ERRORS;
     let e_log = r.error_test.log_e_value();
     let rejects = r.error_test.rejects(a_err);
@@ -70,7 +88,11 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
     });
 
     // 2. Latency: sequential exceedance test over stable's p99, and the p99 ratio guardrail.
-    let sp99 = r.phase_stable.latency_us.quantile(0.99).or(r.stable_reference.quantile(0.99));
+    let sp99 = r
+        .phase_stable
+        .latency_us
+        .quantile(0.99)
+        .or(r.stable_reference.quantile(0.99));
     let cp99 = r.phase_canary.latency_us.quantile(0.99);
     let a_lat = g.alpha * ALPHA_LATENCY;
     let p99_ratio = match (cp99, sp99) {
@@ -86,39 +108,126 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
     let min_p99 = g.min_canary_requests.max(500);
     // Shadow phases route no live canary traffic: guardrails 2–4 do not apply.
     if !phase.shadow {
-    out.push(if cn < min_p99 || r.stable_reference.count < g.min_stable_for_p99 {
-        v(Inconclusive, "2:p99", format!("need {min_p99} canary and {} stable requests for p99", g.min_stable_for_p99),
-          p99_ratio, g.p99_ratio, cn, sn)
-    } else if p99_ratio > g.p99_ratio {
-        v(Fail, "2:p99", format!("canary p99 {:.1} ms is {p99_ratio:.2}x stable's {:.1} ms (> {}x)",
-          cp99.unwrap_or(0.0) / 1000.0, sp99.unwrap_or(0.0) / 1000.0, g.p99_ratio), p99_ratio, g.p99_ratio, cn, sn)
-    } else {
-        v(Pass, "2:p99", format!("p99 ratio {p99_ratio:.2}"), p99_ratio, g.p99_ratio, cn, sn)
-    });
+        out.push(
+            if cn < min_p99 || r.stable_reference.count < g.min_stable_for_p99 {
+                v(
+                    Inconclusive,
+                    "2:p99",
+                    format!(
+                        "need {min_p99} canary and {} stable requests for p99",
+                        g.min_stable_for_p99
+                    ),
+                    p99_ratio,
+                    g.p99_ratio,
+                    cn,
+                    sn,
+                )
+            } else if p99_ratio > g.p99_ratio {
+                v(
+                    Fail,
+                    "2:p99",
+                    format!(
+                        "canary p99 {:.1} ms is {p99_ratio:.2}x stable's {:.1} ms (> {}x)",
+                        cp99.unwrap_or(0.0) / 1000.0,
+                        sp99.unwrap_or(0.0) / 1000.0,
+                        g.p99_ratio
+                    ),
+                    p99_ratio,
+                    g.p99_ratio,
+                    cn,
+                    sn,
+                )
+            } else {
+                v(
+                    Pass,
+                    "2:p99",
+                    format!("p99 ratio {p99_ratio:.2}"),
+                    p99_ratio,
+                    g.p99_ratio,
+                    cn,
+                    sn,
+                )
+            },
+        );
 
-    // 3. Success rate (only when worse than stable: a global outage is not the canary's fault).
-    let succ = 1.0 - cr;
-    out.push(if cn < g.min_canary_requests {
-        v(Inconclusive, "3:success", format!("need {} canary requests", g.min_canary_requests), succ, g.min_success, cn, sn)
-    } else if succ < g.min_success && cr > sr {
-        v(Fail, "3:success", format!("canary success {:.2}% < {:.2}%", succ * 100.0, g.min_success * 100.0),
-          succ, g.min_success, cn, sn)
-    } else {
-        v(Pass, "3:success", format!("canary success {:.2}%", succ * 100.0), succ, g.min_success, cn, sn)
-    });
+        // 3. Success rate (only when worse than stable: a global outage is not the canary's fault).
+        let succ = 1.0 - cr;
+        out.push(if cn < g.min_canary_requests {
+            v(
+                Inconclusive,
+                "3:success",
+                format!("need {} canary requests", g.min_canary_requests),
+                succ,
+                g.min_success,
+                cn,
+                sn,
+            )
+        } else if succ < g.min_success && cr > sr {
+            v(
+                Fail,
+                "3:success",
+                format!(
+                    "canary success {:.2}% < {:.2}%",
+                    succ * 100.0,
+                    g.min_success * 100.0
+                ),
+                succ,
+                g.min_success,
+                cn,
+                sn,
+            )
+        } else {
+            v(
+                Pass,
+                "3:success",
+                format!("canary success {:.2}%", succ * 100.0),
+                succ,
+                g.min_success,
+                cn,
+                sn,
+            )
+        });
 
-    // 4. Throughput against the expected share.
-    let exp = r.phase_expected_canary;
-    let tp = if exp > 0.0 { cn as f64 / exp } else { 1.0 };
-    out.push(if exp < g.min_canary_requests as f64 {
-        v(Inconclusive, "4:throughput", format!("expected canary requests {exp:.0} below {}", g.min_canary_requests),
-          tp, g.min_throughput_ratio, cn, sn)
-    } else if tp < g.min_throughput_ratio {
-        v(Fail, "4:throughput", format!("canary served {cn} requests, {:.0}% of the {exp:.0} its share implies",
-          tp * 100.0), tp, g.min_throughput_ratio, cn, sn)
-    } else {
-        v(Pass, "4:throughput", format!("canary throughput {:.0}% of expected", tp * 100.0), tp, g.min_throughput_ratio, cn, sn)
-    });
+        // 4. Throughput against the expected share.
+        let exp = r.phase_expected_canary;
+        let tp = if exp > 0.0 { cn as f64 / exp } else { 1.0 };
+        out.push(if exp < g.min_canary_requests as f64 {
+            v(
+                Inconclusive,
+                "4:throughput",
+                format!(
+                    "expected canary requests {exp:.0} below {}",
+                    g.min_canary_requests
+                ),
+                tp,
+                g.min_throughput_ratio,
+                cn,
+                sn,
+            )
+        } else if tp < g.min_throughput_ratio {
+            v(
+                Fail,
+                "4:throughput",
+                format!(
+                    "canary served {cn} requests, {:.0}% of the {exp:.0} its share implies",
+                    tp * 100.0
+                ),
+                tp,
+                g.min_throughput_ratio,
+                cn,
+                sn,
+            )
+        } else {
+            v(
+                Pass,
+                "4:throughput",
+                format!("canary throughput {:.0}% of expected", tp * 100.0),
+                tp,
+                g.min_throughput_ratio,
+                cn,
+                sn,
+            )
+        });
     }
 
     // Shadow phase: shadow errors, mismatches over noise, latency delta.
@@ -126,38 +235,115 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
         let sh = &r.phase_shadow;
         let a_se = g.alpha * ALPHA_SHADOW_ERRORS;
         if r.shadow_error_test.rejects(a_se) && sh.shadow_errors > sh.primary_errors {
-            out.push(v(Fail, "shadow:errors", format!("shadow errors {} vs primary {} over {} copies (sequential test rejects)",
-                sh.shadow_errors, sh.primary_errors, sh.compared), r.shadow_error_test.log_e_value().exp(), 1.0 / a_se,
-                sh.compared, sh.compared));
+            out.push(v(
+                Fail,
+                "shadow:errors",
+                format!(
+                    "shadow errors {} vs primary {} over {} copies (sequential test rejects)",
+                    sh.shadow_errors, sh.primary_errors, sh.compared
+                ),
+                r.shadow_error_test.log_e_value().exp(),
+                1.0 / a_se,
+                sh.compared,
+                sh.compared,
+            ));
         }
         let a_mm = g.alpha * ALPHA_SHADOW_MISMATCH;
         if r.shadow_mismatch_test.rejects(a_mm) {
-            out.push(v(Fail, "shadow:mismatch", format!("mismatch rate over noise {:.2}% > {:.2}% ({} of {} compared)",
-                r.shadow_mismatch_test.rate() * 100.0, g.max_mismatch_rate * 100.0, r.shadow_mismatch_test.hits,
-                r.shadow_mismatch_test.trials), r.shadow_mismatch_test.rate(), g.max_mismatch_rate, sh.compared, sh.compared));
+            out.push(v(
+                Fail,
+                "shadow:mismatch",
+                format!(
+                    "mismatch rate over noise {:.2}% > {:.2}% ({} of {} compared)",
+                    r.shadow_mismatch_test.rate() * 100.0,
+                    g.max_mismatch_rate * 100.0,
+                    r.shadow_mismatch_test.hits,
+                    r.shadow_mismatch_test.trials
+                ),
+                r.shadow_mismatch_test.rate(),
+                g.max_mismatch_rate,
+                sh.compared,
+                sh.compared,
+            ));
         }
         let d99 = sh.latency_delta_us.quantile(0.99).unwrap_or(0.0) / 1000.0;
-        if sh.compared >= g.min_canary_requests && sh.latency_delta_us.quantile(0.5).unwrap_or(0.0) / 1000.0 > g.max_shadow_latency_delta_ms {
-            out.push(v(Fail, "shadow:latency", format!("shadow slower than primary: median delta above {} ms (p99 delta {d99:.1} ms)",
-                g.max_shadow_latency_delta_ms), d99, g.max_shadow_latency_delta_ms, sh.compared, sh.compared));
+        if sh.compared >= g.min_canary_requests
+            && sh.latency_delta_us.quantile(0.5).unwrap_or(0.0) / 1000.0
+                > g.max_shadow_latency_delta_ms
+        {
+            out.push(v(
+                Fail,
+                "shadow:latency",
+                format!(
+                    "shadow slower than primary: median delta above {} ms (p99 delta {d99:.1} ms)",
+                    g.max_shadow_latency_delta_ms
+                ),
+                d99,
+                g.max_shadow_latency_delta_ms,
+                sh.compared,
+                sh.compared,
+            ));
         }
     }
 
     // Promotion readiness.
     let elapsed = now_ms.saturating_sub(r.phase_started_ms);
     let last = r.phase + 1 >= r.spec.phases.len();
-    let sample = if phase.shadow { r.phase_shadow.compared.min(sn) } else { cn.min(sn) };
-    out.push(if last || r.status == Status::Succeeded {
-        v(Inconclusive, "ready", "final phase".into(), 0.0, 0.0, cn, sn)
-    } else if elapsed < phase.min_duration_ms {
-        v(Inconclusive, "ready", format!("phase {} for {}s of {}s", phase.name, elapsed / 1000, phase.min_duration_ms / 1000),
-          elapsed as f64, phase.min_duration_ms as f64, cn, sn)
-    } else if sample < phase.min_requests {
-        v(Inconclusive, "ready", format!("{sample} of {} requests per track", phase.min_requests),
-          sample as f64, phase.min_requests as f64, cn, sn)
+    let sample = if phase.shadow {
+        r.phase_shadow.compared.min(sn)
     } else {
-        v(Pass, "ready", format!("phase {} met {}s and {} requests per track", phase.name, phase.min_duration_ms / 1000,
-          phase.min_requests), sample as f64, phase.min_requests as f64, cn, sn)
+        cn.min(sn)
+    };
+    out.push(if last || r.status == Status::Succeeded {
+        v(
+            Inconclusive,
+            "ready",
+            "final phase".into(),
+            0.0,
+            0.0,
+            cn,
+            sn,
+        )
+    } else if elapsed < phase.min_duration_ms {
+        v(
+            Inconclusive,
+            "ready",
+            format!(
+                "phase {} for {}s of {}s",
+                phase.name,
+                elapsed / 1000,
+                phase.min_duration_ms / 1000
+            ),
+            elapsed as f64,
+            phase.min_duration_ms as f64,
+            cn,
+            sn,
+        )
+    } else if sample < phase.min_requests {
+        v(
+            Inconclusive,
+            "ready",
+            format!("{sample} of {} requests per track", phase.min_requests),
+            sample as f64,
+            phase.min_requests as f64,
+            cn,
+            sn,
+        )
+    } else {
+        v(
+            Pass,
+            "ready",
+            format!(
+                "phase {} met {}s and {} requests per track",
+                phase.name,
+                phase.min_duration_ms / 1000,
+                phase.min_requests
+            ),
+            sample as f64,
+            phase.min_requests as f64,
+            cn,
+            sn,
+        )
     });
     out
 }
@@ -171,8 +357,15 @@ pub fn overall(checks: &[Verdict]) -> Verdict {
     match ready {
         Some(r) if r.outcome == Outcome::Pass => {
             // Guardrails still short of their minimum sample hold the phase.
-            if let Some(i) = checks.iter().find(|c| c.outcome == Outcome::Inconclusive && c.trigger != "ready" && !c.trigger.starts_with("2:p99")) {
-                return Verdict { reason: format!("holding: {}", i.reason), ..i.clone() };
+            if let Some(i) = checks.iter().find(|c| {
+                c.outcome == Outcome::Inconclusive
+                    && c.trigger != "ready"
+                    && !c.trigger.starts_with("2:p99")
+            }) {
+                return Verdict {
+                    reason: format!("holding: {}", i.reason),
+                    ..i.clone()
+                };
             }
             r.clone()
         }

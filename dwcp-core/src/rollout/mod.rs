@@ -116,7 +116,10 @@ pub enum Command {
 pub enum Input {
     Window(Window),
     Tick,
-    Command { command: Command, actor: String },
+    Command {
+        command: Command,
+        actor: String,
+    },
     /// An engine safety trigger fired (triggers 5–8, evaluated by `signals`).
     EngineTrigger {
         trigger: u8,
@@ -209,13 +212,20 @@ impl Rollout {
         match self.status {
             Status::RolledBack => "rolled_back",
             Status::Pending => "pending",
-            _ => self.spec.phases.get(self.phase).map_or("?", |p| p.name.as_str()),
+            _ => self
+                .spec
+                .phases
+                .get(self.phase)
+                .map_or("?", |p| p.name.as_str()),
         }
     }
 
     /// Whether the filters should route any traffic to the canary now.
     pub fn live(&self) -> bool {
-        matches!(self.status, Status::Running | Status::Paused | Status::Succeeded)
+        matches!(
+            self.status,
+            Status::Running | Status::Paused | Status::Succeeded
+        )
     }
 
     /// Canary share (bp) per segment that the filters should apply now.
@@ -247,7 +257,13 @@ impl Rollout {
         self.history.push((now_ms, self.phase_name().to_string()));
     }
 
-    fn event(&self, kind: &str, message: String, actor: Option<String>, verdict: Option<Verdict>) -> Event {
+    fn event(
+        &self,
+        kind: &str,
+        message: String,
+        actor: Option<String>,
+        verdict: Option<Verdict>,
+    ) -> Event {
         Event {
             kind: kind.to_string(),
             message,
@@ -257,13 +273,24 @@ impl Rollout {
         }
     }
 
-    fn roll_back(&mut self, now_ms: u64, verdict: Verdict, checks: &[Verdict], actor: Option<String>) -> Event {
+    fn roll_back(
+        &mut self,
+        now_ms: u64,
+        verdict: Verdict,
+        checks: &[Verdict],
+        actor: Option<String>,
+    ) -> Event {
         self.status = Status::RolledBack;
         self.decided_at_ms = Some(now_ms);
         self.history.push((now_ms, "rolled_back".into()));
         let mut e = self.event(
             "rolled_back",
-            format!("{} rolled back in phase {}: {}", self.spec.name, self.phase_name_at(self.phase), verdict.reason),
+            format!(
+                "{} rolled back in phase {}: {}",
+                self.spec.name,
+                self.phase_name_at(self.phase),
+                verdict.reason
+            ),
             actor,
             Some(verdict),
         );
@@ -283,7 +310,10 @@ impl Rollout {
     }
 
     fn phase_name_at(&self, idx: usize) -> String {
-        self.spec.phases.get(idx).map_or_else(|| "?".into(), |p| p.name.clone())
+        self.spec
+            .phases
+            .get(idx)
+            .map_or_else(|| "?".into(), |p| p.name.clone())
     }
 
     /// Advances the machine by one input at time `now_ms`.
@@ -292,7 +322,11 @@ impl Rollout {
             Input::Window(w) => self.on_window(w, now_ms),
             Input::Tick => self.on_tick(now_ms),
             Input::Command { command, actor } => self.on_command(command, actor, now_ms),
-            Input::EngineTrigger { trigger, name, detail } => {
+            Input::EngineTrigger {
+                trigger,
+                name,
+                detail,
+            } => {
                 if !matches!(self.status, Status::Running | Status::Paused) {
                     return Vec::new();
                 }
@@ -335,8 +369,13 @@ impl Rollout {
         let sh = &w.shadow;
         if sh.compared > 0 {
             let n = sh.compared * 2;
-            self.shadow_error_test.observe(sh.shadow_errors, sh.primary_errors, sh.compared as f64 / n as f64);
-            self.shadow_mismatch_test.observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
+            self.shadow_error_test.observe(
+                sh.shadow_errors,
+                sh.primary_errors,
+                sh.compared as f64 / n as f64,
+            );
+            self.shadow_mismatch_test
+                .observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
         }
         if w.current_phase {
             self.phase_stable.merge(&w.stable);
@@ -379,7 +418,12 @@ impl Rollout {
         }
     }
 
-    fn promote(&mut self, now_ms: u64, actor: Option<String>, verdict: Option<Verdict>) -> Vec<Event> {
+    fn promote(
+        &mut self,
+        now_ms: u64,
+        actor: Option<String>,
+        verdict: Option<Verdict>,
+    ) -> Vec<Event> {
         let from = self.phase_name_at(self.phase);
         let next = self.phase + 1;
         if next >= self.spec.phases.len() {
@@ -396,7 +440,12 @@ impl Rollout {
         )];
         if next + 1 == self.spec.phases.len() {
             self.status = Status::Succeeded;
-            out.push(self.event("succeeded", format!("{} reached {to}", self.spec.name), None, None));
+            out.push(self.event(
+                "succeeded",
+                format!("{} reached {to}", self.spec.name),
+                None,
+                None,
+            ));
         }
         out
     }
@@ -406,7 +455,10 @@ impl Rollout {
         let reject = |me: &Self, why: &str| {
             vec![me.event(
                 "command_rejected",
-                format!("{command:?} rejected: {why} (status {})", me.status.as_str()),
+                format!(
+                    "{command:?} rejected: {why} (status {})",
+                    me.status.as_str()
+                ),
                 Some(actor.clone()),
                 None,
             )]
@@ -415,21 +467,41 @@ impl Rollout {
             (Command::Start, Status::Pending) => {
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
-                vec![self.event("started", format!("{} started in {}", self.spec.name, self.phase_name()), who, None)]
+                vec![self.event(
+                    "started",
+                    format!("{} started in {}", self.spec.name, self.phase_name()),
+                    who,
+                    None,
+                )]
             }
             (Command::Promote, Status::Running | Status::Paused) => self.promote(now_ms, who, None),
             (Command::Promote, Status::Pending) => {
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
-                vec![self.event("started", format!("{} started in {}", self.spec.name, self.phase_name()), who, None)]
+                vec![self.event(
+                    "started",
+                    format!("{} started in {}", self.spec.name, self.phase_name()),
+                    who,
+                    None,
+                )]
             }
             (Command::Pause, Status::Running) => {
                 self.status = Status::Paused;
-                vec![self.event("paused", format!("{} paused in {}", self.spec.name, self.phase_name()), who, None)]
+                vec![self.event(
+                    "paused",
+                    format!("{} paused in {}", self.spec.name, self.phase_name()),
+                    who,
+                    None,
+                )]
             }
             (Command::Resume, Status::Paused) => {
                 self.status = Status::Running;
-                vec![self.event("resumed", format!("{} resumed in {}", self.spec.name, self.phase_name()), who, None)]
+                vec![self.event(
+                    "resumed",
+                    format!("{} resumed in {}", self.spec.name, self.phase_name()),
+                    who,
+                    None,
+                )]
             }
             (Command::Resume, Status::RolledBack) => {
                 // A person resumes after a rollback: restart the ladder with fresh tests.
@@ -439,7 +511,12 @@ impl Rollout {
                 self.history = history;
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
-                vec![self.event("resumed", format!("{} restarted from {}", self.spec.name, self.phase_name()), who, None)]
+                vec![self.event(
+                    "resumed",
+                    format!("{} restarted from {}", self.spec.name, self.phase_name()),
+                    who,
+                    None,
+                )]
             }
             (Command::Abort, Status::Running | Status::Paused | Status::Pending) => {
                 let v = Verdict {

@@ -145,7 +145,13 @@ impl RolloutSpec {
             ("internal", SegmentPolicy::All),
             ("beta", SegmentPolicy::All),
             ("premium", SegmentPolicy::AtLeast { floor_bp: 1_000 }),
-            ("enterprise", SegmentPolicy::CappedUntil { cap_bp: 500, until_bp: 5_000 }),
+            (
+                "enterprise",
+                SegmentPolicy::CappedUntil {
+                    cap_bp: 500,
+                    until_bp: 5_000,
+                },
+            ),
             ("standard", SegmentPolicy::Phase),
         ]
         .into_iter()
@@ -183,7 +189,10 @@ impl RolloutSpec {
                 return err(&format!("phases[{i}].canary_bp"), "must be at most 10000");
             }
             if p.canary_bp < last {
-                return err(&format!("phases[{i}].canary_bp"), "phases must not decrease");
+                return err(
+                    &format!("phases[{i}].canary_bp"),
+                    "phases must not decrease",
+                );
             }
             last = p.canary_bp;
         }
@@ -192,13 +201,23 @@ impl RolloutSpec {
             return err("guardrails.alpha", "must be in (0, 0.5)");
         }
         if !(g.error_ratio >= 1.0) || !(g.p99_ratio >= 1.0) || !(g.latency_tolerance >= 1.0) {
-            return err("guardrails", "error_ratio, p99_ratio and latency_tolerance must be >= 1");
+            return err(
+                "guardrails",
+                "error_ratio, p99_ratio and latency_tolerance must be >= 1",
+            );
         }
         if !(0.0..=1.0).contains(&g.min_success) || !(0.0..=1.0).contains(&g.min_throughput_ratio) {
-            return err("guardrails", "min_success and min_throughput_ratio must be in [0, 1]");
+            return err(
+                "guardrails",
+                "min_success and min_throughput_ratio must be in [0, 1]",
+            );
         }
-        if !(0.0..=1.0).contains(&g.memory_fraction) || !(0.0..=1.0).contains(&g.max_mismatch_rate) {
-            return err("guardrails", "memory_fraction and max_mismatch_rate must be in [0, 1]");
+        if !(0.0..=1.0).contains(&g.memory_fraction) || !(0.0..=1.0).contains(&g.max_mismatch_rate)
+        {
+            return err(
+                "guardrails",
+                "memory_fraction and max_mismatch_rate must be in [0, 1]",
+            );
         }
         Ok(())
     }

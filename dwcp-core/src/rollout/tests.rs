@@ -10,7 +10,11 @@ fn spec() -> RolloutSpec {
 }
 
 fn agg(requests: u64, errors: u64, latency_us: u64) -> TrackAgg {
-    let mut t = TrackAgg { requests, errors, ..Default::default() };
+    let mut t = TrackAgg {
+        requests,
+        errors,
+        ..Default::default()
+    };
     t.latency_us.record_n(latency_us, requests);
     t
 }
@@ -26,7 +30,10 @@ fn window(stable: (u64, u64, u64), canary: (u64, u64, u64)) -> Window {
 }
 
 fn cmd(c: Command) -> Input {
-    Input::Command { command: c, actor: "alice".into() }
+    Input::Command {
+        command: c,
+        actor: "alice".into(),
+    }
 }
 
 fn started() -> Rollout {
@@ -42,25 +49,67 @@ fn command_table() {
         ("start pending", Pending, Command::Start, Running, "started"),
         ("pause running", Running, Command::Pause, Paused, "paused"),
         ("resume paused", Paused, Command::Resume, Running, "resumed"),
-        ("abort running", Running, Command::Abort, RolledBack, "rolled_back"),
-        ("resume rolled back restarts", RolledBack, Command::Resume, Running, "resumed"),
-        ("pause pending rejected", Pending, Command::Pause, Pending, "command_rejected"),
-        ("resume running rejected", Running, Command::Resume, Running, "command_rejected"),
-        ("abort rolled back rejected", RolledBack, Command::Abort, RolledBack, "command_rejected"),
+        (
+            "abort running",
+            Running,
+            Command::Abort,
+            RolledBack,
+            "rolled_back",
+        ),
+        (
+            "resume rolled back restarts",
+            RolledBack,
+            Command::Resume,
+            Running,
+            "resumed",
+        ),
+        (
+            "pause pending rejected",
+            Pending,
+            Command::Pause,
+            Pending,
+            "command_rejected",
+        ),
+        (
+            "resume running rejected",
+            Running,
+            Command::Resume,
+            Running,
+            "command_rejected",
+        ),
+        (
+            "abort rolled back rejected",
+            RolledBack,
+            Command::Abort,
+            RolledBack,
+            "command_rejected",
+        ),
     ];
     for (desc, from, c, to, kind) in cases {
         let mut r = Rollout::new(spec());
         match from {
             Pending => {}
-            Running => { r.step(cmd(Command::Start), 0); }
-            Paused => { r.step(cmd(Command::Start), 0); r.step(cmd(Command::Pause), 0); }
-            RolledBack => { r.step(cmd(Command::Start), 0); r.step(cmd(Command::Abort), 0); }
+            Running => {
+                r.step(cmd(Command::Start), 0);
+            }
+            Paused => {
+                r.step(cmd(Command::Start), 0);
+                r.step(cmd(Command::Pause), 0);
+            }
+            RolledBack => {
+                r.step(cmd(Command::Start), 0);
+                r.step(cmd(Command::Abort), 0);
+            }
             _ => unreachable!(),
         }
         let ev = r.step(cmd(c), 1);
         assert_eq!(r.status, to, "{desc}");
         assert_eq!(ev[0].kind, kind, "{desc}");
-        assert_eq!(ev[0].actor.as_deref(), Some("alice"), "{desc}: who is recorded");
+        assert_eq!(
+            ev[0].actor.as_deref(),
+            Some("alice"),
+            "{desc}: who is recorded"
+        );
     }
 }
 
@@ -71,16 +120,31 @@ fn shares_follow_segment_policy() {
     assert_eq!(r.shadow_bp(), 10_000);
     r.step(cmd(Command::Promote), 0); // 1 %
     let s = r.shares();
-    assert_eq!((s["internal"], s["beta"], s["premium"], s["enterprise"], s["standard"]), (10_000, 10_000, 1_000, 100, 100));
+    assert_eq!(
+        (
+            s["internal"],
+            s["beta"],
+            s["premium"],
+            s["enterprise"],
+            s["standard"]
+        ),
+        (10_000, 10_000, 1_000, 100, 100)
+    );
     r.step(cmd(Command::Promote), 0); // 5 %
     r.step(cmd(Command::Promote), 0); // 10 %
     let s = r.shares();
-    assert_eq!((s["premium"], s["enterprise"], s["standard"]), (1_000, 500, 1_000));
+    assert_eq!(
+        (s["premium"], s["enterprise"], s["standard"]),
+        (1_000, 500, 1_000)
+    );
     r.step(cmd(Command::Promote), 0); // 25
     r.step(cmd(Command::Promote), 0); // 50
     assert_eq!(r.shares()["enterprise"], 5_000);
     r.step(cmd(Command::Abort), 0);
-    assert!(r.shares().values().all(|v| *v == 0), "rolled back routes nobody");
+    assert!(
+        r.shares().values().all(|v| *v == 0),
+        "rolled back routes nobody"
+    );
 }
 
 #[test]
@@ -90,7 +154,10 @@ fn healthy_canary_climbs_the_ladder_on_ticks() {
     let mut now = 0;
     for _ in 0..2_000 {
         now += 1_000;
-        r.step(Input::Window(window((400, 4, 20_000), (100, 1, 20_000))), now);
+        r.step(
+            Input::Window(window((400, 4, 20_000), (100, 1, 20_000))),
+            now,
+        );
         r.step(Input::Tick, now);
         if r.status == Status::Succeeded {
             break;
@@ -107,7 +174,10 @@ fn phase_holds_below_minimum_sample_and_duration() {
     r.step(Input::Window(window((100, 1, 1000), (10, 0, 1000))), 20_000);
     assert!(r.step(Input::Tick, 20_000).is_empty());
     assert_eq!(r.phase_name(), "1%");
-    assert_eq!(r.last_verdict.as_ref().unwrap().outcome, Outcome::Inconclusive);
+    assert_eq!(
+        r.last_verdict.as_ref().unwrap().outcome,
+        Outcome::Inconclusive
+    );
 }
 
 #[test]
@@ -128,7 +198,11 @@ fn crash_rolls_back_with_evidence() {
     assert_eq!(v.trigger, "1:error_rate");
     assert!(v.statistic > 1.5);
     assert!(e.evidence["last_windows"].as_array().unwrap().len() >= 1);
-    assert!(r.decided_at_ms.unwrap() <= 5_000, "decided at {:?}", r.decided_at_ms);
+    assert!(
+        r.decided_at_ms.unwrap() <= 5_000,
+        "decided at {:?}",
+        r.decided_at_ms
+    );
 }
 
 #[test]
@@ -136,7 +210,13 @@ fn latency_regression_rolls_back() {
     let mut r = started();
     r.step(cmd(Command::Promote), 0);
     for i in 1..=200 {
-        if !r.step(Input::Window(window((500, 0, 20_000), (50, 0, 60_000))), i * 1000).is_empty() {
+        if !r
+            .step(
+                Input::Window(window((500, 0, 20_000), (50, 0, 60_000))),
+                i * 1000,
+            )
+            .is_empty()
+        {
             break;
         }
     }
@@ -148,7 +228,14 @@ fn latency_regression_rolls_back() {
 #[test]
 fn engine_trigger_rolls_back_immediately() {
     let mut r = started();
-    let ev = r.step(Input::EngineTrigger { trigger: 5, name: "byzantine".into(), detail: serde_json::json!({"node": 3}) }, 5);
+    let ev = r.step(
+        Input::EngineTrigger {
+            trigger: 5,
+            name: "byzantine".into(),
+            detail: serde_json::json!({"node": 3}),
+        },
+        5,
+    );
     assert_eq!(r.status, Status::RolledBack);
     assert_eq!(ev[0].evidence["engine_event"]["node"], 3);
 }

@@ -17,14 +17,21 @@ fn error_test_null_is_valid() {
         for w in 0..300 {
             let s = if w < 150 { 0.05 } else { 0.25 };
             let (nc, ns) = ((200.0 * s) as u64, (200.0 * (1.0 - s)) as u64);
-            t.observe(binomial(&mut rng, nc, 0.01), binomial(&mut rng, ns, 0.01), nc as f64 / (nc + ns) as f64);
+            t.observe(
+                binomial(&mut rng, nc, 0.01),
+                binomial(&mut rng, ns, 0.01),
+                nc as f64 / (nc + ns) as f64,
+            );
             if t.rejects(0.05) {
                 alarms += 1;
                 break;
             }
         }
     }
-    assert!(alarms as f64 / runs as f64 <= 0.05 + 0.02, "alarms {alarms}/{runs}");
+    assert!(
+        alarms as f64 / runs as f64 <= 0.05 + 0.02,
+        "alarms {alarms}/{runs}"
+    );
 }
 
 #[test]
@@ -33,7 +40,11 @@ fn error_test_catches_a_crash_fast() {
     let mut t = ErrorTest::new();
     let mut windows = 0;
     while !t.rejects(0.004) && windows < 100 {
-        t.observe(binomial(&mut rng, 5, 0.5), binomial(&mut rng, 95, 0.01), 0.05);
+        t.observe(
+            binomial(&mut rng, 5, 0.5),
+            binomial(&mut rng, 95, 0.01),
+            0.05,
+        );
         windows += 1;
     }
     assert!(windows <= 5, "took {windows} windows");

@@ -1,7 +1,10 @@
 use super::*;
 
 fn acc() -> Accumulator {
-    Accumulator::new(vec!["a".into(), "b".into()], vec!["beta".into(), "standard".into()])
+    Accumulator::new(
+        vec!["a".into(), "b".into()],
+        vec!["beta".into(), "standard".into()],
+    )
 }
 
 #[test]
@@ -14,7 +17,10 @@ fn batch_holds_exactly_what_was_recorded() {
     let b = a.take_batch("vm1", 7, 3, 99);
     assert_eq!(b.cells.len(), 2);
     let c = b.cells.iter().find(|c| c.rollout == "a").unwrap();
-    assert_eq!((c.track, c.segment.as_str(), c.requests, c.errors), (Track::Canary, "standard", 2, 1));
+    assert_eq!(
+        (c.track, c.segment.as_str(), c.requests, c.errors),
+        (Track::Canary, "standard", 2, 1)
+    );
     assert_eq!(c.latency_us.count, 2);
     assert_eq!(b.counters.get("no_key"), Some(&1));
     assert!(a.take_batch("vm1", 8, 3, 100).is_empty(), "cut resets");

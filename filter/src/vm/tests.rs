@@ -8,10 +8,17 @@ fn vm() -> Vm {
 }
 
 fn state(version: u64, pct: u32) -> DynamicState {
-    let mut s = DynamicState { version, ..Default::default() };
+    let mut s = DynamicState {
+        version,
+        ..Default::default()
+    };
     s.rollouts.insert(
         "checkout".into(),
-        RolloutState { phase: "x".into(), segments: [("standard".to_string(), pct)].into(), ..Default::default() },
+        RolloutState {
+            phase: "x".into(),
+            segments: [("standard".to_string(), pct)].into(),
+            ..Default::default()
+        },
     );
     s
 }
@@ -26,7 +33,9 @@ fn freshness_follows_contact() {
     v.refresh(0);
     assert_eq!(v.freshness, Freshness::Never);
     v.in_flight = Some((1, Batch::default()));
-    assert!(v.on_sync_response(1, Some(200), &body(&state(1, 100)), 1_000).is_some());
+    assert!(v
+        .on_sync_response(1, Some(200), &body(&state(1, 100)), 1_000)
+        .is_some());
     v.refresh(5_000);
     assert_eq!(v.freshness, Freshness::Fresh);
     v.refresh(11_001);
@@ -40,7 +49,11 @@ fn older_state_is_ignored_and_shared_data_propagates() {
     assert!(!v.adopt(state(4, 200), 20));
     assert_eq!(v.state_version(), 5);
     let mut other = vm();
-    let shared = serde_json::to_vec(&SharedState { received_at_ms: 30, state: state(6, 300) }).unwrap();
+    let shared = serde_json::to_vec(&SharedState {
+        received_at_ms: 30,
+        state: state(6, 300),
+    })
+    .unwrap();
     assert!(other.adopt_shared(&shared));
     assert_eq!(other.state_version(), 6);
     assert!(!other.adopt_shared(b"not json"));
@@ -70,6 +83,8 @@ fn failed_sync_merges_the_batch_back() {
 fn response_for_another_token_is_ignored() {
     let mut v = vm();
     v.in_flight = Some((2, Batch::default()));
-    assert!(v.on_sync_response(1, Some(200), &body(&state(1, 1)), 0).is_none());
+    assert!(v
+        .on_sync_response(1, Some(200), &body(&state(1, 1)), 0)
+        .is_none());
     assert!(v.in_flight.is_some());
 }

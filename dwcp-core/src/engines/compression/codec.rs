@@ -28,7 +28,14 @@ pub struct CodecError {
 }
 
 impl Codec {
-    pub const ALL: [Codec; 6] = [Codec::None, Codec::Lz4, Codec::Snappy, Codec::Zstd1, Codec::Zstd3, Codec::Zstd9];
+    pub const ALL: [Codec; 6] = [
+        Codec::None,
+        Codec::Lz4,
+        Codec::Snappy,
+        Codec::Zstd1,
+        Codec::Zstd3,
+        Codec::Zstd9,
+    ];
 
     pub fn from_id(id: u8) -> Option<Codec> {
         Self::ALL.get(usize::from(id)).copied()
@@ -54,14 +61,19 @@ impl Codec {
     }
 
     fn err(self, e: impl std::fmt::Display) -> CodecError {
-        CodecError { codec: self, message: e.to_string() }
+        CodecError {
+            codec: self,
+            message: e.to_string(),
+        }
     }
 
     pub fn compress(self, input: &[u8]) -> Result<Vec<u8>, CodecError> {
         match self {
             Self::None => Ok(input.to_vec()),
             Self::Lz4 => Ok(lz4_flex::block::compress(input)),
-            Self::Snappy => snap::raw::Encoder::new().compress_vec(input).map_err(|e| self.err(e)),
+            Self::Snappy => snap::raw::Encoder::new()
+                .compress_vec(input)
+                .map_err(|e| self.err(e)),
             Self::Zstd1 => zstd::bulk::compress(input, 1).map_err(|e| self.err(e)),
             Self::Zstd3 => zstd::bulk::compress(input, 3).map_err(|e| self.err(e)),
             Self::Zstd9 => zstd::bulk::compress(input, 9).map_err(|e| self.err(e)),
@@ -72,18 +84,29 @@ impl Codec {
     pub fn decompress(self, input: &[u8], original_len: usize) -> Result<Vec<u8>, CodecError> {
         let out = match self {
             Self::None => input.to_vec(),
-            Self::Lz4 => lz4_flex::block::decompress(input, original_len).map_err(|e| self.err(e))?,
+            Self::Lz4 => {
+                lz4_flex::block::decompress(input, original_len).map_err(|e| self.err(e))?
+            }
             Self::Snappy => {
                 let len = snap::raw::decompress_len(input).map_err(|e| self.err(e))?;
                 if len != original_len {
-                    return Err(self.err(format!("snappy header says {len} bytes, frame says {original_len}")));
+                    return Err(self.err(format!(
+                        "snappy header says {len} bytes, frame says {original_len}"
+                    )));
                 }
-                snap::raw::Decoder::new().decompress_vec(input).map_err(|e| self.err(e))?
+                snap::raw::Decoder::new()
+                    .decompress_vec(input)
+                    .map_err(|e| self.err(e))?
             }
-            Self::Zstd1 | Self::Zstd3 | Self::Zstd9 => zstd::bulk::decompress(input, original_len).map_err(|e| self.err(e))?,
+            Self::Zstd1 | Self::Zstd3 | Self::Zstd9 => {
+                zstd::bulk::decompress(input, original_len).map_err(|e| self.err(e))?
+            }
         };
         if out.len() != original_len {
-            return Err(self.err(format!("decoded {} bytes, expected {original_len}", out.len())));
+            return Err(self.err(format!(
+                "decoded {} bytes, expected {original_len}",
+                out.len()
+            )));
         }
         Ok(out)
     }

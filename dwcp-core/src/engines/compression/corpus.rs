@@ -22,7 +22,14 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 6] = [Class::Text, Class::Json, Class::Logs, Class::VmPages, Class::Random, Class::Compressed];
+    pub const ALL: [Class; 6] = [
+        Class::Text,
+        Class::Json,
+        Class::Logs,
+        Class::VmPages,
+        Class::Random,
+        Class::Compressed,
+    ];
 }
 
 /// One corpus payload.
@@ -33,8 +40,17 @@ pub struct Item {
 }
 
 fn vocabulary(rng: &mut ChaCha8Rng) -> Vec<String> {
-    const SYL: [&str; 16] = ["ka", "lo", "mi", "ne", "ter", "ra", "so", "vin", "de", "al", "po", "qu", "es", "tan", "ri", "mor"];
-    (0..300).map(|_| (0..rng.gen_range(1..4)).map(|_| SYL[rng.gen_range(0..SYL.len())]).collect()).collect()
+    const SYL: [&str; 16] = [
+        "ka", "lo", "mi", "ne", "ter", "ra", "so", "vin", "de", "al", "po", "qu", "es", "tan",
+        "ri", "mor",
+    ];
+    (0..300)
+        .map(|_| {
+            (0..rng.gen_range(1..4))
+                .map(|_| SYL[rng.gen_range(0..SYL.len())])
+                .collect()
+        })
+        .collect()
 }
 
 fn word<'a>(rng: &mut ChaCha8Rng, vocab: &'a [String]) -> &'a str {
@@ -58,8 +74,16 @@ fn fill(class: Class, len: usize, rng: &mut ChaCha8Rng, vocab: &[String]) -> Vec
         Class::Json => {
             s.push('[');
             while s.len() < len {
-                let (id, score, w1, w2) = (rng.gen_range(0..1_000_000), rng.gen_range(0.0..100.0f64), word(rng, vocab), word(rng, vocab));
-                s.push_str(&format!("{{\"id\":{id},\"user\":\"{w1}\",\"score\":{score:.3},\"tags\":[\"{w2}\"],\"active\":{}}},", rng.gen::<bool>()));
+                let (id, score, w1, w2) = (
+                    rng.gen_range(0..1_000_000),
+                    rng.gen_range(0.0..100.0f64),
+                    word(rng, vocab),
+                    word(rng, vocab),
+                );
+                s.push_str(&format!(
+                    "{{\"id\":{id},\"user\":\"{w1}\",\"score\":{score:.3},\"tags\":[\"{w2}\"],\"active\":{}}},",
+                    rng.gen::<bool>()
+                ));
             }
             s.push(']');
         }
@@ -70,13 +94,22 @@ fn fill(class: Class, len: usize, rng: &mut ChaCha8Rng, vocab: &[String]) -> Vec
                 let lvl = ["INFO", "INFO", "INFO", "WARN", "ERROR"][rng.gen_range(0..5)];
                 s.push_str(&format!(
                     "2024-05-01T{:02}:{:02}:{:02}.{:03}Z {lvl} service={} req={:08x} latency_ms={} msg=\"{} {}\"\n",
-                    t / 3_600_000 % 24, t / 60_000 % 60, t / 1000 % 60, t % 1000,
-                    word(rng, vocab), rng.gen::<u32>(), rng.gen_range(1..900), word(rng, vocab), word(rng, vocab)
+                    t / 3_600_000 % 24,
+                    t / 60_000 % 60,
+                    t / 1000 % 60,
+                    t % 1000,
+                    word(rng, vocab),
+                    rng.gen::<u32>(),
+                    rng.gen_range(1..900),
+                    word(rng, vocab),
+                    word(rng, vocab)
                 ));
             }
         }
         Class::VmPages => {
-            let templates: Vec<Vec<u8>> = (0..3).map(|_| fill(Class::Text, 4096, rng, vocab)).collect();
+            let templates: Vec<Vec<u8>> = (0..3)
+                .map(|_| fill(Class::Text, 4096, rng, vocab))
+                .collect();
             while out.len() < len {
                 match rng.gen_range(0..10) {
                     0..=3 => out.extend_from_slice(&[0u8; 4096]),
@@ -107,19 +140,26 @@ fn fill(class: Class, len: usize, rng: &mut ChaCha8Rng, vocab: &[String]) -> Vec
 pub fn generate(seed: u64, count: usize, min_len: usize, max_len: usize) -> Vec<Item> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let vocab = vocabulary(&mut rng);
-    let (lo, hi) = ((min_len.max(1) as f64).ln(), (max_len.max(min_len.max(1)) as f64).ln());
+    let (lo, hi) = (
+        (min_len.max(1) as f64).ln(),
+        (max_len.max(min_len.max(1)) as f64).ln(),
+    );
     (0..count)
         .map(|i| {
             let class = Class::ALL[i % Class::ALL.len()];
             let len = rng.gen_range(lo..=hi).exp() as usize;
-            Item { class, data: fill(class, len, &mut rng, &vocab) }
+            Item {
+                class,
+                data: fill(class, len, &mut rng, &vocab),
+            }
         })
         .collect()
 }
 
 /// Whether item `index` belongs to the held-out set (`holdout_percent` of items).
 pub fn is_held_out(seed: u64, index: usize, holdout_percent: u64) -> bool {
-    let h = (seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let h = (seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
     (h >> 32) % 100 < holdout_percent
 }
 
@@ -127,7 +167,11 @@ pub fn is_held_out(seed: u64, index: usize, holdout_percent: u64) -> bool {
 pub fn split(seed: u64, items: Vec<Item>, holdout_percent: u64) -> (Vec<Item>, Vec<Item>) {
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (i, item) in items.into_iter().enumerate() {
-        if is_held_out(seed, i, holdout_percent) { test.push(item) } else { train.push(item) }
+        if is_held_out(seed, i, holdout_percent) {
+            test.push(item)
+        } else {
+            train.push(item)
+        }
     }
     (train, test)
 }

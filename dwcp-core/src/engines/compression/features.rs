@@ -29,7 +29,16 @@ impl Features {
         let e = self.entropy / 8.0;
         let t = self.trial_ratio.min(1.2);
         let size = ((self.len.max(1)) as f64).ln() / 16.0;
-        [1.0, e, e * e, t, t * t, self.distinct, self.repeated_chunks, size]
+        [
+            1.0,
+            e,
+            e * e,
+            t,
+            t * t,
+            self.distinct,
+            self.repeated_chunks,
+            size,
+        ]
     }
 }
 
@@ -59,14 +68,34 @@ pub fn extract(payload: &[u8]) -> Features {
         hist[usize::from(*b)] += 1;
     }
     let n = sample.len().max(1) as f64;
-    let entropy = hist.iter().filter(|c| **c > 0).map(|c| { let p = f64::from(*c) / n; -p * p.log2() }).sum::<f64>();
+    let entropy = hist
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum::<f64>();
     let distinct = hist.iter().filter(|c| **c > 0).count() as f64 / 256.0;
-    let trial_ratio = if sample.is_empty() { 1.0 } else { lz4_flex::block::compress(&sample).len() as f64 / n };
+    let trial_ratio = if sample.is_empty() {
+        1.0
+    } else {
+        lz4_flex::block::compress(&sample).len() as f64 / n
+    };
     let repeated = if chunks == 4 {
         let parts: Vec<&[u8]> = sample.chunks(CHUNK).collect();
-        (0..4).filter(|&i| (0..4).any(|j| j != i && parts[i] == parts[j])).count() as f64 / 4.0
+        (0..4)
+            .filter(|&i| (0..4).any(|j| j != i && parts[i] == parts[j]))
+            .count() as f64
+            / 4.0
     } else {
         0.0
     };
-    Features { len: payload.len() as u64, entropy, distinct, trial_ratio, repeated_chunks: repeated }
+    Features {
+        len: payload.len() as u64,
+        entropy,
+        distinct,
+        trial_ratio,
+        repeated_chunks: repeated,
+    }
 }

@@ -31,7 +31,9 @@ pub enum FrameError {
     TooLarge { len: u64, max: u64 },
     #[error("frame checksum mismatch: header says {expected:#010x}, computed {actual:#010x}")]
     ChecksumMismatch { expected: u32, actual: u32 },
-    #[error("content checksum mismatch after decode: expected {expected:#010x}, got {actual:#010x}")]
+    #[error(
+        "content checksum mismatch after decode: expected {expected:#010x}, got {actual:#010x}"
+    )]
     ContentChecksumMismatch { expected: u32, actual: u32 },
     #[error("decode failed: {0}")]
     Codec(#[from] CodecError),
@@ -42,19 +44,22 @@ impl FrameError {
     pub fn integrity(&self) -> Option<IntegrityKind> {
         match self {
             Self::ChecksumMismatch { .. } => Some(IntegrityKind::ChecksumMismatch),
-            Self::ContentChecksumMismatch { .. } | Self::Codec(_) => Some(IntegrityKind::RoundTripMismatch),
+            Self::ContentChecksumMismatch { .. } | Self::Codec(_) => {
+                Some(IntegrityKind::RoundTripMismatch)
+            }
             _ => None,
         }
     }
 
     /// The `DataIntegrityViolation` this failure raises, if it is an integrity failure.
     pub fn to_event(&self, engine: &str, at_ms: u64) -> Option<EngineEvent> {
-        self.integrity().map(|violation| EngineEvent::DataIntegrityViolation {
-            engine: engine.to_owned(),
-            at_ms,
-            violation,
-            detail: self.to_string(),
-        })
+        self.integrity()
+            .map(|violation| EngineEvent::DataIntegrityViolation {
+                engine: engine.to_owned(),
+                at_ms,
+                violation,
+                detail: self.to_string(),
+            })
     }
 }
 
@@ -67,7 +72,10 @@ fn frame_crc(header: &[u8], body: &[u8]) -> u32 {
 
 /// Compress `payload` with `codec` into a frame.
 pub fn encode(codec: Codec, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let len = u32::try_from(payload.len()).map_err(|_| CodecError { codec, message: "payload over 4 GiB".into() })?;
+    let len = u32::try_from(payload.len()).map_err(|_| CodecError {
+        codec,
+        message: "payload over 4 GiB".into(),
+    })?;
     let body = codec.compress(payload)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(MAGIC);
@@ -104,14 +112,17 @@ pub fn peek_codec(frame: &[u8]) -> Result<Codec, FrameError> {
 /// Verify and decode a frame whose original length may not exceed `max_len`.
 pub fn decode(frame: &[u8], max_len: u64) -> Result<Vec<u8>, FrameError> {
     let codec = peek_codec(frame)?;
-    let len = u32_at(frame, 6);
-    if u64::from(len) > max_len {
-        return Err(FrameError::TooLarge { len: u64::from(len), max: max_len });
-    }
     let expected = u32_at(frame, 14);
     let actual = frame_crc(&frame[..14], &frame[HEADER_LEN..]);
     if expected != actual {
         return Err(FrameError::ChecksumMismatch { expected, actual });
+    }
+    let len = u32_at(frame, 6);
+    if u64::from(len) > max_len {
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+            max: max_len,
+        });
     }
     let out = codec.decompress(&frame[HEADER_LEN..], len as usize)?;
     let (expected, actual) = (u32_at(frame, 10), crc32fast::hash(&out));

@@ -44,7 +44,11 @@ pub struct Selector {
 
 impl Selector {
     pub fn new(model: Model, max_frame_len: u64) -> Self {
-        Self { model, evaluation: None, max_frame_len }
+        Self {
+            model,
+            evaluation: None,
+            max_frame_len,
+        }
     }
 
     /// Train on `train` items and evaluate on `held_out`, timing with `clock`.
@@ -60,9 +64,16 @@ impl Selector {
             samples.extend(oracle::measure(item, clock, reps)?.samples());
         }
         let model = Model::train(&samples, 1e-3)?;
-        let entries = held_out.iter().map(|i| oracle::measure(i, clock, reps)).collect::<Result<Vec<_>, _>>()?;
+        let entries = held_out
+            .iter()
+            .map(|i| oracle::measure(i, clock, reps))
+            .collect::<Result<Vec<_>, _>>()?;
         let evaluation = oracle::evaluate(&model, held_out, &entries, &oracle::link_grid(), clock);
-        Ok(Selector { model, evaluation: Some(evaluation), max_frame_len })
+        Ok(Selector {
+            model,
+            evaluation: Some(evaluation),
+            max_frame_len,
+        })
     }
 
     pub fn model(&self) -> &Model {
@@ -75,16 +86,31 @@ impl Selector {
 
     pub fn select(&self, payload: &[u8], link: Link) -> Decision {
         let features = features::extract(payload);
-        let predicted_ns: Vec<(Codec, f64)> = self.model.predict(&features, link).collect();
-        let codec = predicted_ns.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(Codec::None, |p| p.0);
-        Decision { codec, features, predicted_ns }
+        let predicted_ns: Vec<(Codec, f64)> = self.model.predict(&features, link);
+        let codec = predicted_ns
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(Codec::None, |p| p.0);
+        Decision {
+            codec,
+            features,
+            predicted_ns,
+        }
     }
 
     /// Select a codec (or use `force`) and frame the payload.
-    pub fn compress(&self, payload: &[u8], link: Link, force: Option<Codec>) -> Result<(Codec, Vec<u8>), SelectorError> {
+    pub fn compress(
+        &self,
+        payload: &[u8],
+        link: Link,
+        force: Option<Codec>,
+    ) -> Result<(Codec, Vec<u8>), SelectorError> {
         let codec = force.unwrap_or_else(|| self.select(payload, link).codec);
         if payload.len() as u64 > self.max_frame_len {
-            return Err(SelectorError::Frame(FrameError::TooLarge { len: payload.len() as u64, max: self.max_frame_len }));
+            return Err(SelectorError::Frame(FrameError::TooLarge {
+                len: payload.len() as u64,
+                max: self.max_frame_len,
+            }));
         }
         Ok((codec, frame::encode(codec, payload)?))
     }

@@ -28,7 +28,14 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self { consecutive_failures: 5, window: 20, failure_percent: 50, open_ms: 30_000, half_open_probes: 3, success_threshold: 2 }
+        Self {
+            consecutive_failures: 5,
+            window: 20,
+            failure_percent: 50,
+            open_ms: 30_000,
+            half_open_probes: 3,
+            success_threshold: 2,
+        }
     }
 }
 
@@ -93,7 +100,10 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     pub fn new(cfg: BreakerConfig) -> Self {
-        let cfg = BreakerConfig { window: cfg.window.clamp(1, 64), ..cfg };
+        let cfg = BreakerConfig {
+            window: cfg.window.clamp(1, 64),
+            ..cfg
+        };
         Self {
             cfg,
             state: BreakerState::Closed,
@@ -118,7 +128,11 @@ impl CircuitBreaker {
     }
 
     fn window_mask(&self) -> u64 {
-        if self.cfg.window >= 64 { u64::MAX } else { (1u64 << self.cfg.window) - 1 }
+        if self.cfg.window >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.cfg.window) - 1
+        }
     }
 
     pub fn snapshot(&self) -> BreakerSnapshot {
@@ -138,7 +152,11 @@ impl CircuitBreaker {
     }
 
     fn go(&mut self, to: BreakerState, now_ms: u64) {
-        self.transitions.push(Transition { from: self.state, to, at_ms: now_ms });
+        self.transitions.push(Transition {
+            from: self.state,
+            to,
+            at_ms: now_ms,
+        });
         self.state = to;
         self.since_ms = now_ms;
         self.generation += 1;
@@ -155,7 +173,11 @@ impl CircuitBreaker {
     /// Ask to make a call at `now_ms`.
     pub fn acquire(&mut self, now_ms: u64) -> Result<Permit, Rejected> {
         match self.state {
-            BreakerState::Closed => return Ok(Permit { generation: self.generation }),
+            BreakerState::Closed => {
+                return Ok(Permit {
+                    generation: self.generation,
+                })
+            }
             BreakerState::Open => {
                 let retry_at_ms = self.since_ms.saturating_add(self.cfg.open_ms);
                 if now_ms < retry_at_ms {
@@ -175,7 +197,9 @@ impl CircuitBreaker {
             return Err(Rejected::ProbesInFlight);
         }
         self.probes_issued += 1;
-        Ok(Permit { generation: self.generation })
+        Ok(Permit {
+            generation: self.generation,
+        })
     }
 
     /// Report how the call of `permit` went. Stale permits are ignored.
@@ -190,7 +214,8 @@ impl CircuitBreaker {
                 self.consecutive = if success { 0 } else { self.consecutive + 1 };
                 let failures = self.outcomes.count_ones();
                 let full = self.calls >= self.cfg.window;
-                let ratio_trips = full && failures * 100 >= self.cfg.window * self.cfg.failure_percent;
+                let ratio_trips =
+                    full && failures * 100 >= self.cfg.window * self.cfg.failure_percent;
                 if !success && (self.consecutive >= self.cfg.consecutive_failures || ratio_trips) {
                     self.go(BreakerState::Open, now_ms);
                 }

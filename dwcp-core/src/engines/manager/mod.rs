@@ -13,7 +13,9 @@ mod breaker;
 mod recovery;
 mod registry;
 
-pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Permit, Rejected, Transition};
+pub use breaker::{
+    BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Permit, Rejected, Transition,
+};
 pub use recovery::{Recovery, RecoveryConfig, RecoveryState, RecoveryStep};
 pub use registry::{Component, ComponentSpec, Health, Registry, RegistryError};
 
@@ -73,15 +75,28 @@ pub struct ComponentStatus {
 }
 
 /// Pure: the degradation level of a set of component statuses and the memory reading.
-pub fn degradation_level(components: &[ComponentStatus], memory_used: u64, memory_budget: u64) -> DegradationLevel {
+pub fn degradation_level(
+    components: &[ComponentStatus],
+    memory_used: u64,
+    memory_budget: u64,
+) -> DegradationLevel {
     let down = |c: &&ComponentStatus| !c.healthy;
-    if memory_used > memory_budget || (!components.is_empty() && components.iter().all(|c| !c.healthy)) {
+    if memory_used > memory_budget
+        || (!components.is_empty() && components.iter().all(|c| !c.healthy))
+    {
         return DegradationLevel::Emergency;
     }
-    if components.iter().filter(down).any(|c| c.critical) || components.iter().any(|c| c.recovery == RecoveryState::Failed) {
+    if components.iter().filter(down).any(|c| c.critical)
+        || components
+            .iter()
+            .any(|c| c.recovery == RecoveryState::Failed)
+    {
         return DegradationLevel::Severe;
     }
-    if components.iter().any(|c| !c.healthy || c.breaker != BreakerState::Closed) {
+    if components
+        .iter()
+        .any(|c| !c.healthy || c.breaker != BreakerState::Closed)
+    {
         return DegradationLevel::Degraded;
     }
     DegradationLevel::Normal
@@ -91,12 +106,31 @@ pub fn degradation_level(components: &[ComponentStatus], memory_used: u64, memor
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ManagerEvent {
-    RecoveryStarted { component: String, at_ms: u64 },
-    RecoveryAttempt { component: String, attempt: u32, ok: bool, at_ms: u64 },
-    Recovered { component: String, at_ms: u64 },
-    RecoveryFailed { component: String, at_ms: u64 },
-    Breaker { component: String, transition: Transition },
-    Signal { signal: EngineEvent },
+    RecoveryStarted {
+        component: String,
+        at_ms: u64,
+    },
+    RecoveryAttempt {
+        component: String,
+        attempt: u32,
+        ok: bool,
+        at_ms: u64,
+    },
+    Recovered {
+        component: String,
+        at_ms: u64,
+    },
+    RecoveryFailed {
+        component: String,
+        at_ms: u64,
+    },
+    Breaker {
+        component: String,
+        transition: Transition,
+    },
+    Signal {
+        signal: EngineEvent,
+    },
 }
 
 /// Manager errors at the API edge.
@@ -105,7 +139,10 @@ pub enum ManagerError {
     #[error("no component `{0}`")]
     UnknownComponent(String),
     #[error("component `{component}`: {rejected}")]
-    Rejected { component: String, rejected: Rejected },
+    Rejected {
+        component: String,
+        rejected: Rejected,
+    },
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -171,7 +208,11 @@ impl Manager {
         &self.cfg
     }
 
-    pub fn register(&mut self, spec: ComponentSpec, component: Box<dyn Component>) -> Result<(), ManagerError> {
+    pub fn register(
+        &mut self,
+        spec: ComponentSpec,
+        component: Box<dyn Component>,
+    ) -> Result<(), ManagerError> {
         self.registry.register(spec.clone(), component)?;
         let slot = Slot {
             breaker: CircuitBreaker::new(self.cfg.breaker),
@@ -226,37 +267,69 @@ impl Manager {
                 Ok(h) => h,
                 Err(_) => continue,
             };
-            let Some(slot) = self.slots.get_mut(&name) else { continue };
+            let Some(slot) = self.slots.get_mut(&name) else {
+                continue;
+            };
             let step = slot.recovery.on_check(now, health.healthy, &mut self.rng);
             slot.last = Some(health);
             let component = name.clone();
             match step {
                 RecoveryStep::Nothing => {}
-                RecoveryStep::Started => self.events.push(ManagerEvent::RecoveryStarted { component, at_ms: now }),
-                RecoveryStep::Recovered => self.events.push(ManagerEvent::Recovered { component, at_ms: now }),
-                RecoveryStep::Failed => self.events.push(ManagerEvent::RecoveryFailed { component, at_ms: now }),
+                RecoveryStep::Started => self.events.push(ManagerEvent::RecoveryStarted {
+                    component,
+                    at_ms: now,
+                }),
+                RecoveryStep::Recovered => self.events.push(ManagerEvent::Recovered {
+                    component,
+                    at_ms: now,
+                }),
+                RecoveryStep::Failed => self.events.push(ManagerEvent::RecoveryFailed {
+                    component,
+                    at_ms: now,
+                }),
                 RecoveryStep::Attempt(attempt) => {
                     let ok = self.registry.restart(&name, now).is_ok();
-                    self.events.push(ManagerEvent::RecoveryAttempt { component, attempt, ok, at_ms: now });
+                    self.events.push(ManagerEvent::RecoveryAttempt {
+                        component,
+                        attempt,
+                        ok,
+                        at_ms: now,
+                    });
                 }
             }
         }
     }
 
     fn memory_used(&self) -> u64 {
-        self.slots.values().filter_map(|s| s.last.as_ref()).map(|h| h.memory_bytes).sum()
+        self.slots
+            .values()
+            .filter_map(|s| s.last.as_ref())
+            .map(|h| h.memory_bytes)
+            .sum()
     }
 
     /// Guarded call, step 1: may `component` be called now?
     pub fn acquire(&mut self, component: &str, now_ms: u64) -> Result<Permit, ManagerError> {
-        let slot = self.slots.get_mut(component).ok_or_else(|| ManagerError::UnknownComponent(component.to_owned()))?;
+        let slot = self
+            .slots
+            .get_mut(component)
+            .ok_or_else(|| ManagerError::UnknownComponent(component.to_owned()))?;
         let res = slot.breaker.acquire(now_ms);
         self.collect_transitions(component);
-        res.map_err(|rejected| ManagerError::Rejected { component: component.to_owned(), rejected })
+        res.map_err(|rejected| ManagerError::Rejected {
+            component: component.to_owned(),
+            rejected,
+        })
     }
 
     /// Guarded call, step 2: how did it go? Returns the events this caused (breaker opens).
-    pub fn record(&mut self, component: &str, now_ms: u64, permit: Permit, success: bool) -> Vec<ManagerEvent> {
+    pub fn record(
+        &mut self,
+        component: &str,
+        now_ms: u64,
+        permit: Permit,
+        success: bool,
+    ) -> Vec<ManagerEvent> {
         if let Some(slot) = self.slots.get_mut(component) {
             slot.breaker.record(now_ms, permit, success);
             self.collect_transitions(component);
@@ -266,7 +339,10 @@ impl Manager {
 
     /// Operator reset of one component's breaker and recovery.
     pub fn reset(&mut self, component: &str, now_ms: u64) -> Result<BreakerSnapshot, ManagerError> {
-        let slot = self.slots.get_mut(component).ok_or_else(|| ManagerError::UnknownComponent(component.to_owned()))?;
+        let slot = self
+            .slots
+            .get_mut(component)
+            .ok_or_else(|| ManagerError::UnknownComponent(component.to_owned()))?;
         slot.breaker.reset(now_ms);
         slot.recovery.reset();
         let snap = slot.breaker.snapshot();
@@ -279,7 +355,10 @@ impl Manager {
     }
 
     pub fn breakers(&self) -> BTreeMap<String, BreakerSnapshot> {
-        self.slots.iter().map(|(k, s)| (k.clone(), s.breaker.snapshot())).collect()
+        self.slots
+            .iter()
+            .map(|(k, s)| (k.clone(), s.breaker.snapshot()))
+            .collect()
     }
 
     /// Events produced outside `tick`/`record` (e.g. by `acquire` or `reset`).
@@ -288,7 +367,9 @@ impl Manager {
     }
 
     fn collect_transitions(&mut self, component: &str) {
-        let Some(slot) = self.slots.get_mut(component) else { return };
+        let Some(slot) = self.slots.get_mut(component) else {
+            return;
+        };
         for t in slot.breaker.drain_transitions() {
             if t.to == BreakerState::Open {
                 let signal = EngineEvent::BreakerOpened {
@@ -298,7 +379,10 @@ impl Manager {
                 };
                 self.events.push(ManagerEvent::Signal { signal });
             }
-            self.events.push(ManagerEvent::Breaker { component: component.to_owned(), transition: t });
+            self.events.push(ManagerEvent::Breaker {
+                component: component.to_owned(),
+                transition: t,
+            });
         }
     }
 

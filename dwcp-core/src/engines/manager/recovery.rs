@@ -20,7 +20,11 @@ pub struct RecoveryConfig {
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        Self { backoff_ms: 1_000, max_attempts: 3, jitter_percent: 10 }
+        Self {
+            backoff_ms: 1_000,
+            max_attempts: 3,
+            jitter_percent: 10,
+        }
     }
 }
 
@@ -30,7 +34,10 @@ impl Default for RecoveryConfig {
 pub enum RecoveryState {
     Idle,
     /// Attempt `attempt` is due at `at_ms`.
-    Waiting { attempt: u32, at_ms: u64 },
+    Waiting {
+        attempt: u32,
+        at_ms: u64,
+    },
     /// All attempts made; the next unhealthy check marks it failed.
     Exhausted,
     Failed,
@@ -57,7 +64,11 @@ pub struct Recovery {
 
 impl Recovery {
     pub fn new(cfg: RecoveryConfig) -> Self {
-        Self { cfg, state: RecoveryState::Idle, started_total: 0 }
+        Self {
+            cfg,
+            state: RecoveryState::Idle,
+            started_total: 0,
+        }
     }
 
     pub fn state(&self) -> RecoveryState {
@@ -69,7 +80,10 @@ impl Recovery {
     }
 
     fn delay(&self, attempt: u32, rng: &mut impl Rng) -> u64 {
-        let base = self.cfg.backoff_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        let base = self
+            .cfg
+            .backoff_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
         let spread = base * self.cfg.jitter_percent / 100;
         if spread == 0 {
             return base;
@@ -82,19 +96,29 @@ impl Recovery {
         if healthy {
             let was_idle = self.state == RecoveryState::Idle;
             self.state = RecoveryState::Idle;
-            return if was_idle { RecoveryStep::Nothing } else { RecoveryStep::Recovered };
+            return if was_idle {
+                RecoveryStep::Nothing
+            } else {
+                RecoveryStep::Recovered
+            };
         }
         match self.state {
             RecoveryState::Idle => {
                 self.started_total += 1;
-                self.state = RecoveryState::Waiting { attempt: 1, at_ms: now_ms + self.delay(1, rng) };
+                self.state = RecoveryState::Waiting {
+                    attempt: 1,
+                    at_ms: now_ms + self.delay(1, rng),
+                };
                 RecoveryStep::Started
             }
             RecoveryState::Waiting { attempt, at_ms } if now_ms >= at_ms => {
                 self.state = if attempt >= self.cfg.max_attempts {
                     RecoveryState::Exhausted
                 } else {
-                    RecoveryState::Waiting { attempt: attempt + 1, at_ms: now_ms + self.delay(attempt + 1, rng) }
+                    RecoveryState::Waiting {
+                        attempt: attempt + 1,
+                        at_ms: now_ms + self.delay(attempt + 1, rng),
+                    }
                 };
                 RecoveryStep::Attempt(attempt)
             }

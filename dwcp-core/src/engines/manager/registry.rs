@@ -49,7 +49,11 @@ pub enum RegistryError {
     #[error("dependency cycle among {0:?}")]
     Cycle(Vec<String>),
     #[error("component `{component}` failed to start: {reason}; stopped {stopped:?}")]
-    StartFailed { component: String, reason: String, stopped: Vec<String> },
+    StartFailed {
+        component: String,
+        reason: String,
+        stopped: Vec<String>,
+    },
     #[error("no component `{0}`")]
     Unknown(String),
 }
@@ -62,7 +66,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn register(&mut self, spec: ComponentSpec, component: Box<dyn Component>) -> Result<(), RegistryError> {
+    pub fn register(
+        &mut self,
+        spec: ComponentSpec,
+        component: Box<dyn Component>,
+    ) -> Result<(), RegistryError> {
         if self.components.contains_key(&spec.name) {
             return Err(RegistryError::Duplicate(spec.name));
         }
@@ -84,12 +92,19 @@ impl Registry {
         for (name, (spec, _)) in &self.components {
             for d in &spec.deps {
                 if !self.components.contains_key(d) {
-                    return Err(RegistryError::MissingDependency { component: name.clone(), missing: d.clone() });
+                    return Err(RegistryError::MissingDependency {
+                        component: name.clone(),
+                        missing: d.clone(),
+                    });
                 }
             }
             indegree.insert(name, spec.deps.len());
         }
-        let mut ready: BTreeSet<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
+        let mut ready: BTreeSet<&str> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| *n)
+            .collect();
         let mut order = Vec::new();
         while let Some(next) = ready.pop_first() {
             order.push(next.to_owned());
@@ -105,7 +120,12 @@ impl Registry {
             }
         }
         if order.len() < self.components.len() {
-            let stuck = self.components.keys().filter(|k| !order.contains(k)).cloned().collect();
+            let stuck = self
+                .components
+                .keys()
+                .filter(|k| !order.contains(k))
+                .cloned()
+                .collect();
             return Err(RegistryError::Cycle(stuck));
         }
         Ok(order)
@@ -119,7 +139,9 @@ impl Registry {
             if self.running.contains(&name) {
                 continue;
             }
-            let Some((_, c)) = self.components.get_mut(&name) else { continue };
+            let Some((_, c)) = self.components.get_mut(&name) else {
+                continue;
+            };
             if let Err(reason) = c.start(now_ms) {
                 let mut stopped = Vec::new();
                 for s in started.iter().rev() {
@@ -129,7 +151,11 @@ impl Registry {
                     }
                 }
                 self.running.retain(|r| !started.contains(r));
-                return Err(RegistryError::StartFailed { component: name, reason, stopped });
+                return Err(RegistryError::StartFailed {
+                    component: name,
+                    reason,
+                    stopped,
+                });
             }
             self.running.push(name.clone());
             started.push(name);
@@ -149,7 +175,10 @@ impl Registry {
     }
 
     pub fn health(&mut self, name: &str, now_ms: u64) -> Result<Health, RegistryError> {
-        let (_, c) = self.components.get_mut(name).ok_or_else(|| RegistryError::Unknown(name.to_owned()))?;
+        let (_, c) = self
+            .components
+            .get_mut(name)
+            .ok_or_else(|| RegistryError::Unknown(name.to_owned()))?;
         Ok(c.health(now_ms))
     }
 

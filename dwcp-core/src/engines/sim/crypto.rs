@@ -44,7 +44,9 @@ impl PublicKeys {
 
     /// Whether `sig` is `id`'s signature over `msg`. Non-members never verify.
     pub fn verify(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
-        self.0.get(id as usize).is_some_and(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok())
+        self.0
+            .get(id as usize)
+            .is_some_and(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok())
     }
 }
 
@@ -71,7 +73,9 @@ impl Keyring {
     }
 
     pub fn signer(&self, id: NodeId) -> Option<NodeSigner> {
-        self.signing.get(id as usize).map(|k| NodeSigner { id, key: k.clone() })
+        self.signing
+            .get(id as usize)
+            .map(|k| NodeSigner { id, key: k.clone() })
     }
 }
 
@@ -128,7 +132,10 @@ impl Certificate {
             }
         }
         if seen.len() < threshold {
-            return Err(CertError::BelowThreshold { have: seen.len(), need: threshold });
+            return Err(CertError::BelowThreshold {
+                have: seen.len(),
+                need: threshold,
+            });
         }
         Ok(())
     }

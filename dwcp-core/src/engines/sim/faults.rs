@@ -24,7 +24,14 @@ pub struct LinkFaults {
 impl LinkFaults {
     /// A perfect link with a fixed delay.
     pub fn reliable(delay_ms: u64) -> Self {
-        Self { min_delay_ms: delay_ms, max_delay_ms: delay_ms, drop_ppm: 0, duplicate_ppm: 0, reorder_ppm: 0, reorder_extra_ms: 0 }
+        Self {
+            min_delay_ms: delay_ms,
+            max_delay_ms: delay_ms,
+            drop_ppm: 0,
+            duplicate_ppm: 0,
+            reorder_ppm: 0,
+            reorder_extra_ms: 0,
+        }
     }
 }
 
@@ -39,7 +46,10 @@ pub struct Partition {
 
 impl Partition {
     fn group_of(&self, node: NodeId) -> usize {
-        self.groups.iter().position(|g| g.contains(&node)).unwrap_or(self.groups.len())
+        self.groups
+            .iter()
+            .position(|g| g.contains(&node))
+            .unwrap_or(self.groups.len())
     }
 
     /// Whether this partition separates `a` and `b` at `now`.
@@ -83,7 +93,11 @@ impl FaultModel {
 
     /// The link faults in force between `from` and `to`.
     pub fn link(&self, from: NodeId, to: NodeId) -> LinkFaults {
-        self.overrides.iter().find(|(f, t, _)| *f == from && *t == to).map(|(_, _, l)| *l).unwrap_or(self.link)
+        self.overrides
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .map(|(_, _, l)| *l)
+            .unwrap_or(self.link)
     }
 
     pub fn partitioned(&self, now: u64, a: NodeId, b: NodeId) -> bool {

@@ -73,13 +73,27 @@ pub struct FnInvariant<I, O> {
 }
 
 impl<I, O> FnInvariant<I, O> {
-    pub fn safety(name: &str, check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static) -> Self {
-        Self { name: name.to_owned(), check: Box::new(check), check_final: None }
+    pub fn safety(
+        name: &str,
+        check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            check: Box::new(check),
+            check_final: None,
+        }
     }
 
     /// A property checked only at the end of the run (e.g. liveness after GST).
-    pub fn at_end(name: &str, check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static) -> Self {
-        Self { name: name.to_owned(), check: Box::new(|_| Ok(())), check_final: Some(Box::new(check)) }
+    pub fn at_end(
+        name: &str,
+        check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            check: Box::new(|_| Ok(())),
+            check_final: Some(Box::new(check)),
+        }
     }
 }
 
@@ -112,7 +126,9 @@ pub fn prefix_agreement<I, O: PartialEq + 'static>() -> FnInvariant<I, O> {
 }
 
 /// Agreement for keyed instances: honest nodes that commit the same key commit the same value.
-pub fn keyed_agreement<I, O: 'static>(key_value: fn(&O) -> (Vec<u8>, Vec<u8>)) -> FnInvariant<I, O> {
+pub fn keyed_agreement<I, O: 'static>(
+    key_value: fn(&O) -> (Vec<u8>, Vec<u8>),
+) -> FnInvariant<I, O> {
     FnInvariant::safety("agreement", move |v| {
         let mut seen: BTreeMap<Vec<u8>, (NodeId, Vec<u8>)> = BTreeMap::new();
         for (node, log) in v.logs {
@@ -120,7 +136,9 @@ pub fn keyed_agreement<I, O: 'static>(key_value: fn(&O) -> (Vec<u8>, Vec<u8>)) -
                 let (k, val) = key_value(out);
                 match seen.get(&k) {
                     Some((other, prev)) if *prev != val => {
-                        return Err(format!("nodes {other} and {node} committed different values for one key"));
+                        return Err(format!(
+                            "nodes {other} and {node} committed different values for one key"
+                        ));
                     }
                     Some(_) => {}
                     None => {
@@ -155,7 +173,9 @@ pub fn certificate_validity<I, O: 'static>(
     FnInvariant::safety("certificate-validity", move |v| {
         for (node, log) in v.logs {
             for out in log {
-                cert(out).verify(&keys, threshold).map_err(|e| format!("node {node}: {e}"))?;
+                cert(out)
+                    .verify(&keys, threshold)
+                    .map_err(|e| format!("node {node}: {e}"))?;
             }
         }
         Ok(())

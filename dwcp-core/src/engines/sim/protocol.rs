@@ -82,7 +82,13 @@ pub struct Outbox<M> {
 
 impl<M: Clone> Outbox<M> {
     pub fn new(me: NodeId, n: u32) -> Self {
-        Self { me, n, sends: Vec::new(), timers: Vec::new(), alarms: Vec::new() }
+        Self {
+            me,
+            n,
+            sends: Vec::new(),
+            timers: Vec::new(),
+            alarms: Vec::new(),
+        }
     }
 
     pub fn me(&self) -> NodeId {
@@ -94,7 +100,11 @@ impl<M: Clone> Outbox<M> {
     }
 
     pub fn send(&mut self, to: NodeId, msg: M) {
-        self.sends.push(Send { claimed_from: self.me, to, msg });
+        self.sends.push(Send {
+            claimed_from: self.me,
+            to,
+            msg,
+        });
     }
 
     /// Send to every node, including this one (self-delivery is immediate and fault-free).
@@ -106,7 +116,11 @@ impl<M: Clone> Outbox<M> {
 
     /// Send with a forged network-level sender. Only Byzantine implementations call this.
     pub fn send_spoofed(&mut self, claimed_from: NodeId, to: NodeId, msg: M) {
-        self.sends.push(Send { claimed_from, to, msg });
+        self.sends.push(Send {
+            claimed_from,
+            to,
+            msg,
+        });
     }
 
     /// Fire `on_timer(id)` at absolute time `at_ms`.
@@ -115,7 +129,11 @@ impl<M: Clone> Outbox<M> {
     }
 
     pub fn alarm(&mut self, kind: AlarmKind, suspect: Option<NodeId>, detail: impl Into<String>) {
-        self.alarms.push(Alarm { kind, suspect, detail: detail.into() });
+        self.alarms.push(Alarm {
+            kind,
+            suspect,
+            detail: detail.into(),
+        });
     }
 
     pub fn alarms(&self) -> &[Alarm] {

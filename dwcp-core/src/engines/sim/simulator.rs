@@ -24,11 +24,29 @@ use super::trace::{digest_of, DropReason, Trace, TraceEvent};
 pub type Node<M, I, O> = Box<dyn Protocol<Msg = M, Input = I, Output = O>>;
 
 enum Event<M, I> {
-    Deliver { from: NodeId, claimed: NodeId, to: NodeId, msg: M, sent_at: u64, link_seq: u64 },
-    Timer { node: NodeId, id: TimerId, epoch: u64 },
-    Input { node: NodeId, input: I },
-    Crash { node: NodeId },
-    Recover { node: NodeId },
+    Deliver {
+        from: NodeId,
+        claimed: NodeId,
+        to: NodeId,
+        msg: M,
+        sent_at: u64,
+        link_seq: u64,
+    },
+    Timer {
+        node: NodeId,
+        id: TimerId,
+        epoch: u64,
+    },
+    Input {
+        node: NodeId,
+        input: I,
+    },
+    Crash {
+        node: NodeId,
+    },
+    Recover {
+        node: NodeId,
+    },
     Gst,
 }
 
@@ -71,11 +89,15 @@ pub struct Simulator<M, I, O> {
     alarms: Vec<(u64, NodeId, Alarm)>,
 }
 
-impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::Debug> Simulator<M, I, O> {
+impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::Debug>
+    Simulator<M, I, O>
+{
     /// Build a run. `keep_trace` retains every trace event (tests); the hash is always kept.
     pub fn new(seed: u64, faults: FaultModel, nodes: Vec<Node<M, I, O>>, keep_trace: bool) -> Self {
         let n = nodes.len();
-        let honest = (0..n as u32).filter(|&i| nodes[i as usize].is_honest()).collect::<BTreeSet<_>>();
+        let honest = (0..n as u32)
+            .filter(|&i| nodes[i as usize].is_honest())
+            .collect::<BTreeSet<_>>();
         let mut sim = Self {
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -170,27 +192,68 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
             *s
         };
         if from == to {
-            self.schedule(now, Event::Deliver { from, claimed, to, msg, sent_at: now, link_seq });
+            self.schedule(
+                now,
+                Event::Deliver {
+                    from,
+                    claimed,
+                    to,
+                    msg,
+                    sent_at: now,
+                    link_seq,
+                },
+            );
             return;
         }
         if self.faults.partitioned(now, from, to) {
-            self.trace.push(TraceEvent::Dropped { at: now, from, to, reason: DropReason::Partition });
+            self.trace.push(TraceEvent::Dropped {
+                at: now,
+                from,
+                to,
+                reason: DropReason::Partition,
+            });
             return;
         }
         let link = self.faults.link(from, to);
         let pre_gst = now < self.faults.gst_ms;
         if pre_gst && self.roll(link.drop_ppm) {
-            self.trace.push(TraceEvent::Dropped { at: now, from, to, reason: DropReason::Link });
+            self.trace.push(TraceEvent::Dropped {
+                at: now,
+                from,
+                to,
+                reason: DropReason::Link,
+            });
             return;
         }
         if pre_gst && self.roll(link.duplicate_ppm) {
-            self.trace.push(TraceEvent::Duplicated { at: now, from, to });
+            self.trace
+                .push(TraceEvent::Duplicated { at: now, from, to });
             let d = self.delay(from, to);
             let copy = msg.clone();
-            self.schedule(now + d, Event::Deliver { from, claimed, to, msg: copy, sent_at: now, link_seq });
+            self.schedule(
+                now + d,
+                Event::Deliver {
+                    from,
+                    claimed,
+                    to,
+                    msg: copy,
+                    sent_at: now,
+                    link_seq,
+                },
+            );
         }
         let d = self.delay(from, to);
-        self.schedule(now + d, Event::Deliver { from, claimed, to, msg, sent_at: now, link_seq });
+        self.schedule(
+            now + d,
+            Event::Deliver {
+                from,
+                claimed,
+                to,
+                msg,
+                sent_at: now,
+                link_seq,
+            },
+        );
     }
 
     /// Run until the queue is empty, `end_ms` is passed, or a violation stops the run.
@@ -215,9 +278,21 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
     fn step(&mut self, ev: Event<M, I>) {
         let now = self.now;
         match ev {
-            Event::Deliver { from, claimed, to, msg, sent_at, link_seq } => {
+            Event::Deliver {
+                from,
+                claimed,
+                to,
+                msg,
+                sent_at,
+                link_seq,
+            } => {
                 if self.crashed[to as usize] {
-                    self.trace.push(TraceEvent::Dropped { at: now, from, to, reason: DropReason::Crashed });
+                    self.trace.push(TraceEvent::Dropped {
+                        at: now,
+                        from,
+                        to,
+                        reason: DropReason::Crashed,
+                    });
                     return;
                 }
                 let max = self.link_delivered.entry((from, to)).or_insert(0);
@@ -225,7 +300,13 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
                     self.trace.push(TraceEvent::Reordered { at: now, from, to });
                 }
                 *max = (*max).max(link_seq);
-                self.trace.push(TraceEvent::Delivered { at: now, from, to, sent_at, digest: digest_of(&msg) });
+                self.trace.push(TraceEvent::Delivered {
+                    at: now,
+                    from,
+                    to,
+                    sent_at,
+                    digest: digest_of(&msg),
+                });
                 self.with_node(to, |node, out| node.on_message(now, claimed, msg, out));
             }
             Event::Timer { node, id, epoch } => {
@@ -239,7 +320,11 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
                 if node as usize >= self.nodes.len() || self.crashed[node as usize] {
                     return;
                 }
-                self.trace.push(TraceEvent::Input { at: now, node, digest: digest_of(&input) });
+                self.trace.push(TraceEvent::Input {
+                    at: now,
+                    node,
+                    digest: digest_of(&input),
+                });
                 self.inputs.entry(node).or_default().push(input.clone());
                 self.with_node(node, |n, out| n.on_input(now, input, out));
             }
@@ -274,12 +359,24 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
         };
         let now = self.now;
         for alarm in out.alarms {
-            self.trace.push(TraceEvent::Alarm { at: now, node: id, kind: alarm.kind, suspect: alarm.suspect });
+            self.trace.push(TraceEvent::Alarm {
+                at: now,
+                node: id,
+                kind: alarm.kind,
+                suspect: alarm.suspect,
+            });
             self.alarms.push((now, id, alarm));
         }
         let epoch = self.epochs[id as usize];
         for (tid, at) in out.timers {
-            self.schedule(at.max(now), Event::Timer { node: id, id: tid, epoch });
+            self.schedule(
+                at.max(now),
+                Event::Timer {
+                    node: id,
+                    id: tid,
+                    epoch,
+                },
+            );
         }
         for s in out.sends {
             self.send(id, s.claimed_from, s.to, s.msg);
@@ -288,29 +385,53 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
             return;
         }
         for o in &committed {
-            self.trace.push(TraceEvent::Committed { at: now, node: id, digest: digest_of(o) });
+            self.trace.push(TraceEvent::Committed {
+                at: now,
+                node: id,
+                digest: digest_of(o),
+            });
         }
         if self.honest.contains(&id) {
-            self.honest_logs.entry(id).or_default().extend(committed.iter().cloned());
+            self.honest_logs
+                .entry(id)
+                .or_default()
+                .extend(committed.iter().cloned());
         }
         self.all_logs.entry(id).or_default().extend(committed);
         self.check(false);
     }
 
     fn check(&mut self, at_end: bool) {
-        let view = CommitView { now: self.now, honest: &self.honest, logs: &self.honest_logs, inputs: &self.inputs };
+        let view = CommitView {
+            now: self.now,
+            honest: &self.honest,
+            logs: &self.honest_logs,
+            inputs: &self.inputs,
+        };
         let mut found = Vec::new();
         for inv in &self.invariants {
             if self.violations.iter().any(|v| v.invariant == inv.name()) {
                 continue;
             }
-            let res = if at_end { inv.check(&view).and_then(|()| inv.check_final(&view)) } else { inv.check(&view) };
+            let res = if at_end {
+                inv.check(&view).and_then(|()| inv.check_final(&view))
+            } else {
+                inv.check(&view)
+            };
             if let Err(detail) = res {
-                found.push(Violation { invariant: inv.name().to_owned(), at_ms: self.now, seed: self.seed, detail });
+                found.push(Violation {
+                    invariant: inv.name().to_owned(),
+                    at_ms: self.now,
+                    seed: self.seed,
+                    detail,
+                });
             }
         }
         for v in found {
-            self.trace.push(TraceEvent::Violation { at: v.at_ms, invariant: v.invariant.clone() });
+            self.trace.push(TraceEvent::Violation {
+                at: v.at_ms,
+                invariant: v.invariant.clone(),
+            });
             self.violations.push(v);
         }
     }

@@ -23,18 +23,65 @@ pub enum DropReason {
 /// One traced step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
-    Input { at: u64, node: NodeId, digest: u64 },
-    Delivered { at: u64, from: NodeId, to: NodeId, sent_at: u64, digest: u64 },
-    Dropped { at: u64, from: NodeId, to: NodeId, reason: DropReason },
-    Duplicated { at: u64, from: NodeId, to: NodeId },
-    Reordered { at: u64, from: NodeId, to: NodeId },
-    Timer { at: u64, node: NodeId, id: TimerId },
-    Crashed { at: u64, node: NodeId },
-    Recovered { at: u64, node: NodeId },
-    Gst { at: u64 },
-    Committed { at: u64, node: NodeId, digest: u64 },
-    Alarm { at: u64, node: NodeId, kind: AlarmKind, suspect: Option<NodeId> },
-    Violation { at: u64, invariant: String },
+    Input {
+        at: u64,
+        node: NodeId,
+        digest: u64,
+    },
+    Delivered {
+        at: u64,
+        from: NodeId,
+        to: NodeId,
+        sent_at: u64,
+        digest: u64,
+    },
+    Dropped {
+        at: u64,
+        from: NodeId,
+        to: NodeId,
+        reason: DropReason,
+    },
+    Duplicated {
+        at: u64,
+        from: NodeId,
+        to: NodeId,
+    },
+    Reordered {
+        at: u64,
+        from: NodeId,
+        to: NodeId,
+    },
+    Timer {
+        at: u64,
+        node: NodeId,
+        id: TimerId,
+    },
+    Crashed {
+        at: u64,
+        node: NodeId,
+    },
+    Recovered {
+        at: u64,
+        node: NodeId,
+    },
+    Gst {
+        at: u64,
+    },
+    Committed {
+        at: u64,
+        node: NodeId,
+        digest: u64,
+    },
+    Alarm {
+        at: u64,
+        node: NodeId,
+        kind: AlarmKind,
+        suspect: Option<NodeId>,
+    },
+    Violation {
+        at: u64,
+        invariant: String,
+    },
 }
 
 impl TraceEvent {
@@ -43,9 +90,18 @@ impl TraceEvent {
         match self {
             Self::Input { .. } => "input",
             Self::Delivered { .. } => "delivered",
-            Self::Dropped { reason: DropReason::Link, .. } => "dropped_link",
-            Self::Dropped { reason: DropReason::Partition, .. } => "dropped_partition",
-            Self::Dropped { reason: DropReason::Crashed, .. } => "dropped_crashed",
+            Self::Dropped {
+                reason: DropReason::Link,
+                ..
+            } => "dropped_link",
+            Self::Dropped {
+                reason: DropReason::Partition,
+                ..
+            } => "dropped_partition",
+            Self::Dropped {
+                reason: DropReason::Crashed,
+                ..
+            } => "dropped_crashed",
             Self::Duplicated { .. } => "duplicated",
             Self::Reordered { .. } => "reordered",
             Self::Timer { .. } => "timer",
@@ -62,21 +118,61 @@ impl TraceEvent {
         buf.extend_from_slice(self.kind().as_bytes());
         let mut put = |v: u64| buf.extend_from_slice(&v.to_le_bytes());
         match self {
-            Self::Input { at, node, digest } => { put(*at); put(u64::from(*node)); put(*digest) }
-            Self::Delivered { at, from, to, sent_at, digest } => {
-                put(*at); put(u64::from(*from)); put(u64::from(*to)); put(*sent_at); put(*digest)
+            Self::Input { at, node, digest } => {
+                put(*at);
+                put(u64::from(*node));
+                put(*digest)
             }
-            Self::Dropped { at, from, to, .. } | Self::Duplicated { at, from, to } | Self::Reordered { at, from, to } => {
-                put(*at); put(u64::from(*from)); put(u64::from(*to))
+            Self::Delivered {
+                at,
+                from,
+                to,
+                sent_at,
+                digest,
+            } => {
+                put(*at);
+                put(u64::from(*from));
+                put(u64::from(*to));
+                put(*sent_at);
+                put(*digest)
             }
-            Self::Timer { at, node, id } => { put(*at); put(u64::from(*node)); put(*id) }
-            Self::Crashed { at, node } | Self::Recovered { at, node } => { put(*at); put(u64::from(*node)) }
+            Self::Dropped { at, from, to, .. }
+            | Self::Duplicated { at, from, to }
+            | Self::Reordered { at, from, to } => {
+                put(*at);
+                put(u64::from(*from));
+                put(u64::from(*to))
+            }
+            Self::Timer { at, node, id } => {
+                put(*at);
+                put(u64::from(*node));
+                put(*id)
+            }
+            Self::Crashed { at, node } | Self::Recovered { at, node } => {
+                put(*at);
+                put(u64::from(*node))
+            }
             Self::Gst { at } => put(*at),
-            Self::Committed { at, node, digest } => { put(*at); put(u64::from(*node)); put(*digest) }
-            Self::Alarm { at, node, kind, suspect } => {
-                put(*at); put(u64::from(*node)); put(*kind as u64); put(suspect.map_or(u64::MAX, u64::from))
+            Self::Committed { at, node, digest } => {
+                put(*at);
+                put(u64::from(*node));
+                put(*digest)
             }
-            Self::Violation { at, invariant } => { put(*at); buf.extend_from_slice(invariant.as_bytes()) }
+            Self::Alarm {
+                at,
+                node,
+                kind,
+                suspect,
+            } => {
+                put(*at);
+                put(u64::from(*node));
+                put(*kind as u64);
+                put(suspect.map_or(u64::MAX, u64::from))
+            }
+            Self::Violation { at, invariant } => {
+                put(*at);
+                buf.extend_from_slice(invariant.as_bytes())
+            }
         }
     }
 }
@@ -85,7 +181,9 @@ impl TraceEvent {
 pub fn digest_of<W: Wire + ?Sized>(value: &W) -> u64 {
     let mut buf = Vec::new();
     value.wire(&mut buf);
-    buf.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    buf.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The running record of one simulation.
@@ -101,7 +199,13 @@ pub struct Trace {
 impl Trace {
     /// `keep`: retain the events (tests); the hash and counters are always maintained.
     pub fn new(keep: bool) -> Self {
-        Self { hasher: Sha256::new(), keep, events: Vec::new(), counts: BTreeMap::new(), scratch: Vec::new() }
+        Self {
+            hasher: Sha256::new(),
+            keep,
+            events: Vec::new(),
+            counts: BTreeMap::new(),
+            scratch: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, event: TraceEvent) {
@@ -116,7 +220,12 @@ impl Trace {
 
     /// Hex SHA-256 of everything pushed so far.
     pub fn hash_hex(&self) -> String {
-        self.hasher.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+        self.hasher
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn events(&self) -> &[TraceEvent] {

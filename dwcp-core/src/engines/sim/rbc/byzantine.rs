@@ -11,21 +11,33 @@ use std::collections::BTreeSet;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner};
 use super::super::protocol::{NodeId, Outbox, Protocol, TimerId};
-use super::{echo_statement, send_statement, value_digest, Broadcast, Delivery, InstanceId, RbcMsg};
+use super::{
+    echo_statement, send_statement, value_digest, Broadcast, Delivery, InstanceId, RbcMsg,
+};
 
 /// What the Byzantine node does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {
     Silent,
     /// On input: sign `a` for `to_a` and `b` for everyone else (and echo each side's value).
-    Equivocate { a: Vec<u8>, b: Vec<u8>, to_a: Vec<NodeId> },
+    Equivocate {
+        a: Vec<u8>,
+        b: Vec<u8>,
+        to_a: Vec<NodeId>,
+    },
     /// Echo values it was never sent. With an empty plan: echo every value seen, to everyone.
     /// Otherwise, on the first `Send` of an instance, echo each planned value to its recipients.
-    DoubleVote { plan: Vec<(Vec<u8>, Vec<NodeId>)> },
+    DoubleVote {
+        plan: Vec<(Vec<u8>, Vec<NodeId>)>,
+    },
     Garbage,
-    ForgeSender { victim: NodeId },
+    ForgeSender {
+        victim: NodeId,
+    },
     Replay,
-    Spam { per_message: u32 },
+    Spam {
+        per_message: u32,
+    },
 }
 
 const REPLAY: TimerId = 7;
@@ -60,18 +72,23 @@ impl ByzantineNode {
     fn echo(&self, id: InstanceId, value: &[u8]) -> RbcMsg {
         let digest = value_digest(value);
         let sig = self.signer.sign(&echo_statement(id.0, id.1, &digest));
-        RbcMsg::Echo { origin: id.0, seq: id.1, digest, signer: self.signer.id(), sig }
+        RbcMsg::Echo {
+            origin: id.0,
+            seq: id.1,
+            digest,
+            signer: self.signer.id(),
+            sig,
+        }
     }
 
     fn on_first_send(&mut self, id: InstanceId, value: &[u8], out: &mut Outbox<RbcMsg>) {
         let first_of_instance = self.instances.insert(id);
         let first_of_value = self.seen.insert((id, value_digest(value)));
         match &self.behaviour {
-            Behaviour::DoubleVote { plan } if plan.is_empty() => {
-                if first_of_value {
-                    out.broadcast(self.echo(id, value));
-                }
+            Behaviour::DoubleVote { plan } if plan.is_empty() && first_of_value => {
+                out.broadcast(self.echo(id, value));
             }
+            Behaviour::DoubleVote { plan } if plan.is_empty() => {}
             Behaviour::DoubleVote { plan } if first_of_instance => {
                 for (v, to) in plan {
                     let echo = self.echo(id, v);
@@ -82,12 +99,23 @@ impl ByzantineNode {
             }
             Behaviour::Garbage if first_of_instance => {
                 let digest = [0xA5; 32];
-                out.broadcast(RbcMsg::Echo { origin: id.0, seq: id.1, digest, signer: self.signer.id(), sig: [7; 64] });
+                out.broadcast(RbcMsg::Echo {
+                    origin: id.0,
+                    seq: id.1,
+                    digest,
+                    signer: self.signer.id(),
+                    sig: [7; 64],
+                });
                 let cert = Certificate {
                     statement: echo_statement(id.0, id.1, &value_digest(b"garbage")),
                     sigs: (0..self.n).map(|i| (i, [9; 64])).collect(),
                 };
-                out.broadcast(RbcMsg::Final { origin: id.0, seq: id.1, value: b"garbage".to_vec(), cert });
+                out.broadcast(RbcMsg::Final {
+                    origin: id.0,
+                    seq: id.1,
+                    value: b"garbage".to_vec(),
+                    cert,
+                });
             }
             Behaviour::Spam { per_message } if first_of_instance => {
                 for k in 0..u64::from(*per_message) {
@@ -118,16 +146,34 @@ impl Protocol for ByzantineNode {
             }
             return;
         }
-        if let (Behaviour::DoubleVote { plan }, RbcMsg::Echo { origin, seq, digest, .. }) = (&self.behaviour, &msg) {
+        if let (
+            Behaviour::DoubleVote { plan },
+            RbcMsg::Echo {
+                origin,
+                seq,
+                digest,
+                ..
+            },
+        ) = (&self.behaviour, &msg)
+        {
             let id = (*origin, *seq);
             if plan.is_empty() && self.seen.insert((id, *digest)) {
                 // Echo a digest it never saw a value for: signatures cover digests only.
                 let sig = self.signer.sign(&echo_statement(id.0, id.1, digest));
-                out.broadcast(RbcMsg::Echo { origin: id.0, seq: id.1, digest: *digest, signer: self.signer.id(), sig });
+                out.broadcast(RbcMsg::Echo {
+                    origin: id.0,
+                    seq: id.1,
+                    digest: *digest,
+                    signer: self.signer.id(),
+                    sig,
+                });
             }
             return;
         }
-        if let RbcMsg::Send { origin, seq, value, .. } = &msg {
+        if let RbcMsg::Send {
+            origin, seq, value, ..
+        } = &msg
+        {
             let value = value.clone();
             self.on_first_send((*origin, *seq), &value, out);
         }
@@ -154,19 +200,37 @@ impl Protocol for ByzantineNode {
                 for to in 0..self.n {
                     let v = if to_a.contains(&to) { a } else { b };
                     let sig = self.signer.sign(&send_statement(me, seq, v));
-                    out.send(to, RbcMsg::Send { origin: me, seq, value: v.clone(), sig });
+                    out.send(
+                        to,
+                        RbcMsg::Send {
+                            origin: me,
+                            seq,
+                            value: v.clone(),
+                            sig,
+                        },
+                    );
                     out.send(to, self.echo((me, seq), v));
                 }
             }
             Behaviour::ForgeSender { victim } => {
                 let sig = self.signer.sign(&send_statement(*victim, seq, &input.0));
                 for to in 0..self.n {
-                    let msg = RbcMsg::Send { origin: *victim, seq, value: input.0.clone(), sig };
+                    let msg = RbcMsg::Send {
+                        origin: *victim,
+                        seq,
+                        value: input.0.clone(),
+                        sig,
+                    };
                     out.send_spoofed(*victim, to, msg);
                 }
             }
             Behaviour::Garbage => {
-                out.broadcast(RbcMsg::Send { origin: me, seq, value: input.0, sig: [3; 64] });
+                out.broadcast(RbcMsg::Send {
+                    origin: me,
+                    seq,
+                    value: input.0,
+                    sig: [3; 64],
+                });
             }
             _ => {}
         }

@@ -36,9 +36,25 @@ pub struct Broadcast(pub Vec<u8>);
 /// Wire messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RbcMsg {
-    Send { origin: NodeId, seq: u64, value: Vec<u8>, sig: [u8; 64] },
-    Echo { origin: NodeId, seq: u64, digest: Digest32, signer: NodeId, sig: [u8; 64] },
-    Final { origin: NodeId, seq: u64, value: Vec<u8>, cert: Certificate },
+    Send {
+        origin: NodeId,
+        seq: u64,
+        value: Vec<u8>,
+        sig: [u8; 64],
+    },
+    Echo {
+        origin: NodeId,
+        seq: u64,
+        digest: Digest32,
+        signer: NodeId,
+        sig: [u8; 64],
+    },
+    Final {
+        origin: NodeId,
+        seq: u64,
+        value: Vec<u8>,
+        cert: Certificate,
+    },
 }
 
 /// A delivered broadcast with the certificate that justified it.
@@ -52,12 +68,24 @@ pub struct Delivery {
 
 /// The statement an origin signs for `Send`.
 pub fn send_statement(origin: NodeId, seq: u64, value: &[u8]) -> Vec<u8> {
-    hash_parts(&[b"rbc-send", &origin.to_le_bytes(), &seq.to_le_bytes(), value]).to_vec()
+    hash_parts(&[
+        b"rbc-send",
+        &origin.to_le_bytes(),
+        &seq.to_le_bytes(),
+        value,
+    ])
+    .to_vec()
 }
 
 /// The statement an echoing node signs (also the certificate's statement).
 pub fn echo_statement(origin: NodeId, seq: u64, digest: &Digest32) -> Vec<u8> {
-    hash_parts(&[b"rbc-echo", &origin.to_le_bytes(), &seq.to_le_bytes(), digest]).to_vec()
+    hash_parts(&[
+        b"rbc-echo",
+        &origin.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ])
+    .to_vec()
 }
 
 /// The digest a value is echoed under.
@@ -76,14 +104,25 @@ fn put_cert(c: &Certificate, buf: &mut Vec<u8>) {
 impl Wire for RbcMsg {
     fn wire(&self, buf: &mut Vec<u8>) {
         match self {
-            Self::Send { origin, seq, value, sig } => {
+            Self::Send {
+                origin,
+                seq,
+                value,
+                sig,
+            } => {
                 buf.push(0);
                 buf.extend_from_slice(&origin.to_le_bytes());
                 buf.extend_from_slice(&seq.to_le_bytes());
                 buf.extend_from_slice(value);
                 buf.extend_from_slice(sig);
             }
-            Self::Echo { origin, seq, digest, signer, sig } => {
+            Self::Echo {
+                origin,
+                seq,
+                digest,
+                signer,
+                sig,
+            } => {
                 buf.push(1);
                 buf.extend_from_slice(&origin.to_le_bytes());
                 buf.extend_from_slice(&seq.to_le_bytes());
@@ -91,7 +130,12 @@ impl Wire for RbcMsg {
                 buf.extend_from_slice(&signer.to_le_bytes());
                 buf.extend_from_slice(sig);
             }
-            Self::Final { origin, seq, value, cert } => {
+            Self::Final {
+                origin,
+                seq,
+                value,
+                cert,
+            } => {
                 buf.push(2);
                 buf.extend_from_slice(&origin.to_le_bytes());
                 buf.extend_from_slice(&seq.to_le_bytes());
@@ -122,16 +166,25 @@ pub fn build_nodes(
     seed: u64,
     cfg: RbcConfig,
     byzantine: &[(NodeId, Behaviour)],
-) -> (Vec<super::simulator::Node<RbcMsg, Broadcast, Delivery>>, super::crypto::PublicKeys) {
+) -> (
+    Vec<super::simulator::Node<RbcMsg, Broadcast, Delivery>>,
+    super::crypto::PublicKeys,
+) {
     use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_4b_e75);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x05ee_d0f4_be75);
     let ring = super::crypto::Keyring::generate(cfg.n, &mut rng);
     let keys = ring.public();
     let mut nodes: Vec<super::simulator::Node<RbcMsg, Broadcast, Delivery>> = Vec::new();
     for id in 0..cfg.n {
-        let Some(signer) = ring.signer(id) else { continue };
+        let Some(signer) = ring.signer(id) else {
+            continue;
+        };
         match byzantine.iter().find(|(b, _)| *b == id) {
-            Some((_, behaviour)) => nodes.push(Box::new(ByzantineNode::new(behaviour.clone(), cfg.n, signer))),
+            Some((_, behaviour)) => nodes.push(Box::new(ByzantineNode::new(
+                behaviour.clone(),
+                cfg.n,
+                signer,
+            ))),
             None => nodes.push(Box::new(HonestNode::new(cfg, signer, keys.clone()))),
         }
     }
@@ -148,42 +201,54 @@ pub fn safety_invariants(
     let key = |d: &Delivery| [d.origin.to_le_bytes().as_slice(), &d.seq.to_le_bytes()].concat();
     vec![
         keyed_agreement(|d: &Delivery| {
-            ([d.origin.to_le_bytes().as_slice(), &d.seq.to_le_bytes()].concat(), value_digest(&d.value).to_vec())
+            (
+                [d.origin.to_le_bytes().as_slice(), &d.seq.to_le_bytes()].concat(),
+                value_digest(&d.value).to_vec(),
+            )
         }),
         no_duplicates(key),
-        FnInvariant::safety("integrity/submitted", |v: &super::invariants::CommitView<'_, Broadcast, Delivery>| {
-            for (node, log) in v.logs {
-                for d in log {
-                    if !v.honest.contains(&d.origin) {
-                        continue;
-                    }
-                    let submitted = v.inputs.get(&d.origin).and_then(|i| i.get(d.seq as usize));
-                    if submitted.map(|b| &b.0) != Some(&d.value) {
-                        return Err(format!("node {node} delivered ({}, {}) never broadcast", d.origin, d.seq));
+        FnInvariant::safety(
+            "integrity/submitted",
+            |v: &super::invariants::CommitView<'_, Broadcast, Delivery>| {
+                for (node, log) in v.logs {
+                    for d in log {
+                        if !v.honest.contains(&d.origin) {
+                            continue;
+                        }
+                        let submitted = v.inputs.get(&d.origin).and_then(|i| i.get(d.seq as usize));
+                        if submitted.map(|b| &b.0) != Some(&d.value) {
+                            return Err(format!(
+                                "node {node} delivered ({}, {}) never broadcast",
+                                d.origin, d.seq
+                            ));
+                        }
                     }
                 }
-            }
-            Ok(())
-        }),
+                Ok(())
+            },
+        ),
         certificate_validity(keys, cfg.quorum(), |d: &Delivery| &d.cert),
     ]
 }
 
 /// Liveness after GST: every honest node delivered every honest origin's broadcasts.
 pub fn liveness_invariant() -> super::invariants::FnInvariant<Broadcast, Delivery> {
-    super::invariants::FnInvariant::at_end("liveness", |v: &super::invariants::CommitView<'_, Broadcast, Delivery>| {
-        for (origin, inputs) in v.inputs {
-            if !v.honest.contains(origin) {
-                continue;
-            }
-            for (node, log) in v.logs {
-                for seq in 0..inputs.len() as u64 {
-                    if !log.iter().any(|d| d.origin == *origin && d.seq == seq) {
-                        return Err(format!("node {node} never delivered ({origin}, {seq})"));
+    super::invariants::FnInvariant::at_end(
+        "liveness",
+        |v: &super::invariants::CommitView<'_, Broadcast, Delivery>| {
+            for (origin, inputs) in v.inputs {
+                if !v.honest.contains(origin) {
+                    continue;
+                }
+                for (node, log) in v.logs {
+                    for seq in 0..inputs.len() as u64 {
+                        if !log.iter().any(|d| d.origin == *origin && d.seq == seq) {
+                            return Err(format!("node {node} never delivered ({origin}, {seq})"));
+                        }
                     }
                 }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }

