@@ -21,6 +21,8 @@ pub struct App {
     pub controller: Mutex<Controller>,
     pub token: String,
     pub started_ms: u64,
+    /// The engine host, once bootstrapped (its metrics join `/metrics`).
+    pub engines: std::sync::OnceLock<Arc<crate::engines_api::EngineHost>>,
 }
 
 pub type Shared = Arc<App>;
@@ -102,7 +104,10 @@ pub fn router(app: Shared) -> Router {
 }
 
 async fn get_metrics(State(app): State<Shared>) -> Response {
-    let text = metrics::render(&app.lock(), now_ms());
+    let mut text = metrics::render(&app.lock(), now_ms());
+    if let Some(host) = app.engines.get() {
+        text.push_str(&metrics::render_engines(host));
+    }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

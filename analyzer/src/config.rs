@@ -80,12 +80,17 @@ struct RawRollout {
     segments: Option<BTreeMap<String, SegmentPolicy>>,
     #[serde(default)]
     guardrails: Option<Guardrails>,
+    /// The DWCP engine this rollout delivers (`manager`, `compression`, …): its safety signals
+    /// (triggers 5–8) abort this rollout.
+    #[serde(default)]
+    engine: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct RolloutDef {
     pub spec: RolloutSpec,
     pub autostart: bool,
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +196,7 @@ impl Config {
             rollouts.push(RolloutDef {
                 spec,
                 autostart: r.autostart,
+                engine: r.engine,
             });
         }
         Ok(Config {

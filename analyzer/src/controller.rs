@@ -57,6 +57,13 @@ pub struct Controller {
     store: Store,
     max_future_skew_ms: u64,
     dirty: bool,
+    /// engine name → rollouts that deliver it (their triggers 5–8).
+    engine_rollouts: HashMap<String, Vec<String>>,
+    triggers: dwcp_core::signals::TriggerWindow,
+    /// (engine, event counter name) → count.
+    pub engine_events: BTreeMap<(String, String), u64>,
+    /// engine → last memory used/budget ratio.
+    pub engine_memory: BTreeMap<String, f64>,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -89,7 +96,19 @@ impl Controller {
             store,
             max_future_skew_ms: cfg.max_future_skew_ms,
             dirty: true,
+            engine_rollouts: HashMap::new(),
+            triggers: dwcp_core::signals::TriggerWindow::default(),
+            engine_events: BTreeMap::new(),
+            engine_memory: BTreeMap::new(),
         };
+        for def in &cfg.rollouts {
+            if let Some(engine) = &def.engine {
+                c.engine_rollouts
+                    .entry(engine.clone())
+                    .or_default()
+                    .push(def.spec.name.clone());
+            }
+        }
         let mut new_events = Vec::new();
         for def in &cfg.rollouts {
             match rollouts.remove(&def.spec.name) {
@@ -445,6 +464,52 @@ impl Controller {
         );
         self.apply(name, before, events.clone(), now_ms)?;
         Ok(events)
+    }
+
+    /// An engine signal: counted, fed to the trigger window, and when a trigger fires every rollout of
+    /// that engine is rolled back with the signal as evidence.
+    pub fn on_engine_event(
+        &mut self,
+        event: &dwcp_core::signals::EngineEvent,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, ApiError> {
+        let engine = event.engine().to_string();
+        *self
+            .engine_events
+            .entry((engine.clone(), event.counter_name().to_string()))
+            .or_insert(0) += 1;
+        if let dwcp_core::signals::EngineEvent::MemorySample {
+            used_bytes,
+            budget_bytes,
+            ..
+        } = event
+        {
+            if *budget_bytes > 0 {
+                self.engine_memory
+                    .insert(engine.clone(), *used_bytes as f64 / *budget_bytes as f64);
+            }
+        }
+        let Some(fired) = self.triggers.observe(event) else {
+            return Ok(Vec::new());
+        };
+        let detail = serde_json::to_value(&fired).unwrap_or(serde_json::Value::Null);
+        let what = format!("{:?}", fired.trigger);
+        let mut out = Vec::new();
+        for name in self
+            .engine_rollouts
+            .get(&engine)
+            .cloned()
+            .unwrap_or_default()
+        {
+            out.extend(self.engine_trigger(
+                &name,
+                fired.trigger.number(),
+                &what,
+                detail.clone(),
+                now_ms,
+            )?);
+        }
+        Ok(out)
     }
 
     pub fn set_kill_all(&mut self, on: bool, actor: &str, now_ms: u64) -> Result<(), ApiError> {

@@ -279,3 +279,65 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
     );
     o.0
 }
+
+/// Engine-host metrics: breaker state per component (0 closed, 1 half-open, 2 open), the worst per engine.
+pub fn render_engines(host: &crate::engines_api::EngineHost) -> String {
+    use dwcp_core::engines::manager::BreakerState;
+    let mut o = Out(String::new());
+    let m = host.manager.lock().unwrap_or_else(|p| p.into_inner());
+    let breakers = m.breakers();
+    let report = m.health_report();
+    drop(m);
+    let code = |s: BreakerState| match s {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    };
+    o.head(
+        "dwcp_engine_breaker_state",
+        "gauge",
+        "Worst circuit-breaker state of the engine (0 closed, 1 half-open, 2 open)",
+    );
+    let worst = breakers.values().map(|b| code(b.state)).fold(0.0, f64::max);
+    o.line("dwcp_engine_breaker_state", &[("engine", "manager")], worst);
+    o.head(
+        "dwcp_engine_component_breaker_state",
+        "gauge",
+        "Circuit-breaker state per component (0 closed, 1 half-open, 2 open)",
+    );
+    for (name, b) in &breakers {
+        o.line(
+            "dwcp_engine_component_breaker_state",
+            &[("engine", "manager"), ("component", name)],
+            code(b.state),
+        );
+    }
+    o.head(
+        "dwcp_engine_breaker_opens",
+        "counter",
+        "Breaker opens per component since start",
+    );
+    for (name, b) in &breakers {
+        o.line(
+            "dwcp_engine_breaker_opens",
+            &[("engine", "manager"), ("component", name)],
+            b.opens_total as f64,
+        );
+    }
+    o.head(
+        "dwcp_engine_memory_bytes",
+        "gauge",
+        "Memory used and budget reported by the Manager",
+    );
+    o.line(
+        "dwcp_engine_memory_bytes",
+        &[("engine", "manager"), ("kind", "used")],
+        report.memory_used_bytes as f64,
+    );
+    o.line(
+        "dwcp_engine_memory_bytes",
+        &[("engine", "manager"), ("kind", "budget")],
+        report.memory_budget_bytes as f64,
+    );
+    o.0
+}

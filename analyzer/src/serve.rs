@@ -1,19 +1,64 @@
-//! Runs the service: open the store, serve the API, tick the rollouts.
+//! Runs the service: open the store, bind, start the engine host, serve the API, tick the rollouts.
 
 use crate::api::{self, now_ms, App};
 use crate::config::Config;
 use crate::controller::Controller;
+use crate::engines_api::{self, EngineHost};
+use dwcp_core::engines::manager::ManagerConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Seed of the engine host's corpus (fixed: the model is reproducible from run to run).
+fn engine_seed() -> u64 {
+    std::env::var("DWCP_ENGINE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2024)
+}
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::open(&cfg, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", cfg.db.display()))?;
+    // Bind first: filters' connections queue while the engine host starts.
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let app = Arc::new(App {
         controller: Mutex::new(controller),
         token: cfg.token.clone(),
         started_ms: now_ms(),
+        engines: std::sync::OnceLock::new(),
     });
+    // The engine host trains the compression model on start (about a second of CPU): off the runtime.
+    let host = tokio::task::spawn_blocking(|| {
+        EngineHost::bootstrap(engine_seed(), ManagerConfig::default())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("engine host: {e}"))?
+    .map_err(|e| anyhow::anyhow!("engine host: {e}"))?;
+    let host = Arc::new(host);
+    let _ = app.engines.set(host.clone());
+    engines_api::spawn_loops(host.clone(), Duration::from_secs(1));
+
+    // Engine signals feed the rollout judgment (triggers 5–8).
+    let mut signals = host.events.subscribe();
+    let judge = app.clone();
+    tokio::spawn(async move {
+        loop {
+            match signals.recv().await {
+                Ok(ev) => {
+                    if let Err(e) = judge.lock().on_engine_event(&ev, now_ms()) {
+                        tracing::error!(error = %e, "engine event");
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "engine signals lagged");
+                }
+                Err(_) => break,
+            }
+        }
+    });
+
     let ticker = app.clone();
     let tick = Duration::from_millis(cfg.tick_ms);
     tokio::spawn(async move {
@@ -26,11 +71,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "dwcp-analyzer serving");
-    axum::serve(listener, api::router(app))
+    let router = api::router(app).merge(engines_api::router(host));
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
