@@ -35,6 +35,10 @@ pub struct Vm {
     pub in_flight: Option<(u32, Batch)>,
     /// Last shared-data CAS seen, to skip re-parsing an unchanged state.
     pub shared_cas: Option<u32>,
+    /// Oldest state version used to route requests of the current batch window: a batch that straddles
+    /// a state change is labelled with the older version, so the companion never credits requests
+    /// routed under an old phase to a new one.
+    pub window_version: u64,
 }
 
 impl Vm {
@@ -53,6 +57,7 @@ impl Vm {
             seq: 0,
             in_flight: None,
             shared_cas: None,
+            window_version: 0,
         }
     }
 
@@ -92,7 +97,8 @@ impl Vm {
     /// Cuts the next batch (including anything a failed POST gave back).
     pub fn cut_batch(&mut self, now_ms: u64) -> Batch {
         self.seq += 1;
-        let v = self.state_version();
+        let v = self.window_version;
+        self.window_version = self.state_version();
         self.acc.take_batch(&self.vm_id, self.seq, v, now_ms)
     }
 
@@ -120,6 +126,8 @@ impl Vm {
             Some(resp) => {
                 self.acc.count("sync_ok");
                 if self.adopt(resp.state.clone(), now_ms) {
+                    // Route with it from this very request on (not from the next tick).
+                    self.refresh(now_ms);
                     let shared = SharedState {
                         received_at_ms: now_ms,
                         state: resp.state,

@@ -361,7 +361,8 @@ impl Rollout {
         let g = &self.spec.guardrails;
         if self.stable_reference.count >= g.min_stable_for_p99 {
             if let Some(p99) = self.stable_reference.quantile(0.99) {
-                let slow = w.canary.latency_us.count_above(p99 * g.latency_tolerance);
+                let bound = (p99 * g.latency_tolerance).max(p99 + g.latency_floor_ms * 1000.0);
+                let slow = w.canary.latency_us.count_above(bound);
                 self.latency_test.observe(slow, w.canary.latency_us.count);
             }
         }

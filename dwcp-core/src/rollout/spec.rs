@@ -71,8 +71,10 @@ pub struct Guardrails {
     pub min_canary_requests: u64,
     /// Minimum stable requests before stable's p99 is trusted as the latency reference.
     pub min_stable_for_p99: u64,
-    /// A canary request is "slow" above `latency_tolerance ×` stable's p99.
+    /// A canary request is "slow" above `max(latency_tolerance × p99, p99 + latency_floor_ms)` of
+    /// stable's p99: differences below the floor are scheduling jitter, not regressions.
     pub latency_tolerance: f64,
+    pub latency_floor_ms: f64,
     /// Trigger 8: more than this many breaker opens in `storm_window_ms`.
     pub storm_opens: u32,
     pub storm_window_ms: u64,
@@ -96,6 +98,7 @@ impl Default for Guardrails {
             min_canary_requests: 200,
             min_stable_for_p99: 1_000,
             latency_tolerance: 1.1,
+            latency_floor_ms: 5.0,
             storm_opens: 10,
             storm_window_ms: 300_000,
             memory_fraction: 0.95,

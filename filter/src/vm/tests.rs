@@ -88,3 +88,27 @@ fn response_for_another_token_is_ignored() {
         .is_none());
     assert!(v.in_flight.is_some());
 }
+
+#[test]
+fn adopting_a_state_makes_it_fresh_at_once() {
+    let mut v = vm();
+    v.in_flight = Some((1, Batch::default()));
+    v.on_sync_response(1, Some(200), &body(&state(1, 100)), 1_000);
+    assert_eq!(v.freshness, Freshness::Fresh);
+}
+
+#[test]
+fn a_batch_straddling_a_state_change_carries_the_older_version() {
+    let mut v = vm();
+    v.adopt(state(3, 100), 0);
+    v.refresh(0);
+    assert_eq!(
+        v.cut_batch(0).state_version,
+        0,
+        "window began before any state"
+    );
+    assert_eq!(v.cut_batch(1).state_version, 3);
+    v.adopt(state(4, 200), 2);
+    assert_eq!(v.cut_batch(3).state_version, 3, "straddles 3 -> 4");
+    assert_eq!(v.cut_batch(4).state_version, 4);
+}
