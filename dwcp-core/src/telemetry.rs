@@ -44,6 +44,29 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty() && self.counters.values().all(|c| *c == 0)
     }
+
+    /// Folds an older, unsent batch into this one (the POST of `older` failed), so nothing is lost.
+    /// The merged batch is labelled with the older routing version.
+    pub fn absorb(&mut self, older: Batch) {
+        self.state_version = self.state_version.min(older.state_version);
+        for c in older.cells {
+            match self
+                .cells
+                .iter_mut()
+                .find(|x| x.rollout == c.rollout && x.track == c.track && x.segment == c.segment)
+            {
+                Some(x) => {
+                    x.requests += c.requests;
+                    x.errors += c.errors;
+                    x.latency_us.merge(&c.latency_us);
+                }
+                None => self.cells.push(c),
+            }
+        }
+        for (k, v) in older.counters {
+            *self.counters.entry(k).or_insert(0) += v;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,29 +162,6 @@ impl Accumulator {
             sent_at_ms: now_ms,
             cells,
             counters,
-        }
-    }
-
-    /// Puts an unsent batch back (the POST failed), so nothing is lost.
-    pub fn merge_back(&mut self, batch: &Batch) {
-        for c in &batch.cells {
-            let r = self.rollouts.iter().position(|x| *x == c.rollout);
-            let s = self.segments.iter().position(|x| *x == c.segment);
-            if let (Some(r), Some(s)) = (r, s) {
-                if let Some(acc) = self
-                    .index(r, c.track, s)
-                    .and_then(|i| self.cells.get_mut(i))
-                {
-                    acc.requests += c.requests;
-                    acc.errors += c.errors;
-                    acc.latency_us.merge(&c.latency_us);
-                }
-            }
-        }
-        for (k, v) in &batch.counters {
-            if let Some(key) = COUNTER_NAMES.iter().find(|n| **n == k.as_str()) {
-                *self.counters.entry(key).or_insert(0) += v;
-            }
         }
     }
 }

@@ -90,7 +90,7 @@ impl Root {
     fn sync(&mut self) {
         let Some(vm_rc) = self.vm.clone() else { return };
         let now = now_ms();
-        let (batch, body, cfg) = {
+        let (fresh, batch, body, cfg) = {
             let mut vm = vm_rc.borrow_mut();
             Self::read_shared_state(&mut vm);
             vm.refresh(now);
@@ -98,14 +98,16 @@ impl Root {
                 // Previous exchange still pending: keep accumulating, do not pile up calls.
                 return;
             }
-            let batch = vm.cut_batch(now);
+            let fresh = vm.cut_batch(now);
+            let batch = vm.to_send(&fresh);
             let body = serde_json::to_vec(&batch).unwrap_or_default();
-            (batch, body, vm.cfg.companion.clone())
+            (fresh, batch, body, vm.cfg.companion.clone())
         };
         // Export what this batch adds to the Envoy counters (once per tick, not per request).
-        for (name, delta) in metrics::deltas(&batch) {
-            if delta > 0 {
-                if let Some(id) = self.metric(&name, MetricType::Counter) {
+        for (name, delta) in metrics::deltas(&fresh) {
+            // Defined even at 0 so that e.g. error counters exist (as 0) before the first error.
+            if let Some(id) = self.metric(&name, MetricType::Counter) {
+                if delta > 0 {
                     let _ = hc::increment_metric(id, delta as i64);
                 }
             }
@@ -136,7 +138,7 @@ impl Root {
             Ok(token) => vm_rc.borrow_mut().in_flight = Some((token, batch)),
             Err(status) => {
                 let mut vm = vm_rc.borrow_mut();
-                vm.acc.merge_back(&batch);
+                vm.keep_unsent(batch);
                 vm.acc.count("sync_failed");
                 log(
                     LogLevel::Warn,

@@ -44,9 +44,7 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
     for c in &batch.cells {
         let t = cell_tags(&c.rollout, c.track.as_str(), &c.segment);
         out.push((format!("dwcp_requests_total{t}"), c.requests));
-        if c.errors > 0 {
-            out.push((format!("dwcp_errors_total{t}"), c.errors));
-        }
+        out.push((format!("dwcp_errors_total{t}"), c.errors));
         for (le, bound_us) in LE_SECONDS {
             let n = if bound_us.is_infinite() {
                 c.latency_us.count

@@ -39,6 +39,8 @@ pub struct Vm {
     /// a state change is labelled with the older version, so the companion never credits requests
     /// routed under an old phase to a new one.
     pub window_version: u64,
+    /// A batch whose POST failed, sent again with the next one.
+    pub unsent: Option<Batch>,
 }
 
 impl Vm {
@@ -58,6 +60,7 @@ impl Vm {
             in_flight: None,
             shared_cas: None,
             window_version: 0,
+            unsent: None,
         }
     }
 
@@ -94,12 +97,26 @@ impl Vm {
         };
     }
 
-    /// Cuts the next batch (including anything a failed POST gave back).
+    /// Cuts the next batch: what was recorded since the last cut (exported to Envoy's counters once).
     pub fn cut_batch(&mut self, now_ms: u64) -> Batch {
         self.seq += 1;
         let v = self.window_version;
         self.window_version = self.state_version();
         self.acc.take_batch(&self.vm_id, self.seq, v, now_ms)
+    }
+
+    /// The batch to POST: `fresh` plus anything a failed POST left unsent.
+    pub fn to_send(&mut self, fresh: &Batch) -> Batch {
+        let mut b = fresh.clone();
+        if let Some(old) = self.unsent.take() {
+            b.absorb(old);
+        }
+        b
+    }
+
+    /// The POST of `batch` failed before the companion took it: keep it for the next exchange.
+    pub fn keep_unsent(&mut self, batch: Batch) {
+        self.unsent = Some(batch);
     }
 
     /// Handles the companion's answer to the batch in flight. Returns the bytes to publish to shared
@@ -139,7 +156,7 @@ impl Vm {
             None => {
                 // 4xx: the companion refused the batch (bad token, bad data): resending will not help.
                 if !matches!(status, Some(400..=499)) {
-                    self.acc.merge_back(&batch);
+                    self.keep_unsent(batch);
                 }
                 self.acc.count("sync_failed");
                 None

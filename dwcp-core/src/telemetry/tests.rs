@@ -27,14 +27,23 @@ fn batch_holds_exactly_what_was_recorded() {
 }
 
 #[test]
-fn merge_back_loses_nothing() {
+fn absorbing_an_unsent_batch_loses_nothing() {
     let mut a = acc();
     a.record(1, Track::Canary, 0, true, 5);
     a.count("bad_header");
-    let b = a.take_batch("vm", 1, 1, 0);
-    a.merge_back(&b);
-    let again = a.take_batch("vm", 1, 1, 0);
-    assert_eq!(b, again);
+    let old = a.take_batch("vm", 1, 3, 0);
+    a.record(1, Track::Canary, 0, false, 7);
+    a.record(0, Track::Stable, 1, false, 9);
+    let mut new = a.take_batch("vm", 2, 4, 0);
+    new.absorb(old);
+    assert_eq!(
+        new.state_version, 3,
+        "labelled with the older routing version"
+    );
+    let c = new.cells.iter().find(|c| c.rollout == "b").unwrap();
+    assert_eq!((c.requests, c.errors, c.latency_us.count), (2, 1, 2));
+    assert_eq!(new.cells.len(), 2);
+    assert_eq!(new.counters.get("bad_header"), Some(&1));
 }
 
 #[test]

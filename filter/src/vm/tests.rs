@@ -70,10 +70,16 @@ fn failed_sync_merges_the_batch_back() {
     assert_eq!(d.track, Track::Canary);
     v.record(&d, 503, 1000);
     v.record(&d, 200, 1000);
-    let b = v.cut_batch(0);
+    let fresh = v.cut_batch(0);
+    let b = v.to_send(&fresh);
     v.in_flight = Some((7, b.clone()));
     assert!(v.on_sync_response(7, Some(503), b"", 0).is_none());
-    let again = v.cut_batch(0);
+    let fresh2 = v.cut_batch(0);
+    assert!(
+        fresh2.cells.is_empty(),
+        "nothing new recorded: nothing new to export to Envoy"
+    );
+    let again = v.to_send(&fresh2);
     assert_eq!(again.cells, b.cells, "nothing lost");
     assert_eq!(again.cells[0].errors, 1);
     assert_eq!(again.counters.get("sync_failed"), Some(&1));

@@ -3,8 +3,8 @@
 
 use crate::{io_err, layer, oci_err, sha256_hex, Error};
 use oci_spec::image::{
-    Arch, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType,
-    OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
+    Arch, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder,
+    MediaType, OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
 };
 use std::collections::HashMap;
 use std::path::Path;

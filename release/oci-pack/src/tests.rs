@@ -32,10 +32,16 @@ fn build(wasm: &[u8], dir: &Path) -> layout::Built {
 #[test]
 fn same_input_gives_the_same_digest_and_bytes() {
     let (a, b) = (tmp(), tmp());
-    let (ba, bb) = (build(&module(b"x"), a.path()), build(&module(b"x"), b.path()));
+    let (ba, bb) = (
+        build(&module(b"x"), a.path()),
+        build(&module(b"x"), b.path()),
+    );
     assert_eq!(ba, bb);
     for f in ["index.json", "oci-layout"] {
-        assert_eq!(std::fs::read(a.path().join(f)).ok(), std::fs::read(b.path().join(f)).ok());
+        assert_eq!(
+            std::fs::read(a.path().join(f)).ok(),
+            std::fs::read(b.path().join(f)).ok()
+        );
     }
 }
 
@@ -65,7 +71,9 @@ fn rebuilding_into_the_same_dir_leaves_no_stale_blobs() {
     let d = tmp();
     build(&module(b"x"), d.path());
     build(&module(b"y"), d.path());
-    let n = std::fs::read_dir(d.path().join("blobs/sha256")).map(|r| r.count()).unwrap_or(0);
+    let n = std::fs::read_dir(d.path().join("blobs/sha256"))
+        .map(|r| r.count())
+        .unwrap_or(0);
     assert_eq!(n, 3);
 }
 
@@ -77,7 +85,8 @@ fn not_a_module_is_refused() {
 
 #[test]
 fn tampering_is_detected() {
-    let cases: [(&str, fn(&Path, &layout::Built)); 4] = [
+    type Tamper = fn(&Path, &layout::Built);
+    let cases: [(&str, Tamper); 4] = [
         ("layer bytes changed", |d, b| {
             let p = d.join("blobs/sha256").join(&b.layer_hex);
             let mut x = std::fs::read(&p).unwrap_or_default();

@@ -3,7 +3,7 @@
 //! `plugin.wasm` (a WebAssembly module); the config's `rootfs.diff_ids` is the uncompressed layer's
 //! digest.
 
-use crate::{invalid, io_err, layer, oci_err, sha256_hex, Error, PLUGIN_FILE};
+use crate::{invalid, io_err, layer, oci_err, sha256_hex, Error};
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, OciLayout,
 };
@@ -34,7 +34,11 @@ fn blob(dir: &Path, d: &Descriptor, what: &str) -> Result<Vec<u8>, Error> {
     if bytes.len() as u64 != d.size() {
         return Err(invalid(
             what,
-            format!("blob sha256:{hex} is {} bytes, descriptor says {}", bytes.len(), d.size()),
+            format!(
+                "blob sha256:{hex} is {} bytes, descriptor says {}",
+                bytes.len(),
+                d.size()
+            ),
         ));
     }
     Ok(bytes)
@@ -46,7 +50,10 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, Error> {
     if layout.image_layout_version() != "1.0.0" {
         return Err(invalid(
             "oci-layout",
-            format!("unsupported imageLayoutVersion {}", layout.image_layout_version()),
+            format!(
+                "unsupported imageLayoutVersion {}",
+                layout.image_layout_version()
+            ),
         ));
     }
     let index = ImageIndex::from_file(dir.join("index.json")).map_err(oci_err("index.json"))?;
@@ -57,25 +64,35 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, Error> {
     for (i, md) in index.manifests().iter().enumerate() {
         let what = format!("index.json manifests[{i}]");
         if md.media_type() != &MediaType::ImageManifest {
-            return Err(invalid(&what, format!("media type {} is not an image manifest", md.media_type())));
+            return Err(invalid(
+                &what,
+                format!("media type {} is not an image manifest", md.media_type()),
+            ));
         }
         let mbytes = blob(dir, md, &what)?;
         let manifest =
             ImageManifest::from_reader(mbytes.as_slice()).map_err(oci_err("manifest"))?;
         let cbytes = blob(dir, manifest.config(), "config")?;
-        let config = ImageConfiguration::from_reader(cbytes.as_slice())
-            .map_err(oci_err("image config"))?;
+        let config =
+            ImageConfiguration::from_reader(cbytes.as_slice()).map_err(oci_err("image config"))?;
         // Istio's compat variant: exactly one gzip'd tar layer.
         let [l] = manifest.layers().as_slice() else {
             return Err(invalid(
                 "manifest",
-                format!("{} layers; Istio's compat format needs exactly 1", manifest.layers().len()),
+                format!(
+                    "{} layers; Istio's compat format needs exactly 1",
+                    manifest.layers().len()
+                ),
             ));
         };
         if l.media_type() != &MediaType::ImageLayerGzip {
             return Err(invalid(
                 "manifest",
-                format!("layer media type {} (expected {})", l.media_type(), MediaType::ImageLayerGzip),
+                format!(
+                    "layer media type {} (expected {})",
+                    l.media_type(),
+                    MediaType::ImageLayerGzip
+                ),
             ));
         }
         let lbytes = blob(dir, l, "layer")?;
@@ -84,7 +101,10 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, Error> {
         if config.rootfs().diff_ids() != &want {
             return Err(invalid(
                 "config",
-                format!("rootfs.diff_ids {:?} do not match the layer ({want:?})", config.rootfs().diff_ids()),
+                format!(
+                    "rootfs.diff_ids {:?} do not match the layer ({want:?})",
+                    config.rootfs().diff_ids()
+                ),
             ));
         }
         let tag = md
@@ -98,6 +118,5 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, Error> {
             wasm,
         });
     }
-    let _ = PLUGIN_FILE;
     Ok(out)
 }

@@ -1,0 +1,375 @@
+//! API tests for every endpoint of the companion (in process, no network): reads, commands with who/when,
+//! telemetry with the bad inputs of the issue (malformed JSON, unknown rollout, negative counts, absurd
+//! values, batches from the future), and the token rule (401, counted).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use dwcp_analyzer::api::{self, now_ms, App};
+use dwcp_analyzer::config::Config;
+use dwcp_analyzer::controller::Controller;
+use dwcp_core::decision::Track;
+use dwcp_core::telemetry::Accumulator;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token-1";
+
+fn app(dir: &std::path::Path) -> axum::Router {
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
+        dir.join("a.db").display()
+    );
+    let cfg = Config::parse(&toml, "test.toml").unwrap();
+    let c = Controller::open(&cfg, now_ms()).unwrap();
+    api::router(Arc::new(App {
+        controller: Mutex::new(c),
+        token: TOKEN.into(),
+        started_ms: now_ms(),
+        engines: Default::default(),
+    }))
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
+}
+
+fn batch(vm: &str, seq: u64, version: u64) -> Value {
+    let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
+    for i in 0..10 {
+        a.record(0, Track::Stable, 0, i == 0, 1_000);
+    }
+    a.record(0, Track::Canary, 0, false, 1_200);
+    serde_json::to_value(a.take_batch(vm, seq, version, now_ms())).unwrap()
+}
+
+#[tokio::test]
+async fn reads_are_open() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let (s, _, text) = call(&a, "GET", "/healthz", None, "").await;
+    assert_eq!((s, text.trim()), (StatusCode::OK, "ok"));
+    let (s, v, _) = call(&a, "GET", "/v1/rollouts", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["rollouts"].as_array().unwrap().len(), 2);
+    let (s, v, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
+    assert_eq!((s, v["phase"].as_str()), (StatusCode::OK, Some("1%")));
+    assert!(
+        v["checks"].as_array().unwrap().len() >= 4,
+        "every check with its reason"
+    );
+    let (s, v, _) = call(&a, "GET", "/v1/config", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["state"]["rollouts"]["checkout"]["segments"]["standard"],
+        100
+    );
+    assert_eq!(
+        v["state"]["rollouts"]["search"]["segments"]["standard"], 0,
+        "pending rollout routes nobody"
+    );
+    let (s, _, text) = call(&a, "GET", "/metrics", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+    for name in [
+        "dwcp_rollout_phase_index",
+        "dwcp_rollout_canary_weight",
+        "dwcp_rollout_e_value",
+        "dwcp_rollbacks_total",
+        "dwcp_decision_latency_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    let (s, v, _) = call(&a, "GET", "/v1/rollouts/nope", None, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["error"].as_str().unwrap().contains("nope"));
+    let (s, v, _) = call(&a, "GET", "/v1/rollouts/checkout/events", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["events"][0]["kind"], "started");
+}
+
+#[tokio::test]
+async fn token_rule_and_counting() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    for (token, uri, body) in [
+        (None, "/v1/rollouts/checkout/pause", "{}"),
+        (Some("wrong-token"), "/v1/rollouts/checkout/pause", "{}"),
+        (None, "/v1/telemetry", "{}"),
+        (Some("wrong-token"), "/v1/kill", "{\"kill_all\": true}"),
+    ] {
+        let (s, v, _) = call(&a, "POST", uri, token, body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(v["error"].as_str().unwrap().contains("token"));
+    }
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
+    assert_eq!(v["status"], "running", "refused commands changed nothing");
+    let (_, _, metrics) = call(&a, "GET", "/metrics", None, "").await;
+    assert!(metrics.contains("dwcp_auth_failures_total 4"), "{metrics}");
+}
+
+#[tokio::test]
+async fn commands_record_who_and_refuse_what_does_not_apply() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let t = Some(TOKEN);
+    let cases = [
+        ("pause", r#"{"actor":"alice"}"#, StatusCode::OK, "paused"),
+        (
+            "pause",
+            r#"{"actor":"alice"}"#,
+            StatusCode::CONFLICT,
+            "paused",
+        ),
+        ("resume", r#"{"actor":"bob"}"#, StatusCode::OK, "running"),
+        ("promote", "", StatusCode::OK, "running"),
+        (
+            "abort",
+            r#"{"actor":"carol"}"#,
+            StatusCode::OK,
+            "rolled_back",
+        ),
+        ("abort", "", StatusCode::CONFLICT, "rolled_back"),
+    ];
+    for (action, body, want, status) in cases {
+        let (s, v, _) = call(
+            &a,
+            "POST",
+            &format!("/v1/rollouts/checkout/{action}"),
+            t,
+            body,
+        )
+        .await;
+        assert_eq!(s, want, "{action}: {v}");
+        let (_, r, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
+        assert_eq!(r["status"], status, "{action}");
+    }
+    let (s, _, _) = call(&a, "POST", "/v1/rollouts/checkout/explode", t, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = call(&a, "POST", "/v1/rollouts/nope/pause", t, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = call(&a, "POST", "/v1/rollouts/checkout/resume", t, "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout/events", None, "").await;
+    let actors: Vec<(String, String)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        actors.contains(&("paused".into(), "alice".into())),
+        "{actors:?}"
+    );
+    assert!(actors.contains(&("resumed".into(), "bob".into())));
+    assert!(actors.contains(&("rolled_back".into(), "carol".into())));
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["at_ms"].as_u64().unwrap() > 0),
+        "when is recorded"
+    );
+    // Kill switch.
+    let (s, v, _) = call(
+        &a,
+        "POST",
+        "/v1/kill",
+        t,
+        r#"{"kill_all": true, "actor": "dave"}"#,
+    )
+    .await;
+    assert_eq!((s, v["kill_all"].as_bool()), (StatusCode::OK, Some(true)));
+    let (_, v, _) = call(&a, "GET", "/v1/config", None, "").await;
+    assert_eq!(v["state"]["kill_all"], true);
+}
+
+#[tokio::test]
+async fn telemetry_accepts_good_batches_and_refuses_bad_ones_changing_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let t = Some(TOKEN);
+    let (_, cfg, _) = call(&a, "GET", "/v1/config", None, "").await;
+    let version = cfg["state"]["version"].as_u64().unwrap();
+    let good = batch("vm-1", 1, version);
+    let (s, v, _) = call(&a, "POST", "/v1/telemetry", t, &good.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["state"]["version"], version,
+        "the state comes back in the answer"
+    );
+    let snapshot = || async {
+        let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
+        (
+            v["stable"]["requests"].clone(),
+            v["canary"]["requests"].clone(),
+        )
+    };
+    let before = snapshot().await;
+    assert_eq!(before, (json!(10), json!(1)));
+    let future = {
+        let mut b = batch("vm-2", 1, version);
+        b["sent_at_ms"] = json!(now_ms() + 3_600_000);
+        b
+    };
+    let mut negative = batch("vm-3", 1, version);
+    negative["cells"][0]["requests"] = json!(-5);
+    let mut more_errors = batch("vm-4", 1, version);
+    more_errors["cells"][0]["errors"] = json!(1_000);
+    let mut absurd = batch("vm-5", 1, version);
+    absurd["cells"][0]["requests"] = json!(u64::MAX);
+    let mut unknown = batch("vm-6", 1, version);
+    unknown["cells"][0]["rollout"] = json!("nope");
+    let mut hist = batch("vm-7", 1, version);
+    hist["cells"][0]["latency_us"]["count"] = json!(3);
+    let mut newer_state = batch("vm-8", 1, version);
+    newer_state["state_version"] = json!(version + 100);
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            "{\"vm\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "wrong shape",
+            "[1,2,3]".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "unknown field",
+            json!({"vm": "x", "seq": 1, "state_version": 0, "colour": 1}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        (
+            "negative count",
+            negative.to_string(),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "errors > requests",
+            more_errors.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "errors",
+        ),
+        (
+            "absurd count",
+            absurd.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plausible",
+        ),
+        (
+            "batch from the future",
+            future.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "future",
+        ),
+        (
+            "unknown rollout",
+            unknown.to_string(),
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            "histogram disagrees",
+            hist.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "latency_us",
+        ),
+        (
+            "state from the future",
+            newer_state.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "state_version",
+        ),
+        (
+            "seq 0",
+            batch("vm-9", 0, version).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "seq",
+        ),
+    ];
+    for (desc, body, want, mention) in cases {
+        let (s, v, _) = call(&a, "POST", "/v1/telemetry", t, &body).await;
+        assert_eq!(s, want, "{desc}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(mention),
+            "{desc}: {v}"
+        );
+    }
+    assert_eq!(snapshot().await, before, "refused batches changed nothing");
+    // A replay of an accepted batch is acknowledged and ignored.
+    let (s, _, _) = call(&a, "POST", "/v1/telemetry", t, &good.to_string()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(snapshot().await, before, "replay ignored");
+    let (_, _, metrics) = call(&a, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics.contains("dwcp_telemetry_batches_total{result=\"duplicate\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dwcp_rollout_requests_total{rollout=\"checkout\",track=\"stable\",segment=\"standard\"} 10"));
+}
+
+#[tokio::test]
+async fn state_survives_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let a = app(d.path());
+        call(
+            &a,
+            "POST",
+            "/v1/rollouts/checkout/promote",
+            Some(TOKEN),
+            r#"{"actor":"erin"}"#,
+        )
+        .await;
+    }
+    let a = app(d.path());
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
+    assert_eq!(v["phase"], "5%");
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout/events", None, "").await;
+    assert!(v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor"] == "erin"));
+    let (_, c, _) = call(&a, "GET", "/v1/config", None, "").await;
+    assert!(
+        c["state"]["version"].as_u64().unwrap() >= 3,
+        "version never goes back after a restart"
+    );
+}
