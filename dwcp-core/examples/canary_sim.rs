@@ -180,6 +180,83 @@ impl Normal {
     }
 }
 
+/// Φ⁻¹(p), Acklam's rational approximation (relative error < 1.2e-9).
+fn inv_norm(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.024_25 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.024_25 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Latency sampling by inverse CDF: 2^16 equiprobable slices of log-normal(ln median, σ), each mapped
+/// to the core histogram's bucket of its midpoint quantile (p ∈ [7.6e-6, 1 − 7.6e-6], |z| ≤ 4.3).
+struct LatencyTable {
+    bucket: Vec<u16>,
+}
+
+impl LatencyTable {
+    const BITS: u32 = 16;
+
+    fn new(median_ms: f64, sigma: f64) -> Self {
+        let n = 1usize << Self::BITS;
+        let mu = (median_ms * 1000.0).ln();
+        let ln_g = GAMMA.ln();
+        let bucket = (0..n)
+            .map(|i| {
+                let z = inv_norm((i as f64 + 0.5) / n as f64);
+                ((mu + sigma * z) / ln_g)
+                    .ceil()
+                    .clamp(1.0, (MAX_BUCKET - 1) as f64) as u16
+            })
+            .collect();
+        Self { bucket }
+    }
+
+    #[inline]
+    fn sample(&self, bits: u64) -> usize {
+        usize::from(self.bucket[(bits >> (64 - Self::BITS)) as usize])
+    }
+}
+
 /// ln Γ(x) for x ≥ 1 (Stirling series after shifting to x ≥ 10).
 fn ln_gamma(mut x: f64) -> f64 {
     let mut acc = 0.0;
@@ -188,9 +265,7 @@ fn ln_gamma(mut x: f64) -> f64 {
         x += 1.0;
     }
     let x2 = x * x;
-    acc + (x - 0.5) * x.ln() - x
-        + 0.5 * (std::f64::consts::TAU).ln()
-        + 1.0 / (12.0 * x)
+    acc + (x - 0.5) * x.ln() - x + 0.5 * (std::f64::consts::TAU).ln() + 1.0 / (12.0 * x)
         - 1.0 / (360.0 * x * x2)
         + 1.0 / (1260.0 * x2 * x2 * x)
 }
@@ -253,7 +328,8 @@ impl Burst {
     }
 
     fn next(&mut self, rng: &mut ChaCha8Rng, n: &mut Normal) -> f64 {
-        self.x = Self::RHO * self.x + (1.0 - Self::RHO * Self::RHO).sqrt() * Self::SIGMA * n.sample(rng);
+        self.x =
+            Self::RHO * self.x + (1.0 - Self::RHO * Self::RHO).sqrt() * Self::SIGMA * n.sample(rng);
         if self.spike_left > 0 {
             self.spike_left -= 1;
         } else if rng.gen::<f64>() < 0.005 {
@@ -304,12 +380,15 @@ impl TrackScratch {
         let mut h = Histogram::new();
         if self.requests > 0 {
             let mut sum = 0.0;
-            let buckets: BTreeMap<i32, u64> = (self.lo..=self.hi)
-                .filter(|&i| self.counts[i] > 0)
-                .map(|i| {
-                    let c = std::mem::take(&mut self.counts[i]);
-                    sum += value_of(i as i32) * c as f64;
-                    (i as i32, c)
+            let buckets: BTreeMap<i32, u64> = self.counts[self.lo..=self.hi]
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(j, c)| {
+                    let i = (self.lo + j) as i32;
+                    let c = std::mem::take(c);
+                    sum += value_of(i) * c as f64;
+                    (i, c)
                 })
                 .collect();
             h.buckets = buckets;
@@ -355,7 +434,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
 
     // Onset: which phase, at what offset into it.
     let phase_ms = sc.phase_s * 1000;
-    let mid = |rng: &mut ChaCha8Rng| phase_ms / 4 + rng.gen_range(0..=(phase_ms / 2) / 1000) * 1000;
+    // Mid-phase onsets fall at a uniformly random millisecond of the phase's middle half.
+    let mid = |rng: &mut ChaCha8Rng| phase_ms / 4 + rng.gen_range(0..=phase_ms / 2);
     let (onset_phase, onset_offset_ms) = match sc.regression {
         Regression::None => (None, 0),
         _ => match sc.onset {
@@ -382,10 +462,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let mut shares = segment_shares(&r, &sc.segments);
     let mut phase = r.phase;
 
-    // Latency: bucket = ceil(ln v / ln γ), ln v = ln median + σ z. The regressed tail keeps the median
-    // and widens σ so that p99 is `factor ×` stable's: σ' = σ + ln factor / z_0.99.
-    let ln_g = GAMMA.ln();
-    let mu = (sc.median_ms * 1000.0).ln();
+    // Latency: log-normal; the regressed tail keeps the median and widens σ so that p99 is `factor ×`
+    // stable's: σ' = σ + ln factor / z_0.99.
     let (err_bad, sigma_bad) = match sc.regression {
         Regression::None => (sc.error_rate, sc.sigma),
         Regression::ErrorMult(f) => ((sc.error_rate * f).min(1.0), sc.sigma),
@@ -393,6 +471,14 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         Regression::TailP99(f) => (sc.error_rate, sc.sigma + f.ln() / 2.326_348),
     };
 
+    let lat_ok = LatencyTable::new(sc.median_ms, sc.sigma);
+    let lat_bad = LatencyTable::new(sc.median_ms, sigma_bad);
+    // Probabilities as 32-bit thresholds: one u64 draw per request for segment + canary, one for
+    // error + latency.
+    let thr = |p: f64| (p.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
+    let cum_thr: Vec<u64> = cum.iter().map(|c| thr(*c)).collect();
+    let mut share_thr: Vec<u64> = shares.iter().map(|s| thr(*s)).collect();
+    let (err_ok_thr, err_bad_thr) = (thr(sc.error_rate), thr(err_bad));
     let mut burst = Burst::new(&mut rng, &mut normal);
     let mut st = TrackScratch::new();
     let mut ca = TrackScratch::new();
@@ -410,7 +496,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     for sec in 1..=sc.max_s {
         now = sec * 1000;
         let t0 = now - 1000;
-        let bad = onset_ms.is_some_and(|o| t0 >= o);
+        // Requests arrive uniformly within the window; those at or after the onset are regressed.
+        let bad_from: Option<u64> = onset_ms.filter(|o| *o < now).map(|o| o.saturating_sub(t0));
         if let (Some(o), Some(m)) = (onset_ms, sc.max_after_onset_s) {
             if t0 >= o + m * 1000 {
                 break;
@@ -433,25 +520,38 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         };
         let n = poisson(&mut rng, rate);
         let mut expected = 0.0;
+        let mut per_seg = [0u64; 8];
         for _ in 0..n {
-            let u: f64 = rng.gen();
-            let seg = cum.iter().position(|c| u < *c).unwrap_or(cum.len() - 1);
-            let share = shares[seg];
-            expected += share;
-            let canary = share > 0.0 && rng.gen::<f64>() < share;
-            let (p_err, sigma) = if canary && bad {
-                (err_bad, sigma_bad)
-            } else {
-                (sc.error_rate, sc.sigma)
+            let a: u64 = rng.gen();
+            let (u_seg, u_can) = (a >> 32, a & 0xFFFF_FFFF);
+            let seg = cum_thr
+                .iter()
+                .position(|c| u_seg < *c)
+                .unwrap_or(cum_thr.len() - 1);
+            per_seg[seg.min(7)] += 1;
+            let canary = u_can < share_thr[seg];
+            // Arrival time within the window (ms); only drawn when the onset falls inside it.
+            let bad = match bad_from {
+                Some(0) => true,
+                Some(from) => rng.gen_range(0..1000) >= from,
+                None => false,
             };
-            let error = rng.gen::<f64>() < p_err;
-            let z = normal.sample(&mut rng);
-            let b = ((mu + sigma * z) / ln_g).ceil().clamp(1.0, (MAX_BUCKET - 1) as f64) as usize;
+            let (e_thr, lat) = if canary && bad {
+                (err_bad_thr, &lat_bad)
+            } else {
+                (err_ok_thr, &lat_ok)
+            };
+            let b: u64 = rng.gen();
+            let error = (b & 0xFFFF_FFFF) < e_thr;
+            let b = lat.sample(b);
             if canary {
                 ca.add(b, error);
             } else {
                 st.add(b, error);
             }
+        }
+        for (c, sh) in per_seg.iter().zip(&shares) {
+            expected += *c as f64 * sh;
         }
         let w = Window {
             stable: st.take(),
@@ -480,6 +580,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             }
             phase = r.phase;
             shares = segment_shares(&r, &sc.segments);
+            share_thr = shares.iter().map(|s| thr(*s)).collect();
             if onset_ms.is_none() && onset_phase == Some(phase) {
                 onset_ms = Some(now + onset_offset_ms);
             }
@@ -553,7 +654,16 @@ pub fn times_to_abort(rs: &[RunResult]) -> Vec<u64> {
 const PHASE_NAMES: [&str; 6] = ["1%", "5%", "10%", "25%", "50%", "100%"];
 
 fn secs(ms: Option<u64>) -> String {
-    ms.map_or_else(|| "—".into(), |v| format!("{:.0} s", v as f64 / 1000.0))
+    ms.map_or_else(
+        || "—".into(),
+        |v| {
+            if v < 100_000 {
+                format!("{:.1} s", v as f64 / 1000.0)
+            } else {
+                format!("{:.0} s", v as f64 / 1000.0)
+            }
+        },
+    )
 }
 
 fn pct(k: u64, n: u64) -> String {
@@ -602,12 +712,17 @@ fn row(label: &str, rs: &[RunResult]) -> String {
     let fa = rs.iter().filter(|r| r.false_abort()).count() as u64;
     let t = times_to_abort(rs);
     format!(
-        "| {label} | {n} | {} | {} | {} | {} | {} | {fa} | {} | {} |",
+        "| {label} | {n} | {} | {} | {} | {} | {} | {fa}{} | {} | {} |",
         pct(det, n),
         secs(percentile(&t, 0.5)),
         secs(percentile(&t, 0.95)),
         secs(t.last().copied()),
         secs(t.first().copied()),
+        if fa > 0 {
+            format!(" ({})", triggers(rs, RunResult::false_abort))
+        } else {
+            String::new()
+        },
         phases(rs),
         triggers(rs, RunResult::detected),
     )
@@ -624,6 +739,21 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .or_else(|| std::env::var("SIM_RUNS").ok().and_then(|s| s.parse().ok()))
         .unwrap_or(1_000);
+    // Runs per regression / aim case: second argument or SIM_REG_RUNS, default half the A/A runs.
+    let reg_runs: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .or_else(|| {
+            std::env::var("SIM_REG_RUNS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        })
+        .unwrap_or(runs.div_ceil(2));
+    // SIM_CASES=1,5,8 runs only those case numbers (1 = A/A).
+    let only: Option<Vec<u64>> = std::env::var("SIM_CASES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    let want = |id: u64| only.as_ref().is_none_or(|o| o.contains(&id));
     let threads: usize = std::env::var("SIM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -632,7 +762,7 @@ fn main() {
 
     println!("canary_sim — seeded simulation of the rollout judgment (dwcp-core::rollout)");
     println!(
-        "SIM_SEED={seed}  runs per case={runs}  threads={threads}  (run i of case c: ChaCha8Rng::seed_from_u64(run_seed({seed}, c, i)))"
+        "SIM_SEED={seed}  A/A runs={runs}  runs per regression case={reg_runs}  threads={threads}  (run i of case c: ChaCha8Rng::seed_from_u64(run_seed({seed}, c, i)))"
     );
     println!(
         "traffic: Poisson, base 200 req/s × bursty factor (AR(1) log-normal σ 0.3 + ×3 spikes); segments internal 5 / beta 5 / premium 10 / enterprise 10 / standard 70 %;"
@@ -657,36 +787,64 @@ fn main() {
     println!("ladder: {} ; 10 min per phase, min requests per track 1000/1000/2000/5000/10000; α = {alpha}", ladder.join(" → "));
     println!();
 
-    // (a) A/A.
-    let aa = run_many(&Scenario::healthy(), seed, 1, runs, threads);
-    let n = aa.len() as u64;
-    let fa = aa.iter().filter(|r| r.aborted).count() as u64;
-    let ok = aa.iter().filter(|r| r.succeeded).count() as u64;
-    let (_, hi) = wilson(fa, n);
-    let mut durations: Vec<u64> = aa.iter().filter(|r| r.succeeded).map(|r| r.end_ms).collect();
-    durations.sort_unstable();
+    // (a) A/A: 1 000 healthy rollouts at 200 req/s; plus a low-traffic batch (5 canary req/s).
+    let aa_cases = [
+        (
+            1,
+            "(a) A/A, 200 req/s, full ladder 1→100 %",
+            Scenario::healthy(),
+            runs,
+        ),
+        (
+            13,
+            "(a') A/A, low traffic: 5 canary req/s in every phase",
+            Scenario {
+                canary_rps: Some(5.0),
+                ..Scenario::healthy()
+            },
+            reg_runs,
+        ),
+    ];
+    let mut verdicts = Vec::new();
     println!("## (a) healthy A/A rollouts");
     println!();
     println!("| case | runs | false aborts | rate [95% Wilson CI] | reached 100% | median rollout time | aborts by trigger |");
     println!("|---|---|---|---|---|---|---|");
-    println!(
-        "| (a) A/A, full ladder 1→100 % | {n} | {fa} | {} | {ok} | {} | {} |",
-        pct(fa, n),
-        percentile(&durations, 0.5).map_or("—".into(), |v| format!("{:.1} min", v as f64 / 60_000.0)),
-        triggers(&aa, |r| r.aborted)
-    );
+    for (id, label, sc, n_runs) in aa_cases.iter().filter(|c| want(c.0)) {
+        let aa = run_many(sc, seed, *id, *n_runs, threads);
+        let n = aa.len() as u64;
+        let fa = aa.iter().filter(|r| r.aborted).count() as u64;
+        let ok = aa.iter().filter(|r| r.succeeded).count() as u64;
+        let (_, hi) = wilson(fa, n);
+        let mut durations: Vec<u64> = aa
+            .iter()
+            .filter(|r| r.succeeded)
+            .map(|r| r.end_ms)
+            .collect();
+        durations.sort_unstable();
+        println!(
+            "| {label} | {n} | {fa} | {} | {ok} | {} | {} |",
+            pct(fa, n),
+            percentile(&durations, 0.5)
+                .map_or("—".into(), |v| format!("{:.1} min", v as f64 / 60_000.0)),
+            triggers(&aa, |r| r.aborted)
+        );
+        verdicts.push(format!(
+            "{label}: false-abort rate {:.2} % (95 % Wilson CI upper bound {:.2} %) vs α = {:.0} %: {}",
+            100.0 * fa as f64 / n.max(1) as f64,
+            hi * 100.0,
+            alpha * 100.0,
+            if (fa as f64) <= alpha * n as f64 {
+                "MET"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
     println!();
-    println!(
-        "false-abort rate {:.2} % (95 % CI upper bound {:.2} %) vs α = {:.0} %: {}",
-        100.0 * fa as f64 / n.max(1) as f64,
-        hi * 100.0,
-        alpha * 100.0,
-        if (fa as f64) <= alpha * n as f64 {
-            "MET"
-        } else {
-            "MISSED"
-        }
-    );
+    for v in &verdicts {
+        println!("{v}");
+    }
     println!();
 
     // Regressions.
@@ -696,9 +854,21 @@ fn main() {
         onset: Onset::Start,
         ..Scenario::healthy()
     };
-    cases.push((2, "(b) 2× error rate, from deploy", from_start(Regression::ErrorMult(2.0))));
-    cases.push((3, "(c) 1.5× error rate, from deploy", from_start(Regression::ErrorMult(1.5))));
-    cases.push((4, "(d) 2× p99 (tail; median same), from deploy", from_start(Regression::TailP99(2.0))));
+    cases.push((
+        2,
+        "(b) 2× error rate, from deploy",
+        from_start(Regression::ErrorMult(2.0)),
+    ));
+    cases.push((
+        3,
+        "(c) 1.5× error rate, from deploy",
+        from_start(Regression::ErrorMult(1.5)),
+    ));
+    cases.push((
+        4,
+        "(d) 2× p99 (tail; median same), from deploy",
+        from_start(Regression::TailP99(2.0)),
+    ));
     cases.push((
         5,
         "(e) 50 % errors crash, mid-phase (random phase 1–50 %)",
@@ -721,8 +891,8 @@ fn main() {
     println!();
     println!("| case | runs | detected [95% CI] | median | p95 | max | min | aborts before onset | phase of abort | trigger |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (id, label, sc) in &cases {
-        let rs = run_many(sc, seed, *id, runs, threads);
+    for (id, label, sc) in cases.iter().filter(|c| want(c.0)) {
+        let rs = run_many(sc, seed, *id, reg_runs, threads);
         println!("{}", row(label, &rs));
     }
     println!();
@@ -740,12 +910,30 @@ fn main() {
         ..Scenario::healthy()
     };
     let aim1 = [
-        (7, "crash 50 %, 5 canary req/s, from deploy", crash5(Onset::Start)),
-        (8, "crash 50 %, 5 canary req/s, mid-phase (random phase)", crash5(Onset::MidRandomPhase)),
+        (
+            7,
+            "crash 50 %, 5 canary req/s, from deploy",
+            crash5(Onset::Start),
+        ),
+        (
+            11,
+            "crash 50 %, 5 canary req/s, mid 1 % phase",
+            crash5(Onset::MidPhase(0)),
+        ),
+        (
+            12,
+            "crash 50 %, 5 canary req/s, mid 5 % phase",
+            crash5(Onset::MidPhase(1)),
+        ),
+        (
+            8,
+            "crash 50 %, 5 canary req/s, mid-phase (random phase 1–50 %)",
+            crash5(Onset::MidRandomPhase),
+        ),
     ];
     let mut aim1_lines = Vec::new();
-    for (id, label, sc) in &aim1 {
-        let rs = run_many(sc, seed, *id, runs, threads);
+    for (id, label, sc) in aim1.iter().filter(|c| want(c.0)) {
+        let rs = run_many(sc, seed, *id, reg_runs, threads);
         println!("{}", row(label, &rs));
         let t = times_to_abort(&rs);
         let under5 = rs
@@ -772,12 +960,20 @@ fn main() {
         ..Scenario::healthy()
     };
     let aim2 = [
-        (9, "2× errors at the 5 % phase start, segment mix (canary 15 %)", two_x(SEGMENTS.to_vec())),
-        (10, "2× errors at the 5 % phase start, standard only (canary 5 %)", two_x(vec![("standard", 1.0)])),
+        (
+            9,
+            "2× errors at the 5 % phase start, segment mix (canary 15 %)",
+            two_x(SEGMENTS.to_vec()),
+        ),
+        (
+            10,
+            "2× errors at the 5 % phase start, standard only (canary 5 %)",
+            two_x(vec![("standard", 1.0)]),
+        ),
     ];
     let mut aim2_lines = Vec::new();
-    for (id, label, sc) in &aim2 {
-        let rs = run_many(sc, seed, *id, runs, threads);
+    for (id, label, sc) in aim2.iter().filter(|c| want(c.0)) {
+        let rs = run_many(sc, seed, *id, reg_runs, threads);
         println!("{}", row(label, &rs));
         let n = rs.len() as u64;
         let caught = rs.iter().filter(|r| r.detected() && r.phase == 1).count() as u64;
