@@ -97,7 +97,9 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
     out.push(if rejects && ratio > g.error_ratio {
         v(Fail, "1:error_rate", format!(
             "canary error rate {:.2}% vs stable's {:.2}% in the phase ({} of {} vs {} of {} in the last {} windows): {ratio:.2}x (> {}x) and the sequential test rejects (e-value {:.1} >= {:.0})",
-            cr * 100.0, sr * 100.0, rce, rc, rse, rs, r.recent.len(), g.error_ratio, e_log.exp(), 1.0 / a_err), ratio, g.error_ratio, cn, sn)
+            cr * 100.0, sr * 100.0, rce, rc, rse, rs, r.recent.len(), g.error_ratio, e_log.exp(), 1.0 / a_err), ratio, g.error_ratio,
+            // The samples behind the ratio that decided: the phase's or the last windows', whichever is larger.
+            cn.max(rc), sn.max(rs))
     } else {
         v(Pass, "1:error_rate", format!("error ratio {ratio:.2}, e-value {:.2} < {:.0}", e_log.exp(), 1.0 / a_err),
           ratio, g.error_ratio, cn, sn)

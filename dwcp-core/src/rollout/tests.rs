@@ -247,3 +247,23 @@ fn state_round_trips_through_json() {
     let back: Rollout = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn verdict_names_the_samples_behind_it_even_right_after_a_promotion() {
+    let mut r = started();
+    r.step(cmd(Command::Promote), 0);
+    r.step(cmd(Command::Promote), 0);
+    let mut out = Vec::new();
+    for i in 1..=10 {
+        // Windows still routed under the previous phase: not counted in the new phase's totals.
+        let mut w = window((95, 1, 1000), (5, 3, 1000));
+        w.current_phase = false;
+        out = r.step(Input::Window(w), i * 1000);
+        if !out.is_empty() {
+            break;
+        }
+    }
+    let v = out[0].verdict.as_ref().expect("rolled back");
+    assert_eq!(r.phase_canary.requests, 0);
+    assert!(v.canary_n > 0 && v.stable_n > 0, "{v:?}");
+}
