@@ -137,6 +137,10 @@ def main():
             ("no-op wasm filter", config(wasm_filter(os.path.join(ROOT, "dist/noop_filter.wasm"), {}), "")),
             ("dwcp filter", config(STRIP + wasm_filter(os.path.join(ROOT, "dist/dwcp_filter.wasm"), plugin), HEADER_ROUTES)),
         ]
+        # VARIANTS="name=/path/a.wasm,other=/path/b.wasm": compare extra builds of the filter in the same run.
+        for spec in filter(None, os.environ.get("VARIANTS", "").split(",")):
+            vname, vpath = spec.split("=", 1)
+            setups.append((vname, config(STRIP + wasm_filter(vpath, plugin), HEADER_ROUTES)))
         results = {name: [] for name, _ in setups}
         for r in range(ROUNDS):
             for name, cfg in setups:
