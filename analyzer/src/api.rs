@@ -132,7 +132,7 @@ async fn post_telemetry(
         )
     })?;
     let mut c = app.lock();
-    let skip_empty = batch.cells.is_empty();
+    let skip_empty = batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
     if !skip_empty {
         c.ingest(batch, now_ms())?;
     }
@@ -195,6 +195,14 @@ async fn get_rollout(
         m.insert(
             "checks".into(),
             json!(dwcp_core::rollout::judge::checks(r, now_ms())),
+        );
+        m.insert(
+            "shadow_samples".into(),
+            json!(c.shadow_samples.get(&name).cloned().unwrap_or_default()),
+        );
+        m.insert(
+            "shadow_totals".into(),
+            json!(c.shadow_totals.get(&name).cloned().unwrap_or_default()),
         );
     }
     Ok(Json(s))

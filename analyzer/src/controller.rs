@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::store::{Store, StoreError};
 use dwcp_core::decision::Track;
 use dwcp_core::rollout::{Command, Event, Input, Rollout, Status, TrackAgg, Window};
+use dwcp_core::shadow::MismatchSample;
 use dwcp_core::state::{DynamicState, RolloutState};
 use dwcp_core::telemetry::Batch;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -64,7 +65,15 @@ pub struct Controller {
     pub engine_events: BTreeMap<(String, String), u64>,
     /// engine → last memory used/budget ratio.
     pub engine_memory: BTreeMap<String, f64>,
+    /// Latest shadow mismatch samples per rollout (at most [`SHADOW_SAMPLES_KEPT`]), attached to the
+    /// evidence of the rollout's decisions.
+    pub shadow_samples: BTreeMap<String, VecDeque<MismatchSample>>,
+    /// Cumulative shadow counters per rollout since the service started (skips, side-call failures…).
+    pub shadow_totals: BTreeMap<String, dwcp_core::shadow::ShadowStats>,
 }
+
+/// Shadow mismatch samples kept per rollout as evidence.
+pub const SHADOW_SAMPLES_KEPT: usize = 32;
 
 fn track_idx(t: Track) -> usize {
     t.index()
@@ -100,6 +109,8 @@ impl Controller {
             triggers: dwcp_core::signals::TriggerWindow::default(),
             engine_events: BTreeMap::new(),
             engine_memory: BTreeMap::new(),
+            shadow_samples: BTreeMap::new(),
+            shadow_totals: BTreeMap::new(),
         };
         // Counters exist (at 0) from the start for the hosted engines, as Prometheus expects.
         for engine in ["manager", "compression"] {
@@ -220,12 +231,28 @@ impl Controller {
         &mut self,
         name: &str,
         before: (Status, usize),
-        events: Vec<Event>,
+        mut events: Vec<Event>,
         now_ms: u64,
     ) -> Result<(), ApiError> {
         let Some(r) = self.rollouts.get(name) else {
             return Ok(());
         };
+        if let Some(samples) = self.shadow_samples.get(name).filter(|s| !s.is_empty()) {
+            for e in events.iter_mut() {
+                if matches!(e.kind.as_str(), "rolled_back" | "promoted") {
+                    let v = serde_json::to_value(samples).unwrap_or_default();
+                    match &mut e.evidence {
+                        serde_json::Value::Object(m) => {
+                            m.insert("shadow_samples".into(), v);
+                        }
+                        serde_json::Value::Null => {
+                            e.evidence = serde_json::json!({ "shadow_samples": v });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
         let routing_changed = (r.status, r.phase) != before;
         for e in &events {
             match e.kind.as_str() {
@@ -320,6 +347,50 @@ impl Controller {
                 return bad(format!("cells[{i}].segment: must be 1-64 characters"));
             }
         }
+        for (name, st) in &b.shadow {
+            if !self.rollouts.contains_key(name) {
+                return Err(ApiError::UnknownRollout(format!("shadow.{name}")));
+            }
+            let f = |what: &str, v: u64| -> Result<(), ApiError> {
+                if v > st.compared {
+                    return Err(ApiError::BadRequest(format!(
+                        "shadow.{name}.{what}: {v} exceeds compared {}",
+                        st.compared
+                    )));
+                }
+                Ok(())
+            };
+            f("mismatches", st.mismatches)?;
+            f("mismatch_status", st.mismatch_status)?;
+            f("mismatch_headers", st.mismatch_headers)?;
+            f("mismatch_body", st.mismatch_body)?;
+            f("noise", st.noise)?;
+            f("shadow_errors", st.shadow_errors)?;
+            f("primary_errors", st.primary_errors)?;
+            f("slower", st.slower)?;
+            if st.latency_delta_us.count != st.compared {
+                return bad(format!(
+                    "shadow.{name}.latency_delta_us.count: {} != compared {}",
+                    st.latency_delta_us.count, st.compared
+                ));
+            }
+            if st.compared > 100_000_000 {
+                return bad(format!(
+                    "shadow.{name}.compared: not plausible for one batch"
+                ));
+            }
+        }
+        if b.samples.len() > 1000 {
+            return bad("samples: more than 1000".into());
+        }
+        for (i, smp) in b.samples.iter().enumerate() {
+            if !self.rollouts.contains_key(&smp.rollout) {
+                return Err(ApiError::UnknownRollout(format!(
+                    "samples[{i}].rollout: {}",
+                    smp.rollout
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -366,6 +437,24 @@ impl Controller {
                 .copied()
                 .unwrap_or(0);
             w.expected_canary += c.requests as f64 * share as f64 / 10_000.0;
+        }
+        for (name, st) in &b.shadow {
+            self.shadow_totals
+                .entry(name.clone())
+                .or_default()
+                .merge(st);
+            windows
+                .entry(name.as_str())
+                .or_default()
+                .shadow
+                .merge(&st.to_agg());
+        }
+        for smp in &b.samples {
+            let ring = self.shadow_samples.entry(smp.rollout.clone()).or_default();
+            ring.push_back(smp.clone());
+            while ring.len() > SHADOW_SAMPLES_KEPT {
+                ring.pop_front();
+            }
         }
         let names: Vec<String> = windows.keys().map(|s| s.to_string()).collect();
         let mut windows: BTreeMap<String, Window> = windows

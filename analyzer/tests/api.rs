@@ -373,3 +373,130 @@ async fn state_survives_reopen() {
         "version never goes back after a restart"
     );
 }
+
+/// A batch of shadow comparisons for `rollout`: `n` compared, `mismatched` of them on `item.price`,
+/// shadow `delta_ms` slower.
+fn shadow_batch(
+    vm: &str,
+    seq: u64,
+    version: u64,
+    rollout: &str,
+    n: u64,
+    mismatched: u64,
+    delta_ms: u64,
+) -> Value {
+    use dwcp_core::shadow::{compare, Answer, MismatchSample, ShadowSettings};
+    let mut a = Accumulator::new(vec![rollout.into()], vec!["standard".into()]);
+    let s = ShadowSettings::default();
+    let p = Answer {
+        status: 200,
+        body: br#"{"item":{"price":10},"timestamp":1}"#.to_vec(),
+        latency_us: 1_000,
+        ..Default::default()
+    };
+    for i in 0..n {
+        let body: &[u8] = if i < mismatched {
+            br#"{"item":{"price":11},"timestamp":2}"#
+        } else {
+            br#"{"item":{"price":10},"timestamp":3}"#
+        };
+        let sh = Answer {
+            status: 200,
+            body: body.to_vec(),
+            latency_us: 1_000 + delta_ms * 1000,
+            ..Default::default()
+        };
+        let o = compare(&s, &p, &sh);
+        a.shadow_mut(rollout).requests += 1;
+        a.shadow_mut(rollout).record(&o);
+        if o.mismatch() {
+            a.sample(MismatchSample::new(rollout, "GET", "/items/1", &p, &sh, &o));
+        }
+    }
+    serde_json::to_value(a.take_batch(vm, seq, version, now_ms())).unwrap()
+}
+
+async fn start_search(a: &axum::Router) -> u64 {
+    let (s, _, body) = call(a, "POST", "/v1/rollouts/search/start", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, v, _) = call(a, "GET", "/v1/rollouts/search", None, "").await;
+    assert_eq!(v["phase"], "shadow", "{v}");
+    let (_, cfg, _) = call(a, "GET", "/v1/config", None, "").await;
+    assert_eq!(
+        cfg["state"]["rollouts"]["search"]["shadow_bp"], 10000,
+        "{cfg}"
+    );
+    cfg["state"]["version"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let version = start_search(&a).await;
+    let mut rolled_back = false;
+    for seq in 1..=20 {
+        let b = shadow_batch("vm-s", seq, version, "search", 100, 10, 0);
+        let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+        if v["status"] == "rolled_back" {
+            rolled_back = true;
+            assert_eq!(
+                v["shadow_samples"][0]["diffs"][0]["path"], "item.price",
+                "{v}"
+            );
+            break;
+        }
+    }
+    assert!(rolled_back, "10 % mismatches must fail the shadow phase");
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    let txt = ev.to_string();
+    assert!(
+        txt.contains("shadow:mismatch") && txt.contains("item.price"),
+        "{txt}"
+    );
+}
+
+#[tokio::test]
+async fn identical_shadow_passes_and_slow_shadow_fails_on_latency() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let version = start_search(&a).await;
+    for seq in 1..=10 {
+        let b = shadow_batch("vm-s", seq, version, "search", 100, 0, 0);
+        let (s, _, _) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["phase"], "shadow", "{v}");
+    // The latency check looks at the phase's median delta: slow copies must become the majority.
+    for seq in 11..=40 {
+        let b = shadow_batch("vm-s", seq, version, "search", 100, 0, 200);
+        call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+    }
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+    assert_eq!(v["status"], "rolled_back", "{v}");
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    assert!(ev.to_string().contains("shadow:latency"), "{ev}");
+}
+
+#[tokio::test]
+async fn bad_shadow_stats_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let version = start_search(&a).await;
+    let mut b = shadow_batch("vm-s", 1, version, "search", 10, 1, 0);
+    b["shadow"]["search"]["mismatches"] = json!(11);
+    let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+    assert!(s.is_client_error(), "{s} {body}");
+    assert!(body.contains("shadow.search.mismatches"), "{body}");
+    let b = shadow_batch("vm-s", 1, version, "nope", 10, 1, 0);
+    let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+    assert_ne!(s, StatusCode::OK, "{body}");
+    let mut b = shadow_batch("vm-s", 1, version, "search", 10, 1, 0);
+    b["shadow"]["search"]["bogus"] = json!(1);
+    let (s, _, _) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+    assert!(s.is_client_error());
+}

@@ -49,6 +49,9 @@ pub struct RawConfig {
     /// TEST ONLY: a request carrying this header makes the filter panic (to prove fail-safety).
     #[serde(default)]
     pub test_panic_header: Option<String>,
+    /// Shadow comparison settings (SPEC.md 2.6).
+    #[serde(default)]
+    pub shadow: crate::shadow::RawShadow,
 }
 
 fn default_max_header_bytes() -> usize {
@@ -183,6 +186,7 @@ pub struct FilterConfig {
     pub count_4xx_as_errors: bool,
     pub max_header_bytes: usize,
     pub test_panic_header: Option<String>,
+    pub shadow: crate::shadow::ShadowSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -342,7 +346,9 @@ impl TryFrom<RawConfig> for FilterConfig {
             Some(hd) => Some(valid_header_name("test_panic_header", &hd)?),
             None => None,
         };
+        let shadow = raw.shadow.validate()?;
         Ok(FilterConfig {
+            shadow,
             companion: Companion {
                 cluster: c.cluster,
                 authority: c.authority,

@@ -19,6 +19,7 @@ pub mod config;
 pub mod decision;
 pub mod histogram;
 pub mod rollout;
+pub mod shadow;
 pub mod state;
 pub mod stats;
 pub mod targeting;

@@ -4,6 +4,7 @@
 
 use crate::decision::Track;
 use crate::histogram::Histogram;
+use crate::shadow::{MismatchSample, ShadowStats, MAX_SAMPLES_PER_BATCH};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -38,11 +39,20 @@ pub struct Batch {
     /// Decision reasons and filter-level events (`bad_header`, `no_key`, `stale`, …) since the last batch.
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// Shadow comparisons per rollout (SPEC.md 2.6).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shadow: BTreeMap<String, ShadowStats>,
+    /// A bounded sample of mismatches, as evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<MismatchSample>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty() && self.counters.values().all(|c| *c == 0)
+        self.cells.is_empty()
+            && self.counters.values().all(|c| *c == 0)
+            && self.shadow.values().all(ShadowStats::is_empty)
+            && self.samples.is_empty()
     }
 
     /// Folds an older, unsent batch into this one (the POST of `older` failed), so nothing is lost.
@@ -66,6 +76,19 @@ impl Batch {
         for (k, v) in older.counters {
             *self.counters.entry(k).or_insert(0) += v;
         }
+        for (k, v) in older.shadow {
+            self.shadow.entry(k).or_default().merge(&v);
+        }
+        for s in older.samples {
+            let n = self
+                .samples
+                .iter()
+                .filter(|x| x.rollout == s.rollout)
+                .count();
+            if n < MAX_SAMPLES_PER_BATCH {
+                self.samples.push(s);
+            }
+        }
     }
 }
 
@@ -83,6 +106,10 @@ pub struct Accumulator {
     segments: Vec<String>,
     cells: Vec<CellAcc>,
     pub counters: BTreeMap<&'static str, u64>,
+    /// Shadow comparisons per rollout since the last cut.
+    pub shadow: BTreeMap<String, ShadowStats>,
+    /// Mismatch samples since the last cut (at most [`MAX_SAMPLES_PER_BATCH`] per rollout).
+    pub samples: Vec<MismatchSample>,
 }
 
 impl Accumulator {
@@ -93,6 +120,25 @@ impl Accumulator {
             segments,
             cells: vec![CellAcc::default(); n],
             counters: BTreeMap::new(),
+            shadow: BTreeMap::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// The shadow counters of a rollout.
+    pub fn shadow_mut(&mut self, rollout: &str) -> &mut ShadowStats {
+        self.shadow.entry(rollout.to_string()).or_default()
+    }
+
+    /// Keeps a mismatch sample unless this rollout already has its share for the batch.
+    pub fn sample(&mut self, s: MismatchSample) {
+        let n = self
+            .samples
+            .iter()
+            .filter(|x| x.rollout == s.rollout)
+            .count();
+        if n < MAX_SAMPLES_PER_BATCH {
+            self.samples.push(s);
         }
     }
 
@@ -162,6 +208,11 @@ impl Accumulator {
             sent_at_ms: now_ms,
             cells,
             counters,
+            shadow: std::mem::take(&mut self.shadow)
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            samples: std::mem::take(&mut self.samples),
         }
     }
 }

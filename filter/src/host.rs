@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Tick period (ms) while a rollout has a shadow cluster: queued shadow copies wait at most this long.
+const SHADOW_TICK_MS: u64 = 20;
+
 pub fn start() {
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| Box::new(Root::new(context_id)));
@@ -57,6 +60,8 @@ struct Root {
     vm: Option<Rc<RefCell<Vm>>>,
     metric_ids: HashMap<String, u32>,
     last_sync_status: Option<u16>,
+    sync_period_ms: u64,
+    next_sync_ms: u64,
 }
 
 impl Root {
@@ -66,6 +71,8 @@ impl Root {
             vm: None,
             metric_ids: HashMap::new(),
             last_sync_status: None,
+            sync_period_ms: 1000,
+            next_sync_ms: 0,
         }
     }
 
@@ -85,6 +92,78 @@ impl Root {
                 vm.adopt_shared(&bytes);
             }
         }
+    }
+
+    /// Sends the queued shadow copies. Dispatched from the root context so that the callout is owned
+    /// by a context that outlives any HTTP stream (see `shadow.rs`).
+    fn pump_shadow(&mut self) {
+        let Some(vm_rc) = self.vm.clone() else { return };
+        let (queue, timeout) = {
+            let mut vm = vm_rc.borrow_mut();
+            if vm.mirror.queue.is_empty() {
+                return;
+            }
+            (vm.mirror.take_queue(), vm.cfg.shadow.timeout_ms)
+        };
+        let timeout = Duration::from_millis(timeout);
+        for c in queue {
+            let headers: Vec<(&str, &str)> = c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let res = hc::dispatch_http_call(&c.cluster, headers, None, vec![], timeout);
+            let mut vm = vm_rc.borrow_mut();
+            let vm = &mut *vm;
+            match res {
+                Ok(token) => vm.mirror.sent(&mut vm.acc, token, c, now_us()),
+                Err(_) => vm.mirror.send_failed(&mut vm.acc, &c),
+            }
+        }
+    }
+
+    fn on_shadow_answer(
+        &mut self,
+        vm_rc: &Rc<RefCell<Vm>>,
+        token: u32,
+        n_headers: usize,
+        body_size: usize,
+    ) {
+        let (max, want_headers) = {
+            let vm = vm_rc.borrow();
+            (
+                vm.cfg.shadow.max_body_bytes,
+                !vm.cfg.shadow.compare_headers.is_empty(),
+            )
+        };
+        let mut answer = crate::shadow::SideAnswer::default();
+        if n_headers > 0 {
+            if want_headers {
+                let all = hc::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+                answer.status = all
+                    .iter()
+                    .find(|(k, _)| k == ":status")
+                    .and_then(|(_, v)| v.parse().ok());
+                answer.headers = all;
+            } else {
+                answer.status = hc::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.parse::<u16>().ok());
+            }
+        }
+        if body_size > max {
+            answer.too_big = true;
+        } else if body_size > 0 {
+            answer.body = hc::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+        }
+        let mut vm = vm_rc.borrow_mut();
+        let vm = &mut *vm;
+        vm.mirror
+            .on_answer(&vm.cfg.shadow, &mut vm.acc, token, answer, now_us());
     }
 
     fn sync(&mut self) {
@@ -156,11 +235,15 @@ impl Context for Root {
     fn on_http_call_response(
         &mut self,
         token: u32,
-        _headers: usize,
+        n_headers: usize,
         body_size: usize,
         _trailers: usize,
     ) {
         let Some(vm_rc) = self.vm.clone() else { return };
+        if vm_rc.borrow().mirror.owns(token) {
+            self.on_shadow_answer(&vm_rc, token, n_headers, body_size);
+            return;
+        }
         let status = hc::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -205,7 +288,15 @@ impl RootContext for Root {
             .unwrap_or_default();
         match FilterConfig::from_slice(&bytes) {
             Ok(cfg) => {
-                let period = Duration::from_millis(cfg.companion.sync_period_ms);
+                self.sync_period_ms = cfg.companion.sync_period_ms;
+                // Shadow copies are sent from the root context on its tick: tick faster when any
+                // rollout has a shadow cluster; the companion is still synced once per sync period.
+                let tick_ms = if cfg.rollouts.iter().any(|r| r.shadow_cluster.is_some()) {
+                    cfg.companion.sync_period_ms.min(SHADOW_TICK_MS)
+                } else {
+                    cfg.companion.sync_period_ms
+                };
+                let period = Duration::from_millis(tick_ms);
                 let id = unique_vm_id(self.context_id);
                 log(
                     LogLevel::Info,
@@ -230,13 +321,19 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.sync();
+        self.pump_shadow();
+        let now = now_ms();
+        if now >= self.next_sync_ms {
+            self.next_sync_ms = now + self.sync_period_ms;
+            self.sync();
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             vm: self.vm.clone(),
             decision: None,
+            shadow: None,
         }))
     }
 
@@ -248,6 +345,8 @@ impl RootContext for Root {
 struct Http {
     vm: Option<Rc<RefCell<Vm>>>,
     decision: Option<Decision>,
+    /// The shadow copy of this request, with the primary answer as it arrives.
+    shadow: Option<crate::shadow::Capture>,
 }
 
 impl Context for Http {}
@@ -317,7 +416,52 @@ impl HttpContext for Http {
             );
         }
         let _ = hc::call_foreign_function("clear_route_cache", None);
+        self.shadow = vm.shadow_capture(&d, &headers);
         self.decision = Some(d);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let (Some(vm_rc), Some(c)) = (self.vm.as_ref(), self.shadow.as_mut()) else {
+            return Action::Continue;
+        };
+        let (max, compare) = {
+            let vm = vm_rc.borrow();
+            (
+                vm.cfg.shadow.max_body_bytes,
+                vm.cfg.shadow.compare_headers.clone(),
+            )
+        };
+        let len = hc::get_map_value(MapType::HttpResponseHeaders, "content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        c.announce(len, max);
+        for h in compare {
+            if let Ok(Some(v)) = hc::get_map_value(MapType::HttpResponseHeaders, &h) {
+                c.primary.headers.push((h, v));
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _eos: bool) -> Action {
+        // Never pause the user's answer: copy the chunk (bounded) and let it through.
+        let (Some(vm_rc), Some(c)) = (self.vm.as_ref(), self.shadow.as_mut()) else {
+            return Action::Continue;
+        };
+        if c.too_big || body_size == 0 {
+            return Action::Continue;
+        }
+        let max = vm_rc.borrow().cfg.shadow.max_body_bytes;
+        if c.primary.body.len() + body_size > max {
+            c.too_big = true;
+            c.primary.body = Vec::new();
+            return Action::Continue;
+        }
+        if let Ok(Some(chunk)) = hc::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            c.body_chunk(&chunk, max);
+        }
         Action::Continue
     }
 
@@ -329,6 +473,12 @@ impl HttpContext for Http {
         let dur_ns = int_property(vec!["request", "duration"]).unwrap_or(0);
         let status = u16::try_from(status).unwrap_or(0);
         let latency_us = u64::try_from(dur_ns / 1000).unwrap_or(0);
-        vm_rc.borrow_mut().record(&d, status, latency_us);
+        let mut vm = vm_rc.borrow_mut();
+        vm.record(&d, status, latency_us);
+        if let Some(c) = self.shadow.take() {
+            let vm = &mut *vm;
+            vm.mirror
+                .enqueue(&vm.cfg.shadow, &mut vm.acc, c, status, latency_us);
+        }
     }
 }

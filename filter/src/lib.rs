@@ -9,6 +9,7 @@
 //! exchanged with the host once per tick, not per request. See FACTS.md: host calls are where the cost is.
 
 pub mod metrics;
+pub mod shadow;
 pub mod vm;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]

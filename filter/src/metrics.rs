@@ -68,6 +68,26 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
             *n,
         ));
     }
+    for (rollout, st) in &batch.shadow {
+        let r = tag("rollout", rollout);
+        for (event, n) in [
+            ("sent", st.requests),
+            ("compared", st.compared),
+            ("mismatch", st.mismatches),
+            ("mismatch_status", st.mismatch_status),
+            ("mismatch_headers", st.mismatch_headers),
+            ("mismatch_body", st.mismatch_body),
+            ("shadow_error", st.shadow_errors),
+            ("primary_error", st.primary_errors),
+            ("slower", st.slower),
+            ("skipped_body_too_big", st.skipped_body_too_big),
+            ("skipped_not_eligible", st.skipped_not_eligible),
+            ("skipped_in_flight", st.skipped_in_flight),
+            ("side_call_failed", st.side_call_failed),
+        ] {
+            out.push((format!("dwcp_shadow_total{r}{}", tag("event", event)), n));
+        }
+    }
     out
 }
 
@@ -104,6 +124,23 @@ mod tests {
                 "dwcp_request_duration_seconds_bucket{t}_le=.=+Inf;.;"
             )),
             Some(2)
+        );
+    }
+
+    #[test]
+    fn shadow_counters_are_exported_per_rollout() {
+        let mut a = Accumulator::new(vec!["r".into()], vec!["standard".into()]);
+        a.shadow_mut("r").requests = 3;
+        a.shadow_mut("r").side_call_failed = 1;
+        let d = deltas(&a.take_batch("vm", 1, 1, 0));
+        let get = |n: &str| d.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        assert_eq!(
+            get("dwcp_shadow_total_rollout=.=r;.;_event=.=sent;.;"),
+            Some(3)
+        );
+        assert_eq!(
+            get("dwcp_shadow_total_rollout=.=r;.;_event=.=side_call_failed;.;"),
+            Some(1)
         );
     }
 }

@@ -41,6 +41,8 @@ pub struct Vm {
     pub window_version: u64,
     /// A batch whose POST failed, sent again with the next one.
     pub unsent: Option<Batch>,
+    /// Shadow copies queued and in flight (SPEC.md 2.6).
+    pub mirror: crate::shadow::Mirror,
 }
 
 impl Vm {
@@ -61,6 +63,7 @@ impl Vm {
             shared_cas: None,
             window_version: 0,
             unsent: None,
+            mirror: crate::shadow::Mirror::default(),
         }
     }
 
@@ -162,6 +165,37 @@ impl Vm {
                 None
             }
         }
+    }
+
+    /// The shadow capture for a request routed by `d` (None: not mirrored; skips are counted).
+    pub fn shadow_capture(
+        &mut self,
+        d: &Decision,
+        headers: &[(String, Vec<u8>)],
+    ) -> Option<crate::shadow::Capture> {
+        // Only answers of stable are compared with the shadow (the version under test).
+        if d.track != dwcp_core::decision::Track::Stable {
+            return None;
+        }
+        let r = self.cfg.rollouts.get(d.rollout)?;
+        let cluster = r.shadow_cluster.as_deref()?;
+        let bp = self
+            .state
+            .as_ref()
+            .filter(|s| !s.kill_all)
+            .and_then(|s| s.rollouts.get(&r.name))
+            .filter(|rs| !rs.killed)
+            .map_or(0, |rs| rs.shadow_bp);
+        if bp == 0 || !matches!(self.freshness, Freshness::Fresh) {
+            return None;
+        }
+        let info = crate::shadow::RequestInfo {
+            rollout: &r.name,
+            shadow_cluster: Some(cluster),
+            shadow_bp: bp,
+            headers,
+        };
+        self.mirror.capture(&self.cfg.shadow, &mut self.acc, &info)
     }
 
     /// Records the outcome of a request routed by `d`.

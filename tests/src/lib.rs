@@ -21,8 +21,12 @@ pub fn envoy_bin() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv/bin/envoy"))
 }
 
+/// Release binaries: `target/release`, or `$DWCP_BIN_DIR` when set (e.g. a separate target dir).
 fn bin(name: &str) -> PathBuf {
-    let p = root().join("target/release").join(name);
+    let dir = std::env::var_os("DWCP_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release"));
+    let p = dir.join(name);
     assert!(
         p.exists(),
         "{} is missing: run `make build` first",
@@ -182,7 +186,10 @@ impl Stack {
         for p in [s.ports.stable, s.ports.canary, s.ports.shadow] {
             wait_port(p, "demo upstream");
         }
-        let wasm = root().join("dist/dwcp_filter.wasm");
+        // `$DWCP_WASM` overrides the module (e.g. one built in a separate target dir).
+        let wasm = std::env::var_os("DWCP_WASM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("dist/dwcp_filter.wasm"));
         let mut plugin = opts.plugin_config.clone();
         plugin["companion"]["token"] = Value::from(TOKEN);
         let cfg = envoy_config(&s.ports, &plugin, &wasm);
@@ -303,6 +310,25 @@ impl Stack {
             .expect("metrics")
             .into_string()
             .expect("text")
+    }
+
+    /// One GET through Envoy: (status, x-served-by); status 0 when the connection failed.
+    pub fn try_get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req =
+            ureq::get(&format!("{}{path}", self.envoy_url())).timeout(Duration::from_secs(20));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        match req.call() {
+            Ok(r) => (
+                r.status(),
+                r.header("x-served-by").unwrap_or("").to_string(),
+            ),
+            Err(ureq::Error::Status(code, r)) => {
+                (code, r.header("x-served-by").unwrap_or("").to_string())
+            }
+            Err(_) => (0, String::new()),
+        }
     }
 
     /// One GET through Envoy: (status, x-served-by).

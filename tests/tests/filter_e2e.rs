@@ -351,7 +351,7 @@ fn client_track_header_never_selects_canary_even_after_a_crash() {
     // Crash the filter, then keep forging: stable every time, and never a 5xx once the VM is reloaded.
     let mut crash_statuses = Vec::new();
     for _ in 0..4 {
-        let (code, by) = s.get(
+        let (code, by) = s.try_get(
             "/",
             &[
                 ("x-user-id", user.as_str()),
@@ -360,9 +360,28 @@ fn client_track_header_never_selects_canary_even_after_a_crash() {
             ],
         );
         crash_statuses.push(code);
+        // Requests arriving within the reload backoff (10-20 ms, envoy.yaml) are refused, not passed on.
+        std::thread::sleep(std::time::Duration::from_millis(60));
         assert_ne!(by, "canary", "the crashing request itself reached canary");
         for _ in 0..10 {
-            let (code, by) = s.get("/", &forged);
+            let (code, by) = s.try_get("/", &forged);
+            if code == 0 {
+                let log = s.envoy_log();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .filter(|l| {
+                        l.contains("Caught")
+                            || l.contains("#")
+                            || l.contains("critical")
+                            || l.contains("wasm")
+                    })
+                    .take(40)
+                    .collect();
+                panic!(
+                    "connection failed after a crash; envoy log tail:\n{}",
+                    tail.join("\n")
+                );
+            }
             assert_eq!(
                 by, "stable",
                 "forged header selected canary after a crash (status {code})"

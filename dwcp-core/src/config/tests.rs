@@ -67,3 +67,29 @@ fn rollout_matching_ignores_port_and_case() {
     assert!(!r.matches("other", "/api"));
     assert!(!r.matches("shop.example", "/web"));
 }
+
+#[test]
+fn shadow_settings_are_optional_validated_and_named() {
+    let c = FilterConfig::from_slice(b"{}").unwrap();
+    assert_eq!(c.shadow, crate::shadow::ShadowSettings::default());
+    assert_eq!(c.shadow.methods, vec!["GET", "HEAD"]);
+    assert_eq!(
+        (
+            c.shadow.max_body_bytes,
+            c.shadow.latency_tolerance_ms,
+            c.shadow.timeout_ms,
+            c.shadow.max_in_flight
+        ),
+        (65536, 50, 2000, 64)
+    );
+    let c = FilterConfig::from_slice(
+        br#"{"shadow": {"methods": ["GET", "POST"], "max_in_flight": 8}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.shadow.methods, vec!["GET", "POST"]);
+    assert_eq!(c.shadow.max_in_flight, 8);
+    let e = FilterConfig::from_slice(br#"{"shadow": {"max_in_flight": 0}}"#).unwrap_err();
+    assert!(e.to_string().starts_with("shadow.max_in_flight"), "{e}");
+    let e = FilterConfig::from_slice(br#"{"shadow": {"typo": 1}}"#).unwrap_err();
+    assert!(e.to_string().contains("typo"), "{e}");
+}

@@ -61,3 +61,51 @@ fn batch_json_round_trip() {
     let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
     assert_eq!(b, back);
 }
+
+#[test]
+fn shadow_stats_and_samples_travel_in_batches() {
+    use crate::shadow::{compare, Answer, MismatchSample, ShadowSettings, MAX_SAMPLES_PER_BATCH};
+    // Old batches (no shadow fields) still parse; unknown fields are still refused.
+    let old = r#"{"vm":"a","seq":1,"state_version":0,"cells":[],"counters":{}}"#;
+    let b: Batch = serde_json::from_str(old).unwrap();
+    assert!(b.shadow.is_empty() && b.samples.is_empty() && b.is_empty());
+    assert!(
+        serde_json::from_str::<Batch>(r#"{"vm":"a","seq":1,"state_version":0,"x":1}"#).is_err()
+    );
+    // A batch without shadow data serialises as before (no new keys).
+    let txt = serde_json::to_string(&b).unwrap();
+    assert!(!txt.contains("shadow") && !txt.contains("samples"));
+
+    let mut acc = Accumulator::new(vec!["demo".into()], vec!["standard".into()]);
+    let s = ShadowSettings::default();
+    let p = Answer {
+        status: 200,
+        body: br#"{"item":{"price":1}}"#.to_vec(),
+        ..Default::default()
+    };
+    let sh = Answer {
+        status: 200,
+        body: br#"{"item":{"price":2}}"#.to_vec(),
+        ..Default::default()
+    };
+    let o = compare(&s, &p, &sh);
+    for _ in 0..20 {
+        acc.shadow_mut("demo").requests += 1;
+        acc.shadow_mut("demo").record(&o);
+        acc.sample(MismatchSample::new("demo", "GET", "/", &p, &sh, &o));
+    }
+    acc.shadow_mut("demo").skipped_not_eligible += 1;
+    let b = acc.take_batch("vm", 1, 3, 0);
+    assert!(!b.is_empty());
+    assert_eq!(b.shadow["demo"].compared, 20);
+    assert_eq!(b.samples.len(), MAX_SAMPLES_PER_BATCH);
+    let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+    assert_eq!(back, b);
+    // Cut resets; absorb merges and keeps the sample bound.
+    let mut next = acc.take_batch("vm", 2, 3, 0);
+    assert!(next.shadow.is_empty() && next.samples.is_empty());
+    next.absorb(b.clone());
+    next.absorb(b);
+    assert_eq!(next.shadow["demo"].compared, 40);
+    assert_eq!(next.samples.len(), MAX_SAMPLES_PER_BATCH);
+}

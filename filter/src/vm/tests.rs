@@ -118,3 +118,46 @@ fn a_batch_straddling_a_state_change_carries_the_older_version() {
     assert_eq!(v.cut_batch(3).state_version, 3, "straddles 3 -> 4");
     assert_eq!(v.cut_batch(4).state_version, 4);
 }
+
+#[test]
+fn shadow_capture_follows_state_track_and_freshness() {
+    let cfg = FilterConfig::from_slice(
+        br#"{"rollouts":[{"name":"checkout","shadow_cluster":"shadow"}]}"#,
+    )
+    .unwrap();
+    let mut v = Vm::new(cfg, "vm-1".into());
+    let h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/".to_vec()),
+        ("x-user-id".into(), b"u".to_vec()),
+    ];
+    let mut st = state(1, 0);
+    // No state yet: nothing mirrored.
+    let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
+    assert!(v.shadow_capture(&d, &h).is_none());
+    // shadow_bp 0: nothing.
+    v.adopt(st.clone(), 0);
+    v.refresh(0);
+    let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
+    assert!(v.shadow_capture(&d, &h).is_none());
+    // Shadow phase: mirrored.
+    st.version = 2;
+    if let Some(r) = st.rollouts.get_mut("checkout") {
+        r.shadow_bp = 10_000;
+    }
+    v.adopt(st.clone(), 0);
+    let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
+    assert_eq!(d.track, Track::Stable);
+    assert!(v.shadow_capture(&d, &h).is_some());
+    // Stale state: not mirrored.
+    v.refresh(1_000_000);
+    assert!(v.shadow_capture(&d, &h).is_none());
+    // Killed rollout: not mirrored.
+    v.refresh(0);
+    st.version = 3;
+    if let Some(r) = st.rollouts.get_mut("checkout") {
+        r.killed = true;
+    }
+    v.adopt(st, 0);
+    assert!(v.shadow_capture(&d, &h).is_none());
+}

@@ -1,0 +1,334 @@
+use super::*;
+use serde_json::json;
+
+fn ans(status: u16, body: &str, latency_ms: u64) -> Answer {
+    Answer {
+        status,
+        headers: vec![],
+        body: body.as_bytes().to_vec(),
+        latency_us: latency_ms * 1000,
+    }
+}
+
+fn settings() -> ShadowSettings {
+    ShadowSettings::default()
+}
+
+#[test]
+fn comparison_table() {
+    // (name, primary, shadow, expected kinds, expected diff paths, slower)
+    let s = settings();
+    let cases: Vec<(&str, Answer, Answer, Vec<MismatchKind>, Vec<&str>, bool)> = vec![
+        (
+            "identical bytes",
+            ans(200, "hello", 5),
+            ans(200, "hello", 6),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "same class",
+            ans(201, "", 5),
+            ans(204, "", 5),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "status class",
+            ans(200, "", 5),
+            ans(500, "", 5),
+            vec![MismatchKind::Status],
+            vec![":status"],
+            false,
+        ),
+        (
+            "text body",
+            ans(200, "a", 5),
+            ans(200, "b", 5),
+            vec![MismatchKind::Body],
+            vec!["<body>"],
+            false,
+        ),
+        (
+            "json key order and ignored ids/timestamps",
+            ans(
+                200,
+                r#"{"a":1,"b":{"c":2},"timestamp":1,"request_id":"x","created_at":3,"userId":4,"ts":5}"#,
+                5,
+            ),
+            ans(
+                200,
+                r#"{"b":{"c":2},"a":1,"timestamp":2,"request_id":"y","created_at":9,"userId":8,"ts":6}"#,
+                5,
+            ),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "nested json field",
+            ans(200, r#"{"item":{"price":10,"name":"x"},"timestamp":1}"#, 5),
+            ans(200, r#"{"item":{"price":11,"name":"x"},"timestamp":2}"#, 5),
+            vec![MismatchKind::Body],
+            vec!["item.price"],
+            false,
+        ),
+        (
+            "array element and missing key",
+            ans(200, r#"{"items":[{"p":1},{"p":2}],"k":1}"#, 5),
+            ans(200, r#"{"items":[{"p":1},{"p":3},{"p":4}]}"#, 5),
+            vec![MismatchKind::Body],
+            vec!["items[1].p", "items[2]", "k"],
+            false,
+        ),
+        (
+            "json root scalar vs object",
+            ans(200, "[1]", 5),
+            ans(200, "{}", 5),
+            vec![MismatchKind::Body],
+            vec!["$"],
+            false,
+        ),
+        (
+            "numbers 1 vs 1.0 equal",
+            ans(200, r#"{"a":1}"#, 5),
+            ans(200, r#"{"a":1.0}"#, 5),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "invalid json compared as bytes",
+            ans(200, "{x", 5),
+            ans(200, "{y", 5),
+            vec![MismatchKind::Body],
+            vec!["<body>"],
+            false,
+        ),
+        (
+            "slower than tolerance",
+            ans(200, "", 5),
+            ans(200, "", 56),
+            vec![],
+            vec![],
+            true,
+        ),
+        (
+            "at tolerance",
+            ans(200, "", 5),
+            ans(200, "", 55),
+            vec![],
+            vec![],
+            false,
+        ),
+    ];
+    for (name, p, sh, kinds, paths, slower) in cases {
+        let o = compare(&s, &p, &sh);
+        assert_eq!(o.kinds.iter().copied().collect::<Vec<_>>(), kinds, "{name}");
+        assert_eq!(
+            o.diffs.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(),
+            paths,
+            "{name}"
+        );
+        assert_eq!(o.slower, slower, "{name}");
+    }
+}
+
+#[test]
+fn diff_values_are_reported_and_truncated() {
+    let s = settings();
+    let long = "x".repeat(1000);
+    let p = ans(
+        200,
+        &json!({"item": {"price": 10, "d": long}}).to_string(),
+        1,
+    );
+    let sh = ans(
+        200,
+        &json!({"item": {"price": 12.5, "d": "short"}}).to_string(),
+        1,
+    );
+    let o = compare(&s, &p, &sh);
+    let d = o.diffs.iter().find(|d| d.path == "item.price").unwrap();
+    assert_eq!((d.primary.as_str(), d.shadow.as_str()), ("10", "12.5"));
+    let d = o.diffs.iter().find(|d| d.path == "item.d").unwrap();
+    assert!(d.primary.chars().count() <= MAX_VALUE_CHARS + 1 && d.primary.ends_with('…'));
+    // Bounded number of diffs.
+    let a: Vec<u32> = (0..100).collect();
+    let b: Vec<u32> = (1..101).collect();
+    let o = compare(
+        &s,
+        &ans(200, &json!(a).to_string(), 1),
+        &ans(200, &json!(b).to_string(), 1),
+    );
+    assert_eq!(o.diffs.len(), MAX_DIFFS);
+}
+
+#[test]
+fn configured_headers_are_compared() {
+    let mut s = settings();
+    s.compare_headers = vec!["content-type".into()];
+    let mut p = ans(200, "", 1);
+    let mut sh = ans(200, "", 1);
+    p.headers = vec![("content-type".into(), "application/json".into())];
+    sh.headers = vec![("content-type".into(), "text/plain".into())];
+    let o = compare(&s, &p, &sh);
+    assert_eq!(
+        o.kinds.iter().copied().collect::<Vec<_>>(),
+        vec![MismatchKind::Header]
+    );
+    sh.headers = p.headers.clone();
+    assert!(!compare(&s, &p, &sh).mismatch());
+    sh.headers.clear();
+    assert_eq!(compare(&s, &p, &sh).diffs[0].shadow, "<absent>");
+}
+
+#[test]
+fn ignore_patterns() {
+    let table = [
+        ("timestamp", "timestamp", true),
+        ("timestamp", "Timestamp", true),
+        ("timestamp", "timestamps", false),
+        ("*_at", "updated_at", true),
+        ("*_at", "format", false),
+        ("*id", "user_id", true),
+        ("req*", "request", true),
+        ("*rce*", "price", false),
+        ("*ric*", "pricing", true),
+    ];
+    for (p, k, want) in table {
+        assert_eq!(FieldPattern::parse(p).unwrap().matches(k), want, "{p} {k}");
+    }
+    for bad in ["", "*", "**", "a*b"] {
+        assert!(FieldPattern::parse(bad).is_none(), "{bad:?}");
+    }
+}
+
+#[test]
+fn eligibility_table() {
+    let mut s = settings();
+    let t = |s: &ShadowSettings, m, p, len, ch| s.eligible(m, p, len, ch);
+    assert_eq!(t(&s, "GET", "/a", None, false), Ok(()));
+    assert_eq!(t(&s, "HEAD", "/a", Some(0), false), Ok(()));
+    assert_eq!(t(&s, "POST", "/a", None, false), Err(Skip::NotEligible));
+    assert_eq!(t(&s, "GET", "/a", Some(10), false), Err(Skip::NotEligible));
+    assert_eq!(t(&s, "GET", "/a", None, true), Err(Skip::NotEligible));
+    assert_eq!(
+        t(&s, "GET", "/a", Some(1 << 20), false),
+        Err(Skip::BodyTooBig)
+    );
+    s.path_prefixes = vec!["/api".into()];
+    assert_eq!(t(&s, "GET", "/api/x", None, false), Ok(()));
+    assert_eq!(t(&s, "GET", "/other", None, false), Err(Skip::NotEligible));
+}
+
+#[test]
+fn settings_validation_names_the_field() {
+    let cases = [
+        (json!({"methods": ["G ET"]}), "shadow.methods[0]"),
+        (json!({"path_prefixes": ["api"]}), "shadow.path_prefixes[0]"),
+        (json!({"max_body_bytes": 0}), "shadow.max_body_bytes"),
+        (
+            json!({"compare_headers": ["a b"]}),
+            "shadow.compare_headers[0]",
+        ),
+        (json!({"ignore_fields": ["a*b"]}), "shadow.ignore_fields[0]"),
+        (json!({"timeout_ms": 0}), "shadow.timeout_ms"),
+        (json!({"max_in_flight": 0}), "shadow.max_in_flight"),
+        (
+            json!({"latency_tolerance_ms": 100000}),
+            "shadow.latency_tolerance_ms",
+        ),
+    ];
+    for (v, field) in cases {
+        let raw: RawShadow = serde_json::from_value(v.clone()).unwrap();
+        let e = raw.validate().unwrap_err().to_string();
+        assert!(e.starts_with(field), "{v}: {e}");
+    }
+    assert!(serde_json::from_value::<RawShadow>(json!({"nope": 1})).is_err());
+    let s: ShadowSettings = serde_json::from_value::<RawShadow>(json!({"methods": ["get"]}))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(s.methods, vec!["GET"]);
+    assert_eq!(ShadowSettings::default().ignore_fields.len(), 7);
+}
+
+#[test]
+fn stats_accumulate_merge_and_convert() {
+    let s = settings();
+    let mut st = ShadowStats::default();
+    st.requests = 3;
+    st.record(&compare(&s, &ans(200, "a", 10), &ans(200, "a", 5)));
+    st.record(&compare(&s, &ans(200, "a", 10), &ans(503, "b", 300)));
+    assert_eq!(
+        (
+            st.compared,
+            st.mismatches,
+            st.mismatch_status,
+            st.mismatch_body
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!((st.shadow_errors, st.primary_errors, st.slower), (1, 0, 1));
+    assert_eq!(st.latency_delta_us.count, 2);
+    assert_eq!(st.latency_delta_us.zero, 1);
+    let mut m = st.clone();
+    m.merge(&st);
+    assert_eq!(
+        (m.compared, m.requests, m.latency_delta_us.count),
+        (4, 6, 4)
+    );
+    let agg = m.to_agg();
+    assert_eq!(
+        (agg.compared, agg.mismatches, agg.shadow_errors, agg.slower),
+        (4, 2, 2, 2)
+    );
+    // Round trip; unknown fields refused; missing fields default.
+    let txt = serde_json::to_string(&st).unwrap();
+    assert_eq!(serde_json::from_str::<ShadowStats>(&txt).unwrap(), st);
+    assert!(serde_json::from_str::<ShadowStats>(r#"{"bogus":1}"#).is_err());
+    assert_eq!(
+        serde_json::from_str::<ShadowStats>(r#"{"compared":2}"#)
+            .unwrap()
+            .compared,
+        2
+    );
+}
+
+#[test]
+fn sample_names_the_path() {
+    let s = settings();
+    let p = ans(200, r#"{"item":{"price":1}}"#, 1);
+    let sh = ans(200, r#"{"item":{"price":2}}"#, 3);
+    let o = compare(&s, &p, &sh);
+    let smp = MismatchSample::new("demo", "GET", "/x", &p, &sh, &o);
+    assert_eq!(smp.request, "GET /x");
+    assert_eq!(smp.kinds, vec![MismatchKind::Body]);
+    assert_eq!(smp.diffs[0].path, "item.price");
+    assert!((smp.latency_delta_ms - 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn default_id_patterns_do_not_swallow_ordinary_keys() {
+    let pats: Vec<FieldPattern> = default_ignore_fields()
+        .iter()
+        .filter_map(|p| FieldPattern::parse(p))
+        .collect();
+    let ignored = |k: &str| pats.iter().any(|p| p.matches(k));
+    for k in [
+        "id",
+        "user_id",
+        "orderId",
+        "request_id",
+        "created_at",
+        "timestamp",
+    ] {
+        assert!(ignored(k), "{k} should be ignored");
+    }
+    for k in ["paid", "valid", "price", "guide"] {
+        assert!(!ignored(k), "{k} must be compared");
+    }
+}
