@@ -31,8 +31,7 @@ build: setup wasm
 demo: build
 	./scripts/stack.sh up
 	sleep 2
-	./target/release/dwcp-analyzer traffic --users 2000 --requests-per-user 2
-	./target/release/dwcp-analyzer status
+	./scripts/demo-traffic.sh
 	@echo
 	@echo "Stack running: Envoy http://127.0.0.1:10000 (admin http://127.0.0.1:9901), companion http://127.0.0.1:8080"
 	@echo "Try:  curl -si -H 'x-user-id: alice' -H 'x-beta-opt-in: true' http://127.0.0.1:10000/ | grep -i x-served-by"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The traffic part of `make demo`: feed the shadow phase until the companion promotes the rollout to live
+# traffic (1 %), then show the split per segment and the status table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=./target/release/dwcp-analyzer
+phase() { curl -s http://127.0.0.1:8080/v1/rollouts/demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])'; }
+p=$(phase)
+if [ "$p" = shadow ]; then
+  echo "rollout 'demo' is in the shadow phase: mirroring traffic to the shadow upstream and comparing answers…"
+  for _ in $(seq 1 60); do
+    $bin traffic --users 200 --requests-per-user 1 --prefix warm >/dev/null
+    p=$(phase); [ "$p" != shadow ] && break
+    sleep 1
+  done
+  echo "shadow phase judged: now in phase $p"
+fi
+$bin traffic --users 2000 --requests-per-user 2
+$bin status
