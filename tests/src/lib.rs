@@ -331,23 +331,14 @@ impl Stack {
         }
     }
 
-    /// One GET through Envoy: (status, x-served-by).
+    /// One GET through Envoy: (status, x-served-by); panics if the connection fails.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let mut req =
-            ureq::get(&format!("{}{path}", self.envoy_url())).timeout(Duration::from_secs(20));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        match req.call() {
-            Ok(r) => (
-                r.status(),
-                r.header("x-served-by").unwrap_or("").to_string(),
-            ),
-            Err(ureq::Error::Status(code, r)) => {
-                (code, r.header("x-served-by").unwrap_or("").to_string())
-            }
-            Err(e) => panic!("request failed: {e}"),
-        }
+        let (code, by) = self.try_get(path, headers);
+        assert_ne!(
+            code, 0,
+            "request to {path} failed: no HTTP answer from Envoy"
+        );
+        (code, by)
     }
 }
 
