@@ -80,14 +80,7 @@ impl Batch {
             self.shadow.entry(k).or_default().merge(&v);
         }
         for s in older.samples {
-            let n = self
-                .samples
-                .iter()
-                .filter(|x| x.rollout == s.rollout)
-                .count();
-            if n < MAX_SAMPLES_PER_BATCH {
-                self.samples.push(s);
-            }
+            push_sample(&mut self.samples, s);
         }
     }
 }
@@ -132,14 +125,7 @@ impl Accumulator {
 
     /// Keeps a mismatch sample unless this rollout already has its share for the batch.
     pub fn sample(&mut self, s: MismatchSample) {
-        let n = self
-            .samples
-            .iter()
-            .filter(|x| x.rollout == s.rollout)
-            .count();
-        if n < MAX_SAMPLES_PER_BATCH {
-            self.samples.push(s);
-        }
+        push_sample(&mut self.samples, s);
     }
 
     fn index(&self, rollout: usize, track: Track, segment: usize) -> Option<usize> {
@@ -214,6 +200,13 @@ impl Accumulator {
                 .collect(),
             samples: std::mem::take(&mut self.samples),
         }
+    }
+}
+
+/// Appends `s` unless its rollout already has `MAX_SAMPLES_PER_BATCH` samples.
+fn push_sample(samples: &mut Vec<MismatchSample>, s: MismatchSample) {
+    if samples.iter().filter(|x| x.rollout == s.rollout).count() < MAX_SAMPLES_PER_BATCH {
+        samples.push(s);
     }
 }
 
