@@ -54,10 +54,10 @@ test-unit:
 test-wasm:
 	./scripts/test-wasm.sh
 
-test-e2e:
+test-e2e: build
 	cargo test -p dwcp-e2e --release -- --test-threads 1
 
-test-artifacts:
+test-artifacts: build
 	./scripts/check-artifacts.sh
 
 bench-filter: build
