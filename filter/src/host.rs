@@ -372,7 +372,8 @@ impl HttpContext for Http {
             return Action::Continue;
         };
         let headers = hc::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let mut vm = vm_rc.borrow_mut();
+        let mut guard = vm_rc.borrow_mut();
+        let vm = &mut *guard;
         let find = |name: &str| {
             headers
                 .iter()
@@ -385,11 +386,11 @@ impl HttpContext for Http {
                 crash_for_test();
             }
         }
-        let track_header = vm.cfg.track_header.clone();
+        let track_header = vm.cfg.track_header.as_str();
         let Some(rollout) = match_rollout(&vm.cfg, find(":authority"), find(":path")) else {
             // Not ours: never let a client-supplied track header through.
-            if headers.iter().any(|(k, _)| *k == track_header) {
-                let _ = hc::remove_map_value(MapType::HttpRequestHeaders, &track_header);
+            if headers.iter().any(|(k, _)| k == track_header) {
+                let _ = hc::remove_map_value(MapType::HttpRequestHeaders, track_header);
                 let _ = hc::call_foreign_function("clear_route_cache", None);
             }
             return Action::Continue;
@@ -403,9 +404,9 @@ impl HttpContext for Http {
         );
         vm.acc.count(d.why.as_str());
         let track = d.track.as_str();
-        if hc::set_map_value(MapType::HttpRequestHeaders, &track_header, Some(track)).is_err() {
+        if hc::set_map_value(MapType::HttpRequestHeaders, track_header, Some(track)).is_err() {
             // Could not set our header: make sure no client value survives, then serve stable.
-            let _ = hc::remove_map_value(MapType::HttpRequestHeaders, &track_header);
+            let _ = hc::remove_map_value(MapType::HttpRequestHeaders, track_header);
         }
         if vm.cfg.explain {
             let e = explain(&vm.cfg, vm.state.as_ref(), &d);

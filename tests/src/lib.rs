@@ -268,6 +268,19 @@ impl Stack {
         self.get_json(&format!("{}/v1/rollouts/{name}", self.analyzer_url()))
     }
 
+    /// The rollout's `rolled_back` event (decision, verdict and evidence); panics if there is none.
+    pub fn rolled_back_event(&self, name: &str) -> Value {
+        let events = self.get_json(&format!(
+            "{}/v1/rollouts/{name}/events",
+            self.analyzer_url()
+        ));
+        events["events"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["kind"] == "rolled_back"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} has no rolled_back event: {events}"))
+    }
+
     pub fn command(&self, name: &str, action: &str) -> Value {
         ureq::post(&format!(
             "{}/v1/rollouts/{name}/{action}",

@@ -166,14 +166,7 @@ fn failing_canary_is_aborted_and_everyone_returns_to_stable() {
         "canary still served {to_stable} ms after the decision"
     );
     // Evidence kept with the decision.
-    let events = s.get_json(&format!("{}/v1/rollouts/demo/events", s.analyzer_url()));
-    let rb = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rolled_back")
-        .unwrap()
-        .clone();
+    let rb = s.rolled_back_event("demo");
     assert!(rb["verdict"]["canary_n"].as_u64().unwrap() > 0);
     assert!(!rb["evidence"]["last_windows"]
         .as_array()

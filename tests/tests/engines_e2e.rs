@@ -50,14 +50,7 @@ fn integrity_failure_aborts_the_engine_rollout_with_evidence() {
         "running",
         "other rollouts are untouched"
     );
-    let ev = s.get_json(&format!("{url}/v1/rollouts/compression-v2/events"));
-    let rb = ev["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rolled_back")
-        .unwrap()
-        .clone();
+    let rb = s.rolled_back_event("compression-v2");
     assert_eq!(rb["verdict"]["trigger"], "6:DataIntegrity");
     assert_eq!(
         rb["evidence"]["engine_event"]["evidence"]["kind"],
