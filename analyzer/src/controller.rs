@@ -365,6 +365,13 @@ impl Controller {
             f("mismatch_headers", st.mismatch_headers)?;
             f("mismatch_body", st.mismatch_body)?;
             f("noise", st.noise)?;
+            f("noise_compared", st.noise_compared)?;
+            f("stable_differs", st.stable_differs)?;
+            if st.noise > st.mismatches || st.stable_differs > st.noise_compared {
+                return bad(format!(
+                    "shadow.{name}: noise exceeds mismatches, or stable_differs exceeds noise_compared"
+                ));
+            }
             f("shadow_errors", st.shadow_errors)?;
             f("primary_errors", st.primary_errors)?;
             f("slower", st.slower)?;

@@ -297,6 +297,32 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
         o.line("dwcp_engine_memory_ratio", &[("engine", engine)], *r);
     }
     o.head(
+        "dwcp_rollout_shadow_total",
+        "counter",
+        "Shadow comparisons reported by the filters since the companion started, by event",
+    );
+    for n in c.rollouts.keys() {
+        let st = c.shadow_totals.get(n).cloned().unwrap_or_default();
+        for (event, v) in [
+            ("sent", st.requests),
+            ("compared", st.compared),
+            ("mismatch", st.mismatches),
+            ("noise", st.noise),
+            ("noise_compared", st.noise_compared),
+            ("stable_differs", st.stable_differs),
+            ("shadow_error", st.shadow_errors),
+            ("slower", st.slower),
+            ("side_call_failed", st.side_call_failed),
+            ("skipped", st.skipped_body_too_big + st.skipped_in_flight),
+        ] {
+            o.line(
+                "dwcp_rollout_shadow_total",
+                &[("rollout", n), ("event", event)],
+                v as f64,
+            );
+        }
+    }
+    o.head(
         "dwcp_filter_vms_active",
         "gauge",
         "Filter VMs that sent telemetry in the last 10 s",

@@ -144,6 +144,9 @@ pub struct RawRollout {
     /// Cluster receiving shadow copies (shadow phase).
     #[serde(default)]
     pub shadow_cluster: Option<String>,
+    /// A stable cluster receiving the second copy used to estimate noise (`shadow.noise_copy`).
+    #[serde(default)]
+    pub noise_cluster: Option<String>,
 }
 
 fn any_host() -> Vec<String> {
@@ -205,6 +208,8 @@ pub struct Rollout {
     pub hosts: Vec<String>,
     pub path_prefix: String,
     pub shadow_cluster: Option<String>,
+    /// Set only when `shadow.noise_copy` is on.
+    pub noise_cluster: Option<String>,
 }
 
 impl Rollout {
@@ -332,11 +337,37 @@ impl TryFrom<RawConfig> for FilterConfig {
                     "must list at least one host or \"*\"",
                 ));
             }
+            for (field, c) in [
+                ("shadow_cluster", &r.shadow_cluster),
+                ("noise_cluster", &r.noise_cluster),
+            ] {
+                if c.as_ref().is_some_and(|c| c.is_empty()) {
+                    return Err(field_err(format!("{f}.{field}"), "must not be empty"));
+                }
+            }
+            let noise_cluster = if raw.shadow.noise_copy && r.shadow_cluster.is_some() {
+                if r.noise_cluster.is_none() {
+                    return Err(field_err(
+                        format!("{f}.noise_cluster"),
+                        "required when shadow.noise_copy is true: the stable cluster that gets the second copy",
+                    ));
+                }
+                if r.noise_cluster == r.shadow_cluster {
+                    return Err(field_err(
+                        format!("{f}.noise_cluster"),
+                        "must be a stable cluster, not the shadow cluster",
+                    ));
+                }
+                r.noise_cluster
+            } else {
+                None
+            };
             rollouts.push(Rollout {
                 name: r.name,
                 hosts: r.hosts,
                 path_prefix: r.path_prefix,
                 shadow_cluster: r.shadow_cluster,
+                noise_cluster,
             });
         }
         if raw.max_header_bytes == 0 || raw.max_header_bytes > 64 * 1024 {

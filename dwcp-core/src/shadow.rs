@@ -7,11 +7,14 @@
 //! latency delta against a tolerance. No I/O, no clock: latencies are inputs.
 
 use crate::config::ConfigError;
-use crate::histogram::Histogram;
-use crate::rollout::ShadowAgg;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
+
+mod noise;
+mod stats;
+pub use noise::{NoiseModel, MAX_NOISE_PATHS};
+pub use stats::{MismatchSample, ShadowStats};
 
 /// Longest value kept in a diff (characters); longer values are cut and end with `…`.
 pub const MAX_VALUE_CHARS: usize = 128;
@@ -38,6 +41,7 @@ pub struct RawShadow {
     pub ignore_fields: Vec<String>,
     pub latency_tolerance_ms: u64,
     pub noise_copy: bool,
+    pub noise_min_rate: f64,
     pub timeout_ms: u64,
     pub max_in_flight: usize,
 }
@@ -59,6 +63,7 @@ impl Default for RawShadow {
             ignore_fields: default_ignore_fields(),
             latency_tolerance_ms: 50,
             noise_copy: false,
+            noise_min_rate: 0.01,
             timeout_ms: 2000,
             max_in_flight: 64,
         }
@@ -77,7 +82,12 @@ pub struct ShadowSettings {
     pub compare_headers: Vec<String>,
     pub ignore_fields: Vec<FieldPattern>,
     pub latency_tolerance_ms: u64,
+    /// Send a second copy to the rollout's `noise_cluster` (stable) and discount what two stable
+    /// answers also disagree on (Diffy-style noise).
     pub noise_copy: bool,
+    /// A path that differed between two stable answers in at least this share of a worker's noise
+    /// comparisons is noise for every comparison.
+    pub noise_min_rate: f64,
     pub timeout_ms: u64,
     pub max_in_flight: usize,
 }
@@ -93,6 +103,7 @@ impl Default for ShadowSettings {
             ignore_fields: vec![],
             latency_tolerance_ms: 50,
             noise_copy: false,
+            noise_min_rate: 0.01,
             timeout_ms: 2000,
             max_in_flight: 64,
         })
@@ -157,6 +168,9 @@ impl RawShadow {
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
             return Err(field_err("timeout_ms", "must be between 1 and 60000"));
         }
+        if !(self.noise_min_rate > 0.0 && self.noise_min_rate <= 1.0) {
+            return Err(field_err("noise_min_rate", "must be in (0, 1]"));
+        }
         if self.max_in_flight == 0 || self.max_in_flight > 10_000 {
             return Err(field_err("max_in_flight", "must be between 1 and 10000"));
         }
@@ -168,6 +182,7 @@ impl RawShadow {
             ignore_fields,
             latency_tolerance_ms: self.latency_tolerance_ms,
             noise_copy: self.noise_copy,
+            noise_min_rate: self.noise_min_rate,
             timeout_ms: self.timeout_ms,
             max_in_flight: self.max_in_flight,
         })
@@ -313,6 +328,14 @@ pub struct Outcome {
     pub slower: bool,
     pub primary_error: bool,
     pub shadow_error: bool,
+    /// Set by [`NoiseModel::classify`]: a second stable answer was compared with the primary.
+    pub stable_compared: bool,
+    /// ... and the two stable answers differed.
+    pub stable_differs: bool,
+    /// Every difference is at a path that is noise (see [`NoiseModel`]): not a regression.
+    pub noise: bool,
+    /// Paths of `diffs` moved here because they are noise.
+    pub noise_paths: Vec<String>,
 }
 
 impl Outcome {
@@ -321,7 +344,7 @@ impl Outcome {
     }
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     if s.chars().count() <= MAX_VALUE_CHARS {
         s.to_string()
     } else {
@@ -472,118 +495,6 @@ pub fn compare(s: &ShadowSettings, primary: &Answer, shadow: &Answer) -> Outcome
         }
     }
     o
-}
-
-/// Per-rollout shadow counters of one VM batch window; merged by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShadowStats {
-    /// Copies sent to the shadow cluster.
-    pub requests: u64,
-    pub compared: u64,
-    /// Comparisons with at least one mismatch.
-    pub mismatches: u64,
-    pub mismatch_status: u64,
-    pub mismatch_headers: u64,
-    pub mismatch_body: u64,
-    /// Mismatches that a second stable copy also showed.
-    pub noise: u64,
-    pub shadow_errors: u64,
-    pub primary_errors: u64,
-    /// Shadow slower than the primary by more than the tolerance.
-    pub slower: u64,
-    /// max(0, shadow − primary), µs.
-    pub latency_delta_us: Histogram,
-    pub skipped_body_too_big: u64,
-    pub skipped_not_eligible: u64,
-    pub skipped_in_flight: u64,
-    /// Side call not dispatched, reset, timed out or refused (Envoy's local 503/504).
-    pub side_call_failed: u64,
-}
-
-impl ShadowStats {
-    pub fn record(&mut self, o: &Outcome) {
-        self.compared += 1;
-        self.mismatches += u64::from(o.mismatch());
-        self.mismatch_status += u64::from(o.kinds.contains(&MismatchKind::Status));
-        self.mismatch_headers += u64::from(o.kinds.contains(&MismatchKind::Header));
-        self.mismatch_body += u64::from(o.kinds.contains(&MismatchKind::Body));
-        self.shadow_errors += u64::from(o.shadow_error);
-        self.primary_errors += u64::from(o.primary_error);
-        self.slower += u64::from(o.slower);
-        self.latency_delta_us
-            .record(o.latency_delta_us.max(0) as u64);
-    }
-
-    pub fn merge(&mut self, o: &ShadowStats) {
-        self.requests += o.requests;
-        self.compared += o.compared;
-        self.mismatches += o.mismatches;
-        self.mismatch_status += o.mismatch_status;
-        self.mismatch_headers += o.mismatch_headers;
-        self.mismatch_body += o.mismatch_body;
-        self.noise += o.noise;
-        self.shadow_errors += o.shadow_errors;
-        self.primary_errors += o.primary_errors;
-        self.slower += o.slower;
-        self.latency_delta_us.merge(&o.latency_delta_us);
-        self.skipped_body_too_big += o.skipped_body_too_big;
-        self.skipped_not_eligible += o.skipped_not_eligible;
-        self.skipped_in_flight += o.skipped_in_flight;
-        self.side_call_failed += o.side_call_failed;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == ShadowStats::default()
-    }
-
-    /// What the rollout judge consumes.
-    pub fn to_agg(&self) -> ShadowAgg {
-        ShadowAgg {
-            compared: self.compared,
-            mismatches: self.mismatches,
-            noise: self.noise,
-            shadow_errors: self.shadow_errors,
-            primary_errors: self.primary_errors,
-            slower: self.slower,
-            latency_delta_us: self.latency_delta_us.clone(),
-        }
-    }
-}
-
-/// A mismatch kept as evidence: request line, kinds, differing paths with both values (truncated).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MismatchSample {
-    pub rollout: String,
-    /// `GET /path?query` (path truncated).
-    pub request: String,
-    pub kinds: Vec<MismatchKind>,
-    pub primary_status: u16,
-    pub shadow_status: u16,
-    pub latency_delta_ms: f64,
-    pub diffs: Vec<Diff>,
-}
-
-impl MismatchSample {
-    pub fn new(
-        rollout: &str,
-        method: &str,
-        path: &str,
-        p: &Answer,
-        s: &Answer,
-        o: &Outcome,
-    ) -> Self {
-        Self {
-            rollout: rollout.to_string(),
-            request: truncate(&format!("{method} {path}")),
-            kinds: o.kinds.iter().copied().collect(),
-            primary_status: p.status,
-            shadow_status: s.status,
-            latency_delta_ms: o.latency_delta_us as f64 / 1000.0,
-            diffs: o.diffs.clone(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Tick period (ms) while a rollout has a shadow cluster: queued shadow copies wait at most this long.
+/// Tick period (ms) while a rollout has a shadow cluster and the wake-up queue could not be registered:
+/// queued shadow copies then wait at most this long.
 const SHADOW_TICK_MS: u64 = 20;
 
 pub fn start() {
@@ -112,13 +113,37 @@ impl Root {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let res = hc::dispatch_http_call(&c.cluster, headers, None, vec![], timeout);
+            let res = hc::dispatch_http_call(&c.cluster, headers.clone(), None, vec![], timeout);
+            let noise = match (&res, &c.noise_cluster) {
+                (Ok(_), Some(nc)) => {
+                    Some(hc::dispatch_http_call(nc, headers, None, vec![], timeout))
+                }
+                _ => None,
+            };
             let mut vm = vm_rc.borrow_mut();
             let vm = &mut *vm;
+            if matches!(noise, Some(Err(_))) {
+                vm.acc.shadow_mut(&c.rollout).noise_call_failed += 1;
+            }
             match res {
-                Ok(token) => vm.mirror.sent(&mut vm.acc, token, c, now_us()),
+                Ok(token) => {
+                    let noise_token = noise.and_then(Result::ok);
+                    vm.mirror.sent(&mut vm.acc, token, noise_token, c, now_us())
+                }
                 Err(_) => vm.mirror.send_failed(&mut vm.acc, &c),
             }
+        }
+    }
+
+    /// Registers this VM's wake-up queue (a process-unique name: Envoy keeps one consumer per name).
+    fn register_wake_queue(vm: &mut Vm) {
+        let name = format!("dwcp-shadow-{}", vm.vm_id);
+        match hc::register_shared_queue(&name) {
+            Ok(q) => vm.mirror.wake_queue = Some(q),
+            Err(e) => log(
+                LogLevel::Warn,
+                &format!("dwcp: no shadow wake-up queue ({e:?}): copies leave on the 20 ms tick"),
+            ),
         }
     }
 
@@ -289,14 +314,7 @@ impl RootContext for Root {
         match FilterConfig::from_slice(&bytes) {
             Ok(cfg) => {
                 self.sync_period_ms = cfg.companion.sync_period_ms;
-                // Shadow copies are sent from the root context on its tick: tick faster when any
-                // rollout has a shadow cluster; the companion is still synced once per sync period.
-                let tick_ms = if cfg.rollouts.iter().any(|r| r.shadow_cluster.is_some()) {
-                    cfg.companion.sync_period_ms.min(SHADOW_TICK_MS)
-                } else {
-                    cfg.companion.sync_period_ms
-                };
-                let period = Duration::from_millis(tick_ms);
+                let shadowed = cfg.rollouts.iter().any(|r| r.shadow_cluster.is_some());
                 let id = unique_vm_id(self.context_id);
                 log(
                     LogLevel::Info,
@@ -306,8 +324,19 @@ impl RootContext for Root {
                         cfg.segments
                     ),
                 );
-                self.vm = Some(Rc::new(RefCell::new(Vm::new(cfg, id))));
-                let _ = hc::set_tick_period(period);
+                let mut vm = Vm::new(cfg, id);
+                if shadowed {
+                    Self::register_wake_queue(&mut vm);
+                }
+                // Shadow copies are sent from the root context when the wake-up queue fires; without
+                // the queue, on a faster tick. The companion is still synced once per sync period.
+                let tick_ms = if shadowed && vm.mirror.wake_queue.is_none() {
+                    self.sync_period_ms.min(SHADOW_TICK_MS)
+                } else {
+                    self.sync_period_ms
+                };
+                self.vm = Some(Rc::new(RefCell::new(vm)));
+                let _ = hc::set_tick_period(Duration::from_millis(tick_ms));
                 true
             }
             Err(e) => {
@@ -320,7 +349,20 @@ impl RootContext for Root {
         }
     }
 
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        // Drain the wake-up tokens (their content is irrelevant), then send what is queued.
+        while let Ok(Some(_)) = hc::dequeue_shared_queue(queue_id) {}
+        if let Some(vm) = &self.vm {
+            vm.borrow_mut().mirror.wake_armed = false;
+        }
+        self.pump_shadow();
+    }
+
     fn on_tick(&mut self) {
+        if let Some(vm) = &self.vm {
+            // A lost wake-up (e.g. a full queue) never strands copies for more than a tick.
+            vm.borrow_mut().mirror.wake_armed = false;
+        }
         self.pump_shadow();
         let now = now_ms();
         if now >= self.next_sync_ms {
@@ -480,6 +522,10 @@ impl HttpContext for Http {
             let vm = &mut *vm;
             vm.mirror
                 .enqueue(&vm.cfg.shadow, &mut vm.acc, c, status, latency_us);
+            let m = &mut vm.mirror;
+            if let (Some(q), false, false) = (m.wake_queue, m.wake_armed, m.queue.is_empty()) {
+                m.wake_armed = hc::enqueue_shared_queue(q, Some(b"w")).is_ok();
+            }
         }
     }
 }

@@ -7,8 +7,11 @@
 //! *root* context dispatches queued copies on its next tick and receives their answers, so a callout is
 //! always owned by a context that lives as long as the VM — an HTTP context may be gone long before a
 //! slow shadow answers (the SDK would drop that answer). The user's request never waits for any of this.
+//!
+//! With `shadow.noise_copy`, a second copy goes to the rollout's stable `noise_cluster`; the comparison
+//! waits for both side calls and discounts what the two stable answers disagree on ([`NoiseModel`]).
 
-use dwcp_core::shadow::{compare, Answer, MismatchSample, ShadowSettings, Skip};
+use dwcp_core::shadow::{compare, Answer, MismatchSample, NoiseModel, ShadowSettings, Skip};
 use dwcp_core::telemetry::Accumulator;
 use std::collections::{HashMap, VecDeque};
 
@@ -32,6 +35,8 @@ const DROP_HEADERS: &[&str] = &[
 pub struct Capture {
     pub rollout: String,
     pub cluster: String,
+    /// Stable cluster for the second (noise) copy.
+    pub noise_cluster: Option<String>,
     pub method: String,
     pub path: String,
     /// Headers of the copy (already filtered, with [`SHADOW_HEADER`] and `:authority`).
@@ -66,6 +71,7 @@ impl Capture {
         std::mem::size_of::<Self>()
             + self.rollout.capacity()
             + self.cluster.capacity()
+            + self.noise_cluster.as_ref().map_or(0, String::capacity)
             + self.method.capacity()
             + self.path.capacity()
             + self
@@ -83,11 +89,48 @@ impl Capture {
     }
 }
 
-/// A copy whose side call is in flight.
+/// A copy whose side call(s) are in flight.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub capture: Capture,
     pub sent_at_us: u64,
+    /// The shadow's answer, once in.
+    pub shadow: Option<SideAnswer>,
+    /// The second stable answer: `Some(None)` while awaited, `None` when no noise copy was sent.
+    pub noise: Option<Option<SideAnswer>>,
+}
+
+impl Sent {
+    fn complete(&self) -> bool {
+        self.shadow.is_some() && !matches!(self.noise, Some(None))
+    }
+
+    fn bytes(&self) -> usize {
+        let answer = |a: &SideAnswer| {
+            a.body.capacity()
+                + a.headers
+                    .iter()
+                    .map(|(k, v)| {
+                        k.capacity() + v.capacity() + std::mem::size_of::<(String, String)>()
+                    })
+                    .sum::<usize>()
+        };
+        self.capture.bytes()
+            + std::mem::size_of::<Self>()
+            + self.shadow.as_ref().map_or(0, answer)
+            + self
+                .noise
+                .as_ref()
+                .and_then(Option::as_ref)
+                .map_or(0, answer)
+    }
+}
+
+/// Which side call a token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Shadow,
+    Noise,
 }
 
 /// The shadow's answer to a side call.
@@ -99,6 +142,8 @@ pub struct SideAnswer {
     pub body: Vec<u8>,
     /// The body was larger than `max_body_bytes` (not read).
     pub too_big: bool,
+    /// Filled in by [`Mirror::on_answer`] for the shadow call.
+    pub latency_us: u64,
 }
 
 impl SideAnswer {
@@ -123,13 +168,25 @@ pub struct Mirror {
     /// Deterministic sampler: adds `shadow_bp` per candidate, mirrors each time it passes 10 000.
     sampler: u32,
     pub queue: VecDeque<Capture>,
-    pub in_flight: HashMap<u32, Sent>,
+    /// Copies in flight, by id.
+    pub in_flight: HashMap<u64, Sent>,
+    /// Side-call token → (copy id, which call).
+    pub tokens: HashMap<u32, (u64, Role)>,
+    next_id: u64,
+    /// Per rollout: what two stable answers disagree on.
+    pub noise: HashMap<String, NoiseModel>,
+    /// This VM's shared queue: a copy queued by an HTTP context wakes the root context through it
+    /// (`on_queue_ready`), so copies leave at once instead of waiting for a tick.
+    pub wake_queue: Option<u32>,
+    /// A wake-up is already queued and not yet handled: do not queue another.
+    pub wake_armed: bool,
 }
 
 /// Inputs of [`Mirror::capture`] read from the request headers.
 pub struct RequestInfo<'a> {
     pub rollout: &'a str,
     pub shadow_cluster: Option<&'a str>,
+    pub noise_cluster: Option<&'a str>,
     pub shadow_bp: u32,
     pub headers: &'a [(String, Vec<u8>)],
 }
@@ -152,8 +209,9 @@ impl Mirror {
             + self
                 .in_flight
                 .values()
-                .map(|s| s.capture.bytes() + std::mem::size_of::<(u32, Sent)>())
+                .map(|s| s.bytes() + std::mem::size_of::<u64>())
                 .sum::<usize>()
+            + self.tokens.len() * std::mem::size_of::<(u32, (u64, Role))>()
     }
 
     /// Decides whether a request is mirrored; counts the skips. Returns the capture to keep in the
@@ -213,6 +271,7 @@ impl Mirror {
         Some(Capture {
             rollout: r.rollout.to_string(),
             cluster: cluster.to_string(),
+            noise_cluster: r.noise_cluster.map(str::to_string),
             method: method.to_string(),
             path: path.to_string(),
             headers,
@@ -248,13 +307,30 @@ impl Mirror {
         self.queue.drain(..).collect()
     }
 
-    pub fn sent(&mut self, acc: &mut Accumulator, token: u32, capture: Capture, now_us: u64) {
+    /// The copy was dispatched: `token` for the shadow call, `noise_token` for the second stable copy
+    /// (None: not sent — no noise cluster, or it could not be dispatched).
+    pub fn sent(
+        &mut self,
+        acc: &mut Accumulator,
+        token: u32,
+        noise_token: Option<u32>,
+        capture: Capture,
+        now_us: u64,
+    ) {
         acc.shadow_mut(&capture.rollout).requests += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tokens.insert(token, (id, Role::Shadow));
+        if let Some(t) = noise_token {
+            self.tokens.insert(t, (id, Role::Noise));
+        }
         self.in_flight.insert(
-            token,
+            id,
             Sent {
                 capture,
                 sent_at_us: now_us,
+                shadow: None,
+                noise: noise_token.map(|_| None),
             },
         );
     }
@@ -265,27 +341,50 @@ impl Mirror {
     }
 
     pub fn owns(&self, token: u32) -> bool {
-        self.in_flight.contains_key(&token)
+        self.tokens.contains_key(&token)
     }
 
-    /// The shadow answered (or the side call failed): compare and count. Returns false for a token that
-    /// is not a shadow call.
+    /// A side call answered (or failed). Once both answers of a copy are in, compares and counts.
+    /// Returns false for a token that is not a shadow call.
     pub fn on_answer(
         &mut self,
         s: &ShadowSettings,
         acc: &mut Accumulator,
         token: u32,
-        answer: SideAnswer,
+        mut answer: SideAnswer,
         now_us: u64,
     ) -> bool {
-        let Some(sent) = self.in_flight.remove(&token) else {
+        let Some((id, role)) = self.tokens.remove(&token) else {
             return false;
         };
+        let Some(sent) = self.in_flight.get_mut(&id) else {
+            return true;
+        };
+        match role {
+            Role::Shadow => {
+                // The shadow's latency is measured when its own answer arrives.
+                answer.latency_us = now_us.saturating_sub(sent.sent_at_us);
+                sent.shadow = Some(answer);
+            }
+            Role::Noise => sent.noise = Some(Some(answer)),
+        }
+        if !sent.complete() {
+            return true;
+        }
+        let Some(sent) = self.in_flight.remove(&id) else {
+            return true;
+        };
+        self.finish(s, acc, sent);
+        true
+    }
+
+    fn finish(&mut self, s: &ShadowSettings, acc: &mut Accumulator, sent: Sent) {
         let c = sent.capture;
+        let Some(answer) = sent.shadow else { return };
         let st = acc.shadow_mut(&c.rollout);
         if answer.too_big {
             st.skipped_body_too_big += 1;
-            return true;
+            return;
         }
         if answer.is_local_failure() {
             st.side_call_failed += 1;
@@ -294,16 +393,36 @@ impl Mirror {
             status: answer.status.unwrap_or(0),
             headers: answer.headers,
             body: answer.body,
-            latency_us: now_us.saturating_sub(sent.sent_at_us),
+            latency_us: answer.latency_us,
         };
-        let o = compare(s, &c.primary, &shadow);
+        let mut o = compare(s, &c.primary, &shadow);
+        // The second stable answer, if it came back (a failed noise call only loses the estimate).
+        let stable = match sent.noise.flatten() {
+            Some(n) if !n.too_big && !n.is_local_failure() => {
+                let a = Answer {
+                    status: n.status.unwrap_or(0),
+                    headers: n.headers,
+                    body: n.body,
+                    latency_us: 0,
+                };
+                Some(compare(s, &c.primary, &a))
+            }
+            Some(_) => {
+                st.noise_call_failed += 1;
+                None
+            }
+            None => None,
+        };
+        if c.noise_cluster.is_some() || stable.is_some() {
+            let model = self.noise.entry(c.rollout.clone()).or_default();
+            model.classify(s, &mut o, stable.as_ref());
+        }
         st.record(&o);
-        if o.mismatch() {
+        if o.mismatch() && !o.noise {
             acc.sample(MismatchSample::new(
                 &c.rollout, &c.method, &c.path, &c.primary, &shadow, &o,
             ));
         }
-        true
     }
 }
 

@@ -192,6 +192,7 @@ impl Vm {
         let info = crate::shadow::RequestInfo {
             rollout: &r.name,
             shadow_cluster: Some(cluster),
+            noise_cluster: r.noise_cluster.as_deref(),
             shadow_bp: bp,
             headers,
         };

@@ -13,6 +13,11 @@ const SHADOW_PHASE: &str =
     "tick_ms = 200\n[[rollout]]\nname = \"demo\"\nautostart = true\nphase_seconds = 3600\n";
 
 fn start(shadow: Value) -> Stack {
+    start_with(shadow, |_| {}, SHADOW_PHASE)
+}
+
+/// `shadow` overrides fields of the plugin's `shadow` settings; `tweak` edits the plugin config.
+fn start_with(shadow: Value, tweak: impl FnOnce(&mut Value), analyzer_toml: &str) -> Stack {
     let mut plugin = shipped_plugin_config();
     plugin["explain"] = Value::Bool(false);
     let mut sh =
@@ -23,9 +28,10 @@ fn start(shadow: Value) -> Stack {
         }
     }
     plugin["shadow"] = sh;
+    tweak(&mut plugin);
     let s = Stack::start(StackOpts {
         plugin_config: plugin,
-        analyzer_toml: SHADOW_PHASE.into(),
+        analyzer_toml: analyzer_toml.into(),
         concurrency: 1,
     });
     // Every VM routes with the shadow-phase state (shadow_bp 10 000) after its first sync.
@@ -40,6 +46,11 @@ fn start(shadow: Value) -> Stack {
 
 /// `n` sequential requests; returns (statuses, latencies in ms).
 fn load(s: &Stack, method: &str, n: usize) -> (Vec<u16>, Vec<f64>) {
+    load_host(s, method, n, None)
+}
+
+/// `n` sequential requests, with `host` as the authority if given.
+fn load_host(s: &Stack, method: &str, n: usize, host: Option<&str>) -> (Vec<u16>, Vec<f64>) {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();
@@ -47,9 +58,12 @@ fn load(s: &Stack, method: &str, n: usize) -> (Vec<u16>, Vec<f64>) {
     let mut lat = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        let req = agent
+        let mut req = agent
             .request(method, &format!("{}/items/{}", s.envoy_url(), i % 50))
             .set("x-user-id", &format!("u{}", i % 500));
+        if let Some(h) = host {
+            req = req.set("host", h);
+        }
         let r = if method == "POST" {
             req.send_string("{\"a\":1}")
         } else {
@@ -91,52 +105,131 @@ fn wait_compared(s: &Stack, n: u64) -> Value {
     t
 }
 
+/// Two rollouts on the same Envoy: `demo` (host `shadow-on.test`) mirrors every request, `plain` (any
+/// other host) has no shadow cluster. Requests go in alternating blocks to one or the other, so the
+/// user latency with shadow on and off is measured in the same run, under the same machine load.
+const ON_OFF: &str =
+    "tick_ms = 200\n[[rollout]]\nname = \"demo\"\nautostart = true\nphase_seconds = 3600\n\
+     [[rollout]]\nname = \"plain\"\nautostart = true\nphase_seconds = 3600\n";
+
 #[test]
 fn identical_shadow_has_zero_mismatches() {
-    // Copies wait for the next 20 ms root tick: at a few thousand requests/s the default bound (64
-    // queued + in flight) would skip some; this case wants (nearly) all of them compared.
-    let s = start(json!({"max_in_flight": 256}));
-    let n = 400;
-    let (codes, lat) = load(&s, "GET", n);
-    assert!(codes.iter().all(|c| *c == 200));
-    let t = wait_compared(&s, n as u64);
+    let s = start_with(
+        json!({}),
+        |p| {
+            p["rollouts"] = json!([
+                {"name": "demo", "hosts": ["shadow-on.test"], "path_prefix": "/", "shadow_cluster": "shadow"},
+                {"name": "plain", "hosts": ["*"], "path_prefix": "/"}
+            ]);
+        },
+        ON_OFF,
+    );
+    let (rounds, block) = (10, 500);
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let run = |host: &str| {
+            let (codes, lat) = load_host(&s, "GET", block, Some(host));
+            assert!(codes.iter().all(|c| *c == 200), "{host}: {codes:?}");
+            lat
+        };
+        // Alternate the order so that a drift in machine load hits both modes alike.
+        let (a, b) = if round % 2 == 0 {
+            let a = run("shadow-on.test");
+            (a, run("plain.test"))
+        } else {
+            let b = run("plain.test");
+            (run("shadow-on.test"), b)
+        };
+        ratios.push(p(&a, 0.99) / p(&b, 0.99));
+        on.extend(a);
+        off.extend(b);
+    }
+    let n = (rounds * block) as u64;
+    let t = wait_compared(&s, n);
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median_ratio = ratios[ratios.len() / 2];
     eprintln!(
-        "identical: {t}  user p50 {:.2} ms p99 {:.2} ms",
-        p(&lat, 0.5),
-        p(&lat, 0.99)
+        "identical: {t}\nuser latency over {n} requests each, same run: shadow on p50 {:.3} p99 {:.3} ms; \
+         off p50 {:.3} p99 {:.3} ms; pooled p99 ratio {:.3}; per-round p99 ratios {ratios:.3?} (median {median_ratio:.3})",
+        p(&on, 0.5),
+        p(&on, 0.99),
+        p(&off, 0.5),
+        p(&off, 0.99),
+        p(&on, 0.99) / p(&off, 0.99),
     );
     // Every request is either compared or skipped (bounded in-flight state), none lost.
-    assert_eq!(
-        num(&t["compared"]) + num(&t["skipped_in_flight"]),
-        n as u64,
-        "{t}"
-    );
-    assert!(num(&t["compared"]) as f64 >= 0.9 * n as f64, "{t}");
+    assert_eq!(num(&t["compared"]) + num(&t["skipped_in_flight"]), n, "{t}");
+    assert!(num(&t["compared"]) as f64 >= 0.99 * n as f64, "{t}");
     assert_eq!(num(&t["mismatches"]), 0, "{t}");
     assert_eq!(num(&t["side_call_failed"]), 0, "{t}");
     let r = s.rollout("demo");
     assert_eq!(r["status"], "running", "{r}");
     assert_eq!(r["phase"], "shadow");
-    // User latency with the shadow off (rollout aborted: no copies, everyone on stable as before), same run.
-    s.command("demo", "abort");
-    std::thread::sleep(Duration::from_millis(1500));
-    let before = num(&totals(&s)["requests"]);
-    let (_, off) = load(&s, "GET", n);
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(
-        num(&totals(&s)["requests"]),
-        before,
-        "copies sent after abort"
+    // The `plain` rollout sent no copies.
+    assert_eq!(num(&s.rollout("plain")["shadow_totals"]["requests"]), 0);
+    // Loose bound here (a timed test on a shared CI machine); `make bench-shadow` holds the 10 % aim.
+    assert!(p(&on, 0.99) <= 1.5 * p(&off, 0.99) + 1.0);
+}
+
+/// Noise copy (Diffy-style): the ids and timestamps are NOT ignored here, so every answer differs from
+/// stable; a second copy to stable shows that two stable answers differ at those paths too, so they are
+/// noise and the phase keeps running. A price changed in 10 % of the shadow's answers is not noise: it
+/// fails the phase, and the evidence names `item.price` and lists the noisy paths apart.
+#[test]
+fn noise_copy_separates_noise_from_regressions() {
+    let s = start_with(
+        json!({"ignore_fields": ["served_by"], "noise_copy": true, "max_in_flight": 256}),
+        |p| p["rollouts"][0]["noise_cluster"] = json!("stable"),
+        SHADOW_PHASE,
     );
-    eprintln!(
-        "user latency shadow on: p50 {:.2} p99 {:.2} ms; off: p50 {:.2} p99 {:.2} ms",
-        p(&lat, 0.5),
-        p(&lat, 0.99),
-        p(&off, 0.5),
-        p(&off, 0.99)
+    let n = 600;
+    let (codes, _) = load(&s, "GET", n);
+    assert!(codes.iter().all(|c| *c == 200));
+    let t = wait_compared(&s, n as u64 - 10);
+    eprintln!("noise, identical shadow: {t}");
+    let (m, noise, cmp) = (num(&t["mismatches"]), num(&t["noise"]), num(&t["compared"]));
+    assert!(
+        m as f64 >= 0.99 * cmp as f64,
+        "ids differ in every answer: {t}"
     );
-    // Loose bound (CI machines are noisy); the printed figures are the measurement.
-    assert!(p(&lat, 0.99) <= 2.0 * p(&off, 0.99) + 5.0);
+    assert!(num(&t["noise_compared"]) as f64 >= 0.99 * cmp as f64, "{t}");
+    assert!(
+        ((m - noise) as f64) < 0.01 * cmp as f64,
+        "mismatches over noise: {} of {cmp}: {t}",
+        m - noise
+    );
+    let r = s.rollout("demo");
+    assert_eq!(r["status"], "running", "noise failed the phase: {r}");
+    // Now a real regression on top of the noise.
+    s.upstream("shadow", json!({"mutate_rate": 0.1}));
+    let before = t;
+    let (codes, _) = load(&s, "GET", n);
+    assert!(codes.iter().all(|c| *c == 200));
+    let failed = eventually(Duration::from_secs(10), || {
+        s.rollout("demo")["status"] == "rolled_back"
+    });
+    let r = s.rollout("demo");
+    let t = &r["shadow_totals"];
+    let d = |k: &str| num(&t[k]) - num(&before[k]);
+    let rate = (d("mismatches") - d("noise")) as f64 / d("compared").max(1) as f64;
+    eprintln!("noise + 10 % mutated: rate over noise {rate:.3}; totals {t}");
+    assert!(failed.is_some(), "phase not failed: {r}");
+    assert!((0.08..=0.12).contains(&rate), "rate over noise {rate}: {t}");
+    let sample = &r["shadow_samples"][0];
+    assert_eq!(sample["diffs"][0]["path"], "item.price", "{r}");
+    let noisy = sample["noise_paths"].to_string();
+    assert!(noisy.contains("request_id"), "{sample}");
+    // Companion metrics carry the noise counters.
+    let m = s.analyzer_metrics();
+    assert!(
+        metric_sum(
+            &m,
+            "dwcp_rollout_shadow_total",
+            &[("rollout", "demo"), ("event", "noise")]
+        ) >= noise as f64,
+        "{m}"
+    );
 }
 
 #[test]

@@ -93,3 +93,28 @@ fn shadow_settings_are_optional_validated_and_named() {
     let e = FilterConfig::from_slice(br#"{"shadow": {"typo": 1}}"#).unwrap_err();
     assert!(e.to_string().contains("typo"), "{e}");
 }
+
+#[test]
+fn noise_copy_needs_a_stable_noise_cluster() {
+    let e = err(
+        r#"{"shadow": {"noise_copy": true}, "rollouts": [{"name": "a", "shadow_cluster": "shadow"}]}"#,
+    );
+    assert!(e.starts_with("rollouts[0].noise_cluster"), "{e}");
+    let e = err(
+        r#"{"shadow": {"noise_copy": true}, "rollouts": [{"name": "a", "shadow_cluster": "s", "noise_cluster": "s"}]}"#,
+    );
+    assert!(e.contains("not the shadow cluster"), "{e}");
+    let e = err(r#"{"rollouts": [{"name": "a", "shadow_cluster": ""}]}"#);
+    assert!(e.starts_with("rollouts[0].shadow_cluster"), "{e}");
+    let c = FilterConfig::from_slice(
+        br#"{"shadow": {"noise_copy": true}, "rollouts": [{"name": "a", "shadow_cluster": "shadow", "noise_cluster": "stable"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.rollouts[0].noise_cluster.as_deref(), Some("stable"));
+    // Without noise_copy the noise cluster is not used.
+    let c = FilterConfig::from_slice(
+        br#"{"rollouts": [{"name": "a", "shadow_cluster": "shadow", "noise_cluster": "stable"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.rollouts[0].noise_cluster, None);
+}

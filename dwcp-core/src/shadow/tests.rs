@@ -237,6 +237,8 @@ fn settings_validation_names_the_field() {
         (json!({"ignore_fields": ["a*b"]}), "shadow.ignore_fields[0]"),
         (json!({"timeout_ms": 0}), "shadow.timeout_ms"),
         (json!({"max_in_flight": 0}), "shadow.max_in_flight"),
+        (json!({"noise_min_rate": 0.0}), "shadow.noise_min_rate"),
+        (json!({"noise_min_rate": 1.5}), "shadow.noise_min_rate"),
         (
             json!({"latency_tolerance_ms": 100000}),
             "shadow.latency_tolerance_ms",
@@ -331,4 +333,94 @@ fn default_id_patterns_do_not_swallow_ordinary_keys() {
     for k in ["paid", "valid", "price", "guide"] {
         assert!(!ignored(k), "{k} must be compared");
     }
+}
+
+/// Noise (Diffy-style): a path differing between two stable answers of the same request is noise; so is
+/// a path that differed between stable answers in at least `noise_min_rate` of earlier comparisons,
+/// even when this request's two stable answers happened to agree (a millisecond timestamp).
+#[test]
+fn noise_model_classifies_by_request_and_by_rate() {
+    let mut s = settings();
+    s.ignore_fields.clear();
+    s.noise_min_rate = 0.05;
+    let mut m = NoiseModel::default();
+    let primary = ans(200, r#"{"ts":1,"price":10,"nonce":"a"}"#, 1);
+    // 1. The nonce differs between the two stable answers: a nonce-only mismatch is noise.
+    let stable = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":1,"price":10,"nonce":"b"}"#, 1),
+    );
+    let mut o = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":1,"price":10,"nonce":"c"}"#, 1),
+    );
+    m.classify(&s, &mut o, Some(&stable));
+    assert!(o.mismatch() && o.noise && o.stable_compared && o.stable_differs);
+    assert_eq!(o.noise_paths, vec!["nonce"]);
+    assert!(o.diffs.is_empty());
+    // 2. The price also differs: a regression; the nonce is listed as noise, the price as a diff.
+    let mut o = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":1,"price":11,"nonce":"c"}"#, 1),
+    );
+    m.classify(&s, &mut o, Some(&stable));
+    assert!(o.mismatch() && !o.noise);
+    assert_eq!(o.diffs.len(), 1);
+    assert_eq!(o.diffs[0].path, "price");
+    // 3. `ts` differed between stable answers once in 2 comparisons (rate 1/3 after this one ≥ 5 %):
+    //    later a ts-only mismatch is noise even though this request's stable answers agree on ts.
+    let stable_ts = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":2,"price":10,"nonce":"a"}"#, 1),
+    );
+    let mut o = compare(&s, &primary, &primary.clone());
+    m.classify(&s, &mut o, Some(&stable_ts));
+    assert!(!o.mismatch() && !o.noise && o.stable_differs);
+    let agree = compare(&s, &primary, &primary.clone());
+    let mut o = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":3,"price":10,"nonce":"a"}"#, 1),
+    );
+    m.classify(&s, &mut o, Some(&agree));
+    assert!(o.noise, "{o:?}");
+    assert!((m.rate("ts") - 0.25).abs() < 1e-9);
+    assert_eq!(m.compared, 4);
+    // 4. Below the rate, a path is not noise: with many agreeing comparisons, ts is a regression again.
+    for _ in 0..100 {
+        m.observe(&[]);
+    }
+    let mut o = compare(
+        &s,
+        &primary,
+        &ans(200, r#"{"ts":3,"price":10,"nonce":"a"}"#, 1),
+    );
+    m.classify(&s, &mut o, None);
+    assert!(!o.noise && o.diffs[0].path == "ts", "{o:?}");
+    // 5. A diff list cut at MAX_DIFFS is never called noise (unseen differences may be real).
+    let wide = |v: u32| {
+        let fields: Vec<String> = (0..MAX_DIFFS + 4)
+            .map(|i| format!(r#""f{i}":{v}"#))
+            .collect();
+        ans(200, &format!("{{{}}}", fields.join(",")), 1)
+    };
+    let (p, x, y) = (wide(1), wide(2), wide(3));
+    let st = compare(&s, &p, &x);
+    let mut o = compare(&s, &p, &y);
+    m.classify(&s, &mut o, Some(&st));
+    assert!(o.mismatch() && !o.noise);
+    // Memory is bounded.
+    let many: Vec<Diff> = (0..2 * MAX_NOISE_PATHS)
+        .map(|i| Diff {
+            path: format!("p{i}"),
+            primary: String::new(),
+            shadow: String::new(),
+        })
+        .collect();
+    m.observe(&many);
+    assert_eq!(m.paths.len(), MAX_NOISE_PATHS);
 }

@@ -27,6 +27,7 @@ fn info<'a>(h: &'a [(String, Vec<u8>)], bp: u32) -> RequestInfo<'a> {
     RequestInfo {
         rollout: "demo",
         shadow_cluster: Some("shadow"),
+        noise_cluster: None,
         shadow_bp: bp,
         headers: h,
     }
@@ -113,7 +114,7 @@ fn full_cycle_compares_and_samples() {
         c.body_chunk(br#":1},"timestamp":4}"#, s.max_body_bytes);
         m.enqueue(&s, &mut a, c, 200, 2_000);
         for c in m.take_queue() {
-            m.sent(&mut a, i as u32 + 1, c, 1_000_000);
+            m.sent(&mut a, i as u32 + 1, None, c, 1_000_000);
         }
         let ans = SideAnswer {
             status: Some(200),
@@ -155,7 +156,7 @@ fn failures_and_big_bodies_are_counted() {
     let mut q = m.take_queue();
     let c = q.remove(0);
     m.send_failed(&mut a, &c);
-    m.sent(&mut a, 7, c, 0);
+    m.sent(&mut a, 7, None, c, 0);
     let refused = SideAnswer {
         status: Some(503),
         body: b"upstream connect error or disconnect/reset before headers".to_vec(),
@@ -198,7 +199,7 @@ fn in_flight_state_is_bounded_and_measured() {
         }
         if i % 2 == 0 {
             for c in m.take_queue() {
-                m.sent(&mut a, i * 1000 + m.in_flight.len() as u32, c, 0);
+                m.sent(&mut a, i * 1000 + m.in_flight.len() as u32, None, c, 0);
             }
         }
     }
@@ -209,9 +210,10 @@ fn in_flight_state_is_bounded_and_measured() {
     eprintln!(
         "in-flight shadow state: {bytes} bytes for 64 copies ({per_copy} B each, body 4096 B)"
     );
-    assert!(per_copy >= 4096 && per_copy < 4096 + 1024, "{per_copy}");
+    // Body plus ~1 KiB of headers and bookkeeping (room for both side answers while they arrive).
+    assert!(per_copy >= 4096 && per_copy < 4096 + 1536, "{per_copy}");
     // Draining frees everything.
-    let tokens: Vec<u32> = m.in_flight.keys().copied().collect();
+    let tokens: Vec<u32> = m.tokens.keys().copied().collect();
     for t in tokens {
         m.on_answer(
             &s,
@@ -226,4 +228,95 @@ fn in_flight_state_is_bounded_and_measured() {
     }
     m.take_queue();
     assert_eq!((m.pending(), m.bytes()), (0, 0));
+}
+
+/// Noise copy: a field that two stable answers disagree on (a random id not covered by the ignore
+/// patterns) is noise; a changed price is a regression, reported without the noisy path in its diffs.
+#[test]
+fn noise_copy_discounts_what_stable_disagrees_on() {
+    let mut s = settings();
+    s.noise_copy = true;
+    s.ignore_fields.clear();
+    let mut a = acc();
+    let mut m = Mirror::default();
+    let h = hdrs("GET", &[]);
+    let body =
+        |price: u32, nonce: u32| format!(r#"{{"item":{{"price":{price}}},"nonce":{nonce}}}"#);
+    let mut token = 0;
+    for i in 0..100u32 {
+        let mut inf = info(&h, 10_000);
+        inf.noise_cluster = Some("stable");
+        let mut c = m.capture(&s, &mut a, &inf).unwrap();
+        assert_eq!(c.noise_cluster.as_deref(), Some("stable"));
+        c.body_chunk(body(10, 3 * i).as_bytes(), s.max_body_bytes);
+        m.enqueue(&s, &mut a, c, 200, 1_000);
+        let c = m.take_queue().remove(0);
+        token += 2;
+        m.sent(&mut a, token, Some(token + 1), c, 0);
+        let shadow_price = if i % 10 == 0 { 11 } else { 10 };
+        let ans = |b: String| SideAnswer {
+            status: Some(200),
+            body: b.into_bytes(),
+            ..Default::default()
+        };
+        // The noise answer arrives first for odd i: order does not matter.
+        if i % 2 == 1 {
+            assert!(m.on_answer(&s, &mut a, token + 1, ans(body(10, 3 * i + 2)), 500));
+            assert_eq!(m.pending(), 1, "compared before the shadow answered");
+            assert!(m.on_answer(&s, &mut a, token, ans(body(shadow_price, 3 * i + 1)), 500));
+        } else {
+            assert!(m.on_answer(&s, &mut a, token, ans(body(shadow_price, 3 * i + 1)), 500));
+            assert_eq!(m.pending(), 1, "compared before the noise copy answered");
+            assert!(m.on_answer(&s, &mut a, token + 1, ans(body(10, 3 * i + 2)), 500));
+        }
+        assert_eq!(m.pending(), 0);
+    }
+    let b = a.take_batch("vm", 1, 1, 0);
+    let st = &b.shadow["demo"];
+    assert_eq!(
+        (st.compared, st.mismatches),
+        (100, 100),
+        "nonce differs every time"
+    );
+    assert_eq!((st.noise_compared, st.stable_differs), (100, 100));
+    assert_eq!(st.noise, 90, "only the nonce differs in 90 answers");
+    // The 10 price changes are regressions, sampled (bounded) with the nonce listed as noise.
+    assert!(!b.samples.is_empty());
+    for smp in &b.samples {
+        assert_eq!(smp.diffs.len(), 1);
+        assert_eq!(smp.diffs[0].path, "item.price");
+        assert_eq!(smp.noise_paths, vec!["nonce".to_string()]);
+    }
+    assert!(m.noise["demo"].rate("nonce") > 0.99);
+}
+
+/// A failed noise call loses only that request's noise estimate; the comparison still happens.
+#[test]
+fn failed_noise_call_still_compares() {
+    let mut s = settings();
+    s.noise_copy = true;
+    let mut a = acc();
+    let mut m = Mirror::default();
+    let h = hdrs("GET", &[]);
+    let mut inf = info(&h, 10_000);
+    inf.noise_cluster = Some("stable");
+    let mut c = m.capture(&s, &mut a, &inf).unwrap();
+    c.body_chunk(b"{\"a\":1}", s.max_body_bytes);
+    m.enqueue(&s, &mut a, c, 200, 1_000);
+    let c = m.take_queue().remove(0);
+    m.sent(&mut a, 1, Some(2), c, 0);
+    m.on_answer(&s, &mut a, 2, SideAnswer::default(), 10);
+    let ok = SideAnswer {
+        status: Some(200),
+        body: b"{\"a\":2}".to_vec(),
+        ..Default::default()
+    };
+    m.on_answer(&s, &mut a, 1, ok, 10);
+    let st = &a.shadow["demo"];
+    assert_eq!((st.compared, st.mismatches, st.noise), (1, 1, 0));
+    assert_eq!(
+        (st.noise_call_failed, st.noise_compared, st.side_call_failed),
+        (1, 0, 0)
+    );
+    assert_eq!(m.pending(), 0);
 }
