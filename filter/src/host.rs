@@ -99,7 +99,7 @@ impl Root {
     /// by a context that outlives any HTTP stream (see `shadow.rs`).
     fn pump_shadow(&mut self) {
         let Some(vm_rc) = self.vm.clone() else { return };
-        let (queue, timeout) = {
+        let (ids, timeout) = {
             let mut vm = vm_rc.borrow_mut();
             if vm.mirror.queue.is_empty() {
                 return;
@@ -107,14 +107,17 @@ impl Root {
             (vm.mirror.take_queue(), vm.cfg.shadow.timeout_ms)
         };
         let timeout = Duration::from_millis(timeout);
-        for c in queue {
-            let headers: Vec<(&str, &str)> = c
+        for id in ids {
+            let Some(req) = vm_rc.borrow().mirror.request(id).cloned() else {
+                continue;
+            };
+            let headers: Vec<(&str, &str)> = req
                 .headers
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let res = hc::dispatch_http_call(&c.cluster, headers.clone(), None, vec![], timeout);
-            let noise = match (&res, &c.noise_cluster) {
+            let res = hc::dispatch_http_call(&req.cluster, headers.clone(), None, vec![], timeout);
+            let noise = match (&res, &req.noise_cluster) {
                 (Ok(_), Some(nc)) => {
                     Some(hc::dispatch_http_call(nc, headers, None, vec![], timeout))
                 }
@@ -123,14 +126,15 @@ impl Root {
             let mut vm = vm_rc.borrow_mut();
             let vm = &mut *vm;
             if matches!(noise, Some(Err(_))) {
-                vm.acc.shadow_mut(&c.rollout).noise_call_failed += 1;
+                vm.acc.shadow_mut(&req.rollout).noise_call_failed += 1;
             }
             match res {
                 Ok(token) => {
                     let noise_token = noise.and_then(Result::ok);
-                    vm.mirror.sent(&mut vm.acc, token, noise_token, c, now_us())
+                    vm.mirror
+                        .sent(&mut vm.acc, id, token, noise_token, now_us())
                 }
-                Err(_) => vm.mirror.send_failed(&mut vm.acc, &c),
+                Err(_) => vm.mirror.send_failed(&mut vm.acc, id),
             }
         }
     }
@@ -387,11 +391,29 @@ impl RootContext for Root {
 struct Http {
     vm: Option<Rc<RefCell<Vm>>>,
     decision: Option<Decision>,
-    /// The shadow copy of this request, with the primary answer as it arrives.
-    shadow: Option<crate::shadow::Capture>,
+    /// The shadow copy of this request (its id in the VM's mirror) and the primary answer as it arrives.
+    shadow: Option<(u64, crate::shadow::Primary)>,
 }
 
 impl Context for Http {}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        // A copy whose primary never reached on_log must not hold a slot of the in-flight bound.
+        if let (Some(vm), Some((id, _))) = (&self.vm, self.shadow.take()) {
+            if let Ok(mut vm) = vm.try_borrow_mut() {
+                vm.mirror.abandon(id);
+            }
+        }
+    }
+}
+
+/// Queues a wake-up for the root context unless one is already pending.
+fn wake_root(m: &mut crate::shadow::Mirror) {
+    if let (Some(q), false, false) = (m.wake_queue, m.wake_armed, m.queue.is_empty()) {
+        m.wake_armed = hc::enqueue_shared_queue(q, Some(b"w")).is_ok();
+    }
+}
 
 /// Reads an int64 property (Envoy serialises integers and durations as 8 little-endian bytes).
 fn int_property(path: Vec<&str>) -> Option<i64> {
@@ -459,13 +481,16 @@ impl HttpContext for Http {
             );
         }
         let _ = hc::call_foreign_function("clear_route_cache", None);
-        self.shadow = vm.shadow_capture(&d, &headers);
+        if let Some(id) = vm.shadow_capture(&d, &headers) {
+            self.shadow = Some((id, crate::shadow::Primary::default()));
+            wake_root(&mut vm.mirror);
+        }
         self.decision = Some(d);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let (Some(vm_rc), Some(c)) = (self.vm.as_ref(), self.shadow.as_mut()) else {
+        let (Some(vm_rc), Some((_, c))) = (self.vm.as_ref(), self.shadow.as_mut()) else {
             return Action::Continue;
         };
         let (max, compare) = {
@@ -482,7 +507,7 @@ impl HttpContext for Http {
         c.announce(len, max);
         for h in compare {
             if let Ok(Some(v)) = hc::get_map_value(MapType::HttpResponseHeaders, &h) {
-                c.primary.headers.push((h, v));
+                c.answer.headers.push((h, v));
             }
         }
         Action::Continue
@@ -490,16 +515,16 @@ impl HttpContext for Http {
 
     fn on_http_response_body(&mut self, body_size: usize, _eos: bool) -> Action {
         // Never pause the user's answer: copy the chunk (bounded) and let it through.
-        let (Some(vm_rc), Some(c)) = (self.vm.as_ref(), self.shadow.as_mut()) else {
+        let (Some(vm_rc), Some((_, c))) = (self.vm.as_ref(), self.shadow.as_mut()) else {
             return Action::Continue;
         };
         if c.too_big || body_size == 0 {
             return Action::Continue;
         }
         let max = vm_rc.borrow().cfg.shadow.max_body_bytes;
-        if c.primary.body.len() + body_size > max {
+        if c.answer.body.len() + body_size > max {
             c.too_big = true;
-            c.primary.body = Vec::new();
+            c.answer.body = Vec::new();
             return Action::Continue;
         }
         if let Ok(Some(chunk)) = hc::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
@@ -518,14 +543,10 @@ impl HttpContext for Http {
         let latency_us = u64::try_from(dur_ns / 1000).unwrap_or(0);
         let mut vm = vm_rc.borrow_mut();
         vm.record(&d, status, latency_us);
-        if let Some(c) = self.shadow.take() {
+        if let Some((id, primary)) = self.shadow.take() {
             let vm = &mut *vm;
             vm.mirror
-                .enqueue(&vm.cfg.shadow, &mut vm.acc, c, status, latency_us);
-            let m = &mut vm.mirror;
-            if let (Some(q), false, false) = (m.wake_queue, m.wake_armed, m.queue.is_empty()) {
-                m.wake_armed = hc::enqueue_shared_queue(q, Some(b"w")).is_ok();
-            }
+                .primary_done(&vm.cfg.shadow, &mut vm.acc, id, primary, status, latency_us);
         }
     }
 }

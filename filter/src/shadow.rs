@@ -1,15 +1,17 @@
 //! Shadow copies, host-free (tested natively). The host glue lives in `host.rs`.
 //!
 //! Life of a copy: at request headers the HTTP context decides whether the request is mirrored
-//! ([`Mirror::capture`]: shadow_bp sampling, eligibility, skips counted) and keeps the request headers; it
-//! buffers the primary answer (bounded by `max_body_bytes`, never pausing it); at `on_log` the finished
-//! primary moves into the per-VM [`Mirror`] queue ([`Mirror::enqueue`], bounded by `max_in_flight`). The
-//! *root* context dispatches queued copies on its next tick and receives their answers, so a callout is
-//! always owned by a context that lives as long as the VM — an HTTP context may be gone long before a
-//! slow shadow answers (the SDK would drop that answer). The user's request never waits for any of this.
+//! ([`Mirror::capture`]: shadow_bp sampling, eligibility, skips counted); the copy is queued in the per-VM
+//! [`Mirror`] and the *root* context is woken (shared queue) to dispatch it at once, so the side call runs
+//! while the primary request is in flight, as Envoy's own mirroring does. A callout is always owned by a
+//! context that lives as long as the VM — an HTTP context may be gone long before a slow shadow answers
+//! (the SDK would drop that answer). The HTTP context buffers the primary answer (bounded by
+//! `max_body_bytes`, never pausing it) and hands it over at `on_log` ([`Mirror::primary_done`]). The
+//! comparison runs when the primary and the side answers are all in. The user's request never waits for
+//! any of this.
 //!
-//! With `shadow.noise_copy`, a second copy goes to the rollout's stable `noise_cluster`; the comparison
-//! waits for both side calls and discounts what the two stable answers disagree on ([`NoiseModel`]).
+//! With `shadow.noise_copy`, a second copy goes to the rollout's stable `noise_cluster`, and what the two
+//! stable answers disagree on is discounted ([`NoiseModel`]).
 
 use dwcp_core::shadow::{compare, Answer, MismatchSample, NoiseModel, ShadowSettings, Skip};
 use dwcp_core::telemetry::Accumulator;
@@ -30,9 +32,15 @@ const DROP_HEADERS: &[&str] = &[
     SHADOW_HEADER,
 ];
 
-/// A request being mirrored: what the copy needs, and the primary answer as it arrives.
+fn pairs_bytes(h: &[(String, String)]) -> usize {
+    h.iter()
+        .map(|(k, v)| k.capacity() + v.capacity() + std::mem::size_of::<(String, String)>())
+        .sum()
+}
+
+/// The request part of a copy: what the side call needs.
 #[derive(Debug, Clone, Default)]
-pub struct Capture {
+pub struct Request {
     pub rollout: String,
     pub cluster: String,
     /// Stable cluster for the second (noise) copy.
@@ -41,22 +49,38 @@ pub struct Capture {
     pub path: String,
     /// Headers of the copy (already filtered, with [`SHADOW_HEADER`] and `:authority`).
     pub headers: Vec<(String, String)>,
-    pub primary: Answer,
+}
+
+impl Request {
+    fn bytes(&self) -> usize {
+        self.rollout.capacity()
+            + self.cluster.capacity()
+            + self.noise_cluster.as_ref().map_or(0, String::capacity)
+            + self.method.capacity()
+            + self.path.capacity()
+            + pairs_bytes(&self.headers)
+    }
+}
+
+/// The primary answer as it arrives, buffered by the HTTP context (bounded).
+#[derive(Debug, Clone, Default)]
+pub struct Primary {
+    pub answer: Answer,
     /// The primary body exceeded `max_body_bytes`: no comparison.
     pub too_big: bool,
 }
 
-impl Capture {
-    /// Appends a chunk of the primary body; over `max` the body is dropped and the capture marked.
+impl Primary {
+    /// Appends a chunk of the primary body; over `max` the body is dropped and the answer marked.
     pub fn body_chunk(&mut self, chunk: &[u8], max: usize) {
         if self.too_big {
             return;
         }
-        if self.primary.body.len() + chunk.len() > max {
+        if self.answer.body.len() + chunk.len() > max {
             self.too_big = true;
-            self.primary.body = Vec::new();
+            self.answer.body = Vec::new();
         } else {
-            self.primary.body.extend_from_slice(chunk);
+            self.answer.body.extend_from_slice(chunk);
         }
     }
 
@@ -66,63 +90,37 @@ impl Capture {
             self.too_big = true;
         }
     }
-
-    fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.rollout.capacity()
-            + self.cluster.capacity()
-            + self.noise_cluster.as_ref().map_or(0, String::capacity)
-            + self.method.capacity()
-            + self.path.capacity()
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.capacity() + v.capacity() + std::mem::size_of::<(String, String)>())
-                .sum::<usize>()
-            + self
-                .primary
-                .headers
-                .iter()
-                .map(|(k, v)| k.capacity() + v.capacity() + std::mem::size_of::<(String, String)>())
-                .sum::<usize>()
-            + self.primary.body.capacity()
-    }
 }
 
-/// A copy whose side call(s) are in flight.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub capture: Capture,
-    pub sent_at_us: u64,
+/// A live copy: queued for dispatch, or with side calls in flight, until it is compared.
+#[derive(Debug, Clone, Default)]
+pub struct Copy {
+    pub request: Request,
+    /// Set at the primary's `on_log`.
+    pub primary: Option<Answer>,
+    /// When the side call left (None: still queued).
+    pub sent_at_us: Option<u64>,
     /// The shadow's answer, once in.
     pub shadow: Option<SideAnswer>,
     /// The second stable answer: `Some(None)` while awaited, `None` when no noise copy was sent.
     pub noise: Option<Option<SideAnswer>>,
 }
 
-impl Sent {
+impl Copy {
     fn complete(&self) -> bool {
-        self.shadow.is_some() && !matches!(self.noise, Some(None))
+        self.primary.is_some() && self.shadow.is_some() && !matches!(self.noise, Some(None))
     }
 
     fn bytes(&self) -> usize {
-        let answer = |a: &SideAnswer| {
-            a.body.capacity()
-                + a.headers
-                    .iter()
-                    .map(|(k, v)| {
-                        k.capacity() + v.capacity() + std::mem::size_of::<(String, String)>()
-                    })
-                    .sum::<usize>()
-        };
-        self.capture.bytes()
-            + std::mem::size_of::<Self>()
-            + self.shadow.as_ref().map_or(0, answer)
+        let side = |a: &SideAnswer| a.body.capacity() + pairs_bytes(&a.headers);
+        std::mem::size_of::<Self>()
+            + self.request.bytes()
             + self
-                .noise
+                .primary
                 .as_ref()
-                .and_then(Option::as_ref)
-                .map_or(0, answer)
+                .map_or(0, |p| p.body.capacity() + pairs_bytes(&p.headers))
+            + self.shadow.as_ref().map_or(0, side)
+            + self.noise.as_ref().and_then(Option::as_ref).map_or(0, side)
     }
 }
 
@@ -162,21 +160,22 @@ impl SideAnswer {
     }
 }
 
-/// Per-VM shadow state: sampling, queued copies (waiting for the root tick), in-flight side calls.
+/// Per-VM shadow state: sampling, copies queued for the root context and in flight, noise models.
 #[derive(Debug, Default)]
 pub struct Mirror {
     /// Deterministic sampler: adds `shadow_bp` per candidate, mirrors each time it passes 10 000.
     sampler: u32,
-    pub queue: VecDeque<Capture>,
-    /// Copies in flight, by id.
-    pub in_flight: HashMap<u64, Sent>,
+    /// Copies waiting for the root context to dispatch them.
+    pub queue: VecDeque<u64>,
+    /// Live copies by id (queued, in flight, or waiting for the primary to finish).
+    pub copies: HashMap<u64, Copy>,
     /// Side-call token → (copy id, which call).
     pub tokens: HashMap<u32, (u64, Role)>,
     next_id: u64,
     /// Per rollout: what two stable answers disagree on.
     pub noise: HashMap<String, NoiseModel>,
-    /// This VM's shared queue: a copy queued by an HTTP context wakes the root context through it
-    /// (`on_queue_ready`), so copies leave at once instead of waiting for a tick.
+    /// This VM's shared queue: a queued copy wakes the root context through it (`on_queue_ready`), so
+    /// copies leave at once instead of waiting for a tick.
     pub wake_queue: Option<u32>,
     /// A wake-up is already queued and not yet handled: do not queue another.
     pub wake_armed: bool,
@@ -199,29 +198,29 @@ fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
 }
 
 impl Mirror {
+    /// Live copies (the bound `max_in_flight` applies to this).
     pub fn pending(&self) -> usize {
-        self.queue.len() + self.in_flight.len()
+        self.copies.len()
     }
 
-    /// Approximate heap + inline bytes held by queued and in-flight copies.
+    /// Approximate heap + inline bytes held by live copies.
     pub fn bytes(&self) -> usize {
-        self.queue.iter().map(Capture::bytes).sum::<usize>()
-            + self
-                .in_flight
-                .values()
-                .map(|s| s.bytes() + std::mem::size_of::<u64>())
-                .sum::<usize>()
+        self.copies
+            .values()
+            .map(|c| c.bytes() + std::mem::size_of::<u64>())
+            .sum::<usize>()
             + self.tokens.len() * std::mem::size_of::<(u32, (u64, Role))>()
+            + self.queue.len() * std::mem::size_of::<u64>()
     }
 
-    /// Decides whether a request is mirrored; counts the skips. Returns the capture to keep in the
-    /// HTTP context.
+    /// Decides whether a request is mirrored; counts the skips. A mirrored request is queued for the
+    /// root context at once; the returned id is what the HTTP context hands back at `on_log`.
     pub fn capture(
         &mut self,
         s: &ShadowSettings,
         acc: &mut Accumulator,
         r: &RequestInfo<'_>,
-    ) -> Option<Capture> {
+    ) -> Option<u64> {
         let cluster = r.shadow_cluster?;
         if r.shadow_bp == 0 {
             return None;
@@ -268,42 +267,34 @@ impl Mirror {
             headers.push((":authority".into(), cluster.to_string()));
         }
         headers.push((SHADOW_HEADER.into(), "1".into()));
-        Some(Capture {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request {
             rollout: r.rollout.to_string(),
             cluster: cluster.to_string(),
             noise_cluster: r.noise_cluster.map(str::to_string),
             method: method.to_string(),
             path: path.to_string(),
             headers,
-            ..Default::default()
-        })
+        };
+        self.copies.insert(
+            id,
+            Copy {
+                request,
+                ..Default::default()
+            },
+        );
+        self.queue.push_back(id);
+        Some(id)
     }
 
-    /// The primary finished (`on_log`): queue the copy for the root context to send.
-    pub fn enqueue(
-        &mut self,
-        s: &ShadowSettings,
-        acc: &mut Accumulator,
-        mut c: Capture,
-        status: u16,
-        latency_us: u64,
-    ) {
-        if c.too_big {
-            acc.shadow_mut(&c.rollout).skipped_body_too_big += 1;
-            return;
-        }
-        if self.pending() >= s.max_in_flight {
-            acc.shadow_mut(&c.rollout).skipped_in_flight += 1;
-            return;
-        }
-        c.primary.status = status;
-        c.primary.latency_us = latency_us;
-        self.queue.push_back(c);
+    pub fn request(&self, id: u64) -> Option<&Request> {
+        self.copies.get(&id).map(|c| &c.request)
     }
 
     /// The copies to send now (the root context dispatches them and reports back with
     /// [`Mirror::sent`] or [`Mirror::send_failed`]).
-    pub fn take_queue(&mut self) -> Vec<Capture> {
+    pub fn take_queue(&mut self) -> Vec<u64> {
         self.queue.drain(..).collect()
     }
 
@@ -312,40 +303,71 @@ impl Mirror {
     pub fn sent(
         &mut self,
         acc: &mut Accumulator,
+        id: u64,
         token: u32,
         noise_token: Option<u32>,
-        capture: Capture,
         now_us: u64,
     ) {
-        acc.shadow_mut(&capture.rollout).requests += 1;
-        let id = self.next_id;
-        self.next_id += 1;
+        let Some(c) = self.copies.get_mut(&id) else {
+            return;
+        };
+        acc.shadow_mut(&c.request.rollout).requests += 1;
+        c.sent_at_us = Some(now_us);
+        c.noise = noise_token.map(|_| None);
         self.tokens.insert(token, (id, Role::Shadow));
         if let Some(t) = noise_token {
             self.tokens.insert(t, (id, Role::Noise));
         }
-        self.in_flight.insert(
-            id,
-            Sent {
-                capture,
-                sent_at_us: now_us,
-                shadow: None,
-                noise: noise_token.map(|_| None),
-            },
-        );
     }
 
-    /// The side call could not be dispatched (e.g. unknown cluster).
-    pub fn send_failed(&mut self, acc: &mut Accumulator, capture: &Capture) {
-        acc.shadow_mut(&capture.rollout).side_call_failed += 1;
+    /// The side call could not be dispatched (e.g. unknown cluster): the copy is dropped.
+    pub fn send_failed(&mut self, acc: &mut Accumulator, id: u64) {
+        if let Some(c) = self.copies.remove(&id) {
+            acc.shadow_mut(&c.request.rollout).side_call_failed += 1;
+        }
     }
 
     pub fn owns(&self, token: u32) -> bool {
         self.tokens.contains_key(&token)
     }
 
-    /// A side call answered (or failed). Once both answers of a copy are in, compares and counts.
-    /// Returns false for a token that is not a shadow call.
+    /// The primary finished (`on_log`) with this answer: compare if the side answers are in.
+    pub fn primary_done(
+        &mut self,
+        s: &ShadowSettings,
+        acc: &mut Accumulator,
+        id: u64,
+        mut primary: Primary,
+        status: u16,
+        latency_us: u64,
+    ) {
+        let Some(c) = self.copies.get_mut(&id) else {
+            return;
+        };
+        if primary.too_big {
+            acc.shadow_mut(&c.request.rollout).skipped_body_too_big += 1;
+            self.drop_copy(id);
+            return;
+        }
+        primary.answer.status = status;
+        primary.answer.latency_us = latency_us;
+        c.primary = Some(primary.answer);
+        self.try_finish(s, acc, id);
+    }
+
+    /// The HTTP context went away without `on_log` (should not happen in Envoy): forget the copy.
+    pub fn abandon(&mut self, id: u64) {
+        self.drop_copy(id);
+    }
+
+    fn drop_copy(&mut self, id: u64) {
+        if self.copies.remove(&id).is_some() {
+            // Late answers of a dropped copy are recognised by token and discarded.
+            self.queue.retain(|q| *q != id);
+        }
+    }
+
+    /// A side call answered (or failed). Returns false for a token that is not a shadow call.
     pub fn on_answer(
         &mut self,
         s: &ShadowSettings,
@@ -357,31 +379,32 @@ impl Mirror {
         let Some((id, role)) = self.tokens.remove(&token) else {
             return false;
         };
-        let Some(sent) = self.in_flight.get_mut(&id) else {
+        let Some(c) = self.copies.get_mut(&id) else {
             return true;
         };
         match role {
             Role::Shadow => {
-                // The shadow's latency is measured when its own answer arrives.
-                answer.latency_us = now_us.saturating_sub(sent.sent_at_us);
-                sent.shadow = Some(answer);
+                answer.latency_us = now_us.saturating_sub(c.sent_at_us.unwrap_or(now_us));
+                c.shadow = Some(answer);
             }
-            Role::Noise => sent.noise = Some(Some(answer)),
+            Role::Noise => c.noise = Some(Some(answer)),
         }
-        if !sent.complete() {
-            return true;
-        }
-        let Some(sent) = self.in_flight.remove(&id) else {
-            return true;
-        };
-        self.finish(s, acc, sent);
+        self.try_finish(s, acc, id);
         true
     }
 
-    fn finish(&mut self, s: &ShadowSettings, acc: &mut Accumulator, sent: Sent) {
-        let c = sent.capture;
-        let Some(answer) = sent.shadow else { return };
-        let st = acc.shadow_mut(&c.rollout);
+    fn try_finish(&mut self, s: &ShadowSettings, acc: &mut Accumulator, id: u64) {
+        if !self.copies.get(&id).is_some_and(Copy::complete) {
+            return;
+        }
+        let Some(c) = self.copies.remove(&id) else {
+            return;
+        };
+        let (Some(primary), Some(answer)) = (c.primary, c.shadow) else {
+            return;
+        };
+        let r = c.request;
+        let st = acc.shadow_mut(&r.rollout);
         if answer.too_big {
             st.skipped_body_too_big += 1;
             return;
@@ -395,9 +418,9 @@ impl Mirror {
             body: answer.body,
             latency_us: answer.latency_us,
         };
-        let mut o = compare(s, &c.primary, &shadow);
+        let mut o = compare(s, &primary, &shadow);
         // The second stable answer, if it came back (a failed noise call only loses the estimate).
-        let stable = match sent.noise.flatten() {
+        let stable = match c.noise.flatten() {
             Some(n) if !n.too_big && !n.is_local_failure() => {
                 let a = Answer {
                     status: n.status.unwrap_or(0),
@@ -405,7 +428,7 @@ impl Mirror {
                     body: n.body,
                     latency_us: 0,
                 };
-                Some(compare(s, &c.primary, &a))
+                Some(compare(s, &primary, &a))
             }
             Some(_) => {
                 st.noise_call_failed += 1;
@@ -413,14 +436,14 @@ impl Mirror {
             }
             None => None,
         };
-        if c.noise_cluster.is_some() || stable.is_some() {
-            let model = self.noise.entry(c.rollout.clone()).or_default();
+        if r.noise_cluster.is_some() || stable.is_some() {
+            let model = self.noise.entry(r.rollout.clone()).or_default();
             model.classify(s, &mut o, stable.as_ref());
         }
         st.record(&o);
         if o.mismatch() && !o.noise {
             acc.sample(MismatchSample::new(
-                &c.rollout, &c.method, &c.path, &c.primary, &shadow, &o,
+                &r.rollout, &r.method, &r.path, &primary, &shadow, &o,
             ));
         }
     }

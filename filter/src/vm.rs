@@ -168,11 +168,7 @@ impl Vm {
     }
 
     /// The shadow capture for a request routed by `d` (None: not mirrored; skips are counted).
-    pub fn shadow_capture(
-        &mut self,
-        d: &Decision,
-        headers: &[(String, Vec<u8>)],
-    ) -> Option<crate::shadow::Capture> {
+    pub fn shadow_capture(&mut self, d: &Decision, headers: &[(String, Vec<u8>)]) -> Option<u64> {
         // Only answers of stable are compared with the shadow (the version under test).
         if d.track != dwcp_core::decision::Track::Stable {
             return None;

@@ -124,6 +124,14 @@ fn identical_shadow_has_zero_mismatches() {
         },
         ON_OFF,
     );
+    let delay: u64 = std::env::var("SHADOW_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if delay > 0 {
+        s.upstream("stable", json!({"delay_ms": delay}));
+        s.upstream("shadow", json!({"delay_ms": delay}));
+    }
     let (rounds, block) = (10, 500);
     let (mut on, mut off) = (Vec::new(), Vec::new());
     let mut ratios = Vec::new();
@@ -169,7 +177,7 @@ fn identical_shadow_has_zero_mismatches() {
     // The `plain` rollout sent no copies.
     assert_eq!(num(&s.rollout("plain")["shadow_totals"]["requests"]), 0);
     // Loose bound here (a timed test on a shared CI machine); `make bench-shadow` holds the 10 % aim.
-    assert!(p(&on, 0.99) <= 1.5 * p(&off, 0.99) + 1.0);
+    assert!(p(&on, 0.99) <= 2.0 * p(&off, 0.99) + 5.0);
 }
 
 /// Noise copy (Diffy-style): the ids and timestamps are NOT ignored here, so every answer differs from

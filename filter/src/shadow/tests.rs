@@ -39,7 +39,13 @@ fn capture_copies_headers_marks_and_skips() {
     let mut a = acc();
     let mut m = Mirror::default();
     let h = hdrs("GET", &[]);
-    let c = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    let c = m.request(id).unwrap().clone();
+    assert_eq!(
+        m.take_queue(),
+        vec![id],
+        "queued for the root context at once"
+    );
     assert_eq!(
         (c.method.as_str(), c.path.as_str(), c.cluster.as_str()),
         ("GET", "/items/1", "shadow")
@@ -77,7 +83,8 @@ fn missing_authority_is_fixed() {
         .into_iter()
         .filter(|(k, _)| k != ":authority")
         .collect();
-    let c = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    let c = m.request(id).unwrap();
     assert!(c
         .headers
         .iter()
@@ -90,10 +97,30 @@ fn sampling_follows_shadow_bp() {
     let mut a = acc();
     let mut m = Mirror::default();
     let h = hdrs("GET", &[]);
-    let n = (0..10_000)
-        .filter(|_| m.capture(&s, &mut a, &info(&h, 2_500)).is_some())
-        .count();
+    let mut n = 0;
+    for _ in 0..10_000 {
+        if let Some(id) = m.capture(&s, &mut a, &info(&h, 2_500)) {
+            n += 1;
+            m.abandon(id);
+        }
+    }
     assert_eq!(n, 2_500);
+}
+
+fn primary(body: &[&[u8]], max: usize) -> Primary {
+    let mut p = Primary::default();
+    for b in body {
+        p.body_chunk(b, max);
+    }
+    p
+}
+
+fn ok(body: &str) -> SideAnswer {
+    SideAnswer {
+        status: Some(200),
+        body: body.as_bytes().to_vec(),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -109,22 +136,28 @@ fn full_cycle_compares_and_samples() {
     .iter()
     .enumerate()
     {
-        let mut c = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
-        c.body_chunk(br#"{"item":{"price""#, s.max_body_bytes);
-        c.body_chunk(br#":1},"timestamp":4}"#, s.max_body_bytes);
-        m.enqueue(&s, &mut a, c, 200, 2_000);
-        for c in m.take_queue() {
-            m.sent(&mut a, i as u32 + 1, None, c, 1_000_000);
+        let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+        // The copy leaves while the primary is still running.
+        assert_eq!(m.take_queue(), vec![id]);
+        let token = i as u32 + 1;
+        m.sent(&mut a, id, token, None, 1_000_000);
+        let p = primary(
+            &[br#"{"item":{"price""#, br#":1},"timestamp":4}"#],
+            s.max_body_bytes,
+        );
+        if i == 0 {
+            // Shadow first, then the primary finishes.
+            assert!(m.on_answer(&s, &mut a, token, ok(shadow_body), 1_003_000));
+            assert_eq!(m.pending(), 1, "compared before the primary finished");
+            m.primary_done(&s, &mut a, id, p, 200, 2_000);
+        } else {
+            m.primary_done(&s, &mut a, id, p, 200, 2_000);
+            assert_eq!(m.pending(), 1, "compared before the shadow answered");
+            assert!(m.on_answer(&s, &mut a, token, ok(shadow_body), 1_003_000));
         }
-        let ans = SideAnswer {
-            status: Some(200),
-            body: shadow_body.as_bytes().to_vec(),
-            ..Default::default()
-        };
-        assert!(m.on_answer(&s, &mut a, i as u32 + 1, ans, 1_003_000));
+        assert_eq!(m.pending(), 0);
     }
     assert!(!m.on_answer(&s, &mut a, 99, SideAnswer::default(), 0));
-    assert_eq!(m.pending(), 0);
     let b = a.take_batch("vm", 1, 1, 0);
     let st = &b.shadow["demo"];
     assert_eq!(
@@ -144,25 +177,36 @@ fn failures_and_big_bodies_are_counted() {
     let mut a = acc();
     let mut m = Mirror::default();
     let h = hdrs("GET", &[]);
-    // Primary body over the bound.
-    let mut c = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
-    c.body_chunk(&vec![b'x'; s.max_body_bytes + 1], s.max_body_bytes);
-    assert!(c.too_big && c.primary.body.is_empty());
-    m.enqueue(&s, &mut a, c, 200, 1);
+    // Primary body over the bound: the copy is dropped, its late answer discarded.
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    m.take_queue();
+    m.sent(&mut a, id, 3, None, 0);
+    let p = primary(&[&vec![b'x'; s.max_body_bytes + 1]], s.max_body_bytes);
+    assert!(p.too_big && p.answer.body.is_empty());
+    m.primary_done(&s, &mut a, id, p, 200, 1);
     assert_eq!(m.pending(), 0);
-    // Side call refused (Envoy's local 503) and not dispatched at all.
-    let c = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
-    m.enqueue(&s, &mut a, c, 200, 1);
-    let mut q = m.take_queue();
-    let c = q.remove(0);
-    m.send_failed(&mut a, &c);
-    m.sent(&mut a, 7, None, c, 0);
+    assert!(m.on_answer(&s, &mut a, 3, ok("{}"), 5));
+    // Not dispatched at all (unknown cluster).
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    m.take_queue();
+    m.send_failed(&mut a, id);
+    m.primary_done(&s, &mut a, id, Primary::default(), 200, 1);
+    assert_eq!(m.pending(), 0);
+    // Side call refused (Envoy's local 503).
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    m.take_queue();
+    m.sent(&mut a, id, 7, None, 0);
     let refused = SideAnswer {
         status: Some(503),
         body: b"upstream connect error or disconnect/reset before headers".to_vec(),
         ..Default::default()
     };
     m.on_answer(&s, &mut a, 7, refused, 10);
+    m.primary_done(&s, &mut a, id, Primary::default(), 200, 1);
+    // A context that never reached on_log frees its slot.
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    m.abandon(id);
+    assert_eq!((m.pending(), m.take_queue().len()), (0, 0));
     let st = a.shadow["demo"].clone();
     assert_eq!(st.skipped_body_too_big, 1);
     assert_eq!(st.side_call_failed, 2);
@@ -179,8 +223,8 @@ fn failures_and_big_bodies_are_counted() {
     assert!(SideAnswer::default().is_local_failure());
 }
 
-/// In-flight state is bounded by `max_in_flight`; its memory is at most
-/// max_in_flight × (max_body_bytes + headers) and is measured here.
+/// Live copies are bounded by `max_in_flight`; their memory is at most
+/// max_in_flight × (primary body + shadow body + headers) and is measured here.
 #[test]
 fn in_flight_state_is_bounded_and_measured() {
     let mut s = settings();
@@ -192,15 +236,14 @@ fn in_flight_state_is_bounded_and_measured() {
         "GET",
         &[("user-agent", "wrk"), ("accept", "application/json")],
     );
-    for i in 0..200u32 {
-        if let Some(mut c) = m.capture(&s, &mut a, &info(&h, 10_000)) {
-            c.body_chunk(&vec![b'x'; 4096], s.max_body_bytes);
-            m.enqueue(&s, &mut a, c, 200, 1);
-        }
-        if i % 2 == 0 {
-            for c in m.take_queue() {
-                m.sent(&mut a, i * 1000 + m.in_flight.len() as u32, None, c, 0);
-            }
+    let mut token = 0;
+    for _ in 0..200u32 {
+        if let Some(id) = m.capture(&s, &mut a, &info(&h, 10_000)) {
+            m.take_queue();
+            token += 1;
+            m.sent(&mut a, id, token, None, 0);
+            // Worst case: the shadow answered in full, the primary is still running.
+            m.on_answer(&s, &mut a, token, ok(&"x".repeat(4096)), 1);
         }
     }
     assert_eq!(m.pending(), 64);
@@ -210,24 +253,16 @@ fn in_flight_state_is_bounded_and_measured() {
     eprintln!(
         "in-flight shadow state: {bytes} bytes for 64 copies ({per_copy} B each, body 4096 B)"
     );
-    // Body plus ~1 KiB of headers and bookkeeping (room for both side answers while they arrive).
+    // Body plus ~1 KiB of headers and bookkeeping.
     assert!(per_copy >= 4096 && per_copy < 4096 + 1536, "{per_copy}");
-    // Draining frees everything.
-    let tokens: Vec<u32> = m.tokens.keys().copied().collect();
-    for t in tokens {
-        m.on_answer(
-            &s,
-            &mut a,
-            t,
-            SideAnswer {
-                status: Some(200),
-                ..Default::default()
-            },
-            1,
-        );
+    // Finishing the primaries frees everything.
+    let ids: Vec<u64> = m.copies.keys().copied().collect();
+    for id in ids {
+        let p = primary(&[&vec![b'x'; 4096]], s.max_body_bytes);
+        m.primary_done(&s, &mut a, id, p, 200, 1);
     }
-    m.take_queue();
     assert_eq!((m.pending(), m.bytes()), (0, 0));
+    assert_eq!(a.shadow["demo"].compared, 64);
 }
 
 /// Noise copy: a field that two stable answers disagree on (a random id not covered by the ignore
@@ -246,28 +281,26 @@ fn noise_copy_discounts_what_stable_disagrees_on() {
     for i in 0..100u32 {
         let mut inf = info(&h, 10_000);
         inf.noise_cluster = Some("stable");
-        let mut c = m.capture(&s, &mut a, &inf).unwrap();
-        assert_eq!(c.noise_cluster.as_deref(), Some("stable"));
-        c.body_chunk(body(10, 3 * i).as_bytes(), s.max_body_bytes);
-        m.enqueue(&s, &mut a, c, 200, 1_000);
-        let c = m.take_queue().remove(0);
+        let id = m.capture(&s, &mut a, &inf).unwrap();
+        assert_eq!(
+            m.request(id).unwrap().noise_cluster.as_deref(),
+            Some("stable")
+        );
+        m.take_queue();
         token += 2;
-        m.sent(&mut a, token, Some(token + 1), c, 0);
+        m.sent(&mut a, id, token, Some(token + 1), 0);
+        let p = primary(&[body(10, 3 * i).as_bytes()], s.max_body_bytes);
+        m.primary_done(&s, &mut a, id, p, 200, 1_000);
         let shadow_price = if i % 10 == 0 { 11 } else { 10 };
-        let ans = |b: String| SideAnswer {
-            status: Some(200),
-            body: b.into_bytes(),
-            ..Default::default()
-        };
         // The noise answer arrives first for odd i: order does not matter.
         if i % 2 == 1 {
-            assert!(m.on_answer(&s, &mut a, token + 1, ans(body(10, 3 * i + 2)), 500));
+            assert!(m.on_answer(&s, &mut a, token + 1, ok(&body(10, 3 * i + 2)), 500));
             assert_eq!(m.pending(), 1, "compared before the shadow answered");
-            assert!(m.on_answer(&s, &mut a, token, ans(body(shadow_price, 3 * i + 1)), 500));
+            assert!(m.on_answer(&s, &mut a, token, ok(&body(shadow_price, 3 * i + 1)), 500));
         } else {
-            assert!(m.on_answer(&s, &mut a, token, ans(body(shadow_price, 3 * i + 1)), 500));
+            assert!(m.on_answer(&s, &mut a, token, ok(&body(shadow_price, 3 * i + 1)), 500));
             assert_eq!(m.pending(), 1, "compared before the noise copy answered");
-            assert!(m.on_answer(&s, &mut a, token + 1, ans(body(10, 3 * i + 2)), 500));
+            assert!(m.on_answer(&s, &mut a, token + 1, ok(&body(10, 3 * i + 2)), 500));
         }
         assert_eq!(m.pending(), 0);
     }
@@ -300,18 +333,12 @@ fn failed_noise_call_still_compares() {
     let h = hdrs("GET", &[]);
     let mut inf = info(&h, 10_000);
     inf.noise_cluster = Some("stable");
-    let mut c = m.capture(&s, &mut a, &inf).unwrap();
-    c.body_chunk(b"{\"a\":1}", s.max_body_bytes);
-    m.enqueue(&s, &mut a, c, 200, 1_000);
-    let c = m.take_queue().remove(0);
-    m.sent(&mut a, 1, Some(2), c, 0);
+    let id = m.capture(&s, &mut a, &inf).unwrap();
+    m.take_queue();
+    m.sent(&mut a, id, 1, Some(2), 0);
+    m.primary_done(&s, &mut a, id, primary(&[b"{\"a\":1}"], 100), 200, 1_000);
     m.on_answer(&s, &mut a, 2, SideAnswer::default(), 10);
-    let ok = SideAnswer {
-        status: Some(200),
-        body: b"{\"a\":2}".to_vec(),
-        ..Default::default()
-    };
-    m.on_answer(&s, &mut a, 1, ok, 10);
+    m.on_answer(&s, &mut a, 1, ok("{\"a\":2}"), 10);
     let st = &a.shadow["demo"];
     assert_eq!((st.compared, st.mismatches, st.noise), (1, 1, 0));
     assert_eq!(
