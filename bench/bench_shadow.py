@@ -22,6 +22,9 @@ from bench_filter import ENVOY, ROOT, STRIP, HEADER_ROUTES, free_port, wait_port
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = os.environ.get("DURATION", "5s")
 DELAYS = [int(d) for d in os.environ.get("DELAYS", "0,1,5").split(",")]
+# CONNS=1 (default): one sequential user, latency without queueing. CONNS=16 saturates Envoy's worker:
+# CPU per request is then exact (no idle time in it), latency is queueing.
+CONNS = os.environ.get("CONNS", "1")
 STABLE, SHADOW, ANALYZER, LISTEN, ADMIN = free_port(), free_port(), free_port(), free_port(), free_port()
 
 MIRROR = """
@@ -85,6 +88,10 @@ def main():
         ("dwcp + noise", config(STRIP + wasm_filter(wasm, plugin(True, True)))),
         ("envoy mirror", config(STRIP + wasm_filter(wasm, plugin(False)), MIRROR)),
     ]
+    # VARIANTS="name=/path/a.wasm,…": extra builds of the filter, mirroring like "dwcp shadow", same run.
+    for spec in filter(None, os.environ.get("VARIANTS", "").split(",")):
+        vname, vpath = spec.split("=", 1)
+        setups.append((vname, config(STRIP + wasm_filter(vpath, plugin(True)))))
     tmp = tempfile.mkdtemp()
     procs = []
     try:
@@ -110,7 +117,7 @@ def main():
                         time.sleep(1.5)  # first sync with the companion: the shadow phase is routed
                         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c1", "-d", "1s", f"http://127.0.0.1:{LISTEN}/items/1"], capture_output=True)
                         c0 = proc_cpu(envoy.pid)
-                        out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c1", "-d", DURATION, "--latency", "-H", "x-user-id: user-42", f"http://127.0.0.1:{LISTEN}/items/1"], capture_output=True, text=True).stdout
+                        out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c", CONNS, "-d", DURATION, "--latency", "-H", "x-user-id: user-42", f"http://127.0.0.1:{LISTEN}/items/1"], capture_output=True, text=True).stdout
                         c1 = proc_cpu(envoy.pid)
                         rps, total, p50, p99 = parse_wrk(out)
                         results[(d, name)].append((rps, p50, p99, (c1 - c0) / total * 1e6))
@@ -118,7 +125,7 @@ def main():
                     finally:
                         envoy.send_signal(signal.SIGTERM); envoy.wait()
                         time.sleep(0.3)
-        print(f"\nmedians over {ROUNDS} interleaved rounds, one sequential user (wrk -c1), Envoy --concurrency 1 on CPU 0:")
+        print(f"\nmedians over {ROUNDS} interleaved rounds, wrk -c{CONNS} ({'one sequential user' if CONNS == '1' else 'saturating'}), Envoy --concurrency 1 on CPU 0:")
         print(f"{'service':>7} {'setup':<13} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99/off':>8} {'CPU us/req':>10} {'CPU/off':>8}")
         verdicts = []
         for d in DELAYS:

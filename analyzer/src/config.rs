@@ -74,6 +74,9 @@ struct RawRollout {
     /// Shorthand: minimum requests per track of every phase (default: the spec's ladder).
     #[serde(default)]
     min_requests: Option<u64>,
+    /// Keep mirroring this percentage of stable's eligible requests in the live phases (after shadow).
+    #[serde(default)]
+    shadow_sample_percent: Option<f64>,
     #[serde(default)]
     phases: Option<Vec<Phase>>,
     #[serde(default)]
@@ -182,6 +185,17 @@ impl Config {
             if let Some(ph) = r.phases {
                 spec.phases = ph;
             }
+            if let Some(pct) = r.shadow_sample_percent {
+                if !(0.0..=100.0).contains(&pct) {
+                    return Err(field(
+                        &format!("{f}.shadow_sample_percent"),
+                        "must be between 0 and 100",
+                    ));
+                }
+                for ph in spec.phases.iter_mut().filter(|ph| !ph.shadow) {
+                    ph.shadow_sample_bp = (pct * 100.0).round() as u32;
+                }
+            }
             if r.skip_shadow {
                 spec.phases.retain(|ph| !ph.shadow);
             }
@@ -238,11 +252,27 @@ mod tests {
                 "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nspeed = 3",
                 "speed",
             ),
+            (
+                "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nshadow_sample_percent = 150",
+                "rollout[0].shadow_sample_percent",
+            ),
         ];
         for (text, f) in cases {
             let e = Config::parse(text, "x.toml").unwrap_err().to_string();
             assert!(e.contains(f), "{text:?} -> {e}");
         }
+    }
+
+    #[test]
+    fn shadow_sample_applies_to_live_phases() {
+        let c = Config::parse(
+            "token = 'dev-token-1'\n[[rollout]]\nname = 'a'\nshadow_sample_percent = 5",
+            "x.toml",
+        )
+        .unwrap();
+        let phases = &c.rollouts[0].spec.phases;
+        assert!(phases[0].shadow && phases[0].shadow_sample_bp == 0);
+        assert!(phases[1..].iter().all(|p| p.shadow_sample_bp == 500));
     }
 
     #[test]

@@ -219,6 +219,16 @@ impl Stack {
         s
     }
 
+    /// Stops one demo upstream (`stable`, `canary` or `shadow`): its port then refuses connections.
+    pub fn kill_upstream(&mut self, track: &str) {
+        let i = ["stable", "canary", "shadow"]
+            .iter()
+            .position(|t| *t == track)
+            .expect("stable, canary or shadow");
+        let _ = self.upstreams[i].kill();
+        let _ = self.upstreams[i].wait();
+    }
+
     pub fn start_analyzer(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)

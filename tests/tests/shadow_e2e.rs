@@ -332,6 +332,43 @@ fn hanging_shadow_costs_side_calls_only() {
 }
 
 #[test]
+fn down_shadow_costs_side_calls_only() {
+    let mut s = start(json!({}));
+    s.kill_upstream("shadow");
+    let (codes, lat) = load(&s, "GET", 200);
+    assert!(codes.iter().all(|c| *c == 200), "user requests failed");
+    let mut t = Value::Null;
+    eventually(Duration::from_secs(10), || {
+        t = totals(&s);
+        num(&t["side_call_failed"]) >= 200
+    });
+    eprintln!(
+        "down: user p50 {:.2} ms p99 {:.2} ms; totals {t}",
+        p(&lat, 0.5),
+        p(&lat, 0.99)
+    );
+    // Every copy was refused and counted.
+    assert_eq!(num(&t["side_call_failed"]), 200, "{t}");
+    assert!(p(&lat, 0.5) < 50.0, "user p50 {}", p(&lat, 0.5));
+    // A shadow that cannot answer does not pass its phase: no user is routed to it.
+    assert!(
+        eventually(Duration::from_secs(10), || s.rollout("demo")["status"]
+            == "rolled_back")
+        .is_some(),
+        "{}",
+        s.rollout("demo")
+    );
+    // Whichever shadow test crosses first (every copy is a 503 from Envoy and differs from the primary);
+    // the evidence shows Envoy's "upstream connect error" as the shadow's answer.
+    let ev = s.rolled_back_event("demo").to_string();
+    assert!(
+        ev.contains("shadow:errors") || ev.contains("shadow:mismatch"),
+        "{ev}"
+    );
+    assert!(ev.contains("upstream connect error"), "{ev}");
+}
+
+#[test]
 fn post_is_not_mirrored() {
     let s = start(json!({}));
     let (codes, _) = load(&s, "POST", 50);

@@ -249,8 +249,9 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
         });
     }
 
-    // Shadow phase: shadow errors, mismatches over noise, latency delta.
-    if phase.shadow {
+    // Shadow phase (and live phases that keep a sampled shadow): shadow errors, mismatches over noise;
+    // the latency delta only in the shadow phase (live phases judge real latency).
+    if phase.shadow || phase.shadow_sample_bp > 0 {
         let sh = &r.phase_shadow;
         let a_se = g.alpha * ALPHA_SHADOW_ERRORS;
         if r.shadow_error_test.rejects(a_se) && sh.shadow_errors > sh.primary_errors {
@@ -286,7 +287,8 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
             ));
         }
         let d99 = sh.latency_delta_us.quantile(0.99).unwrap_or(0.0) / 1000.0;
-        if sh.compared >= g.min_canary_requests
+        if phase.shadow
+            && sh.compared >= g.min_canary_requests
             && sh.latency_delta_us.quantile(0.5).unwrap_or(0.0) / 1000.0
                 > g.max_shadow_latency_delta_ms
         {

@@ -239,11 +239,10 @@ impl Rollout {
 
     /// Shadow sampling (bp) the filters should apply now.
     pub fn shadow_bp(&self) -> u32 {
-        let shadow = self.spec.phases.get(self.phase).is_some_and(|p| p.shadow);
-        if self.live() && shadow {
-            10_000
-        } else {
-            0
+        match self.spec.phases.get(self.phase) {
+            Some(p) if self.live() && p.shadow => 10_000,
+            Some(p) if self.live() => p.shadow_sample_bp.min(10_000),
+            _ => 0,
         }
     }
 

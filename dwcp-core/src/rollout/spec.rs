@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
@@ -14,6 +18,10 @@ pub struct Phase {
     /// Mirror traffic to the shadow cluster in this phase.
     #[serde(default)]
     pub shadow: bool,
+    /// In a live (non-shadow) phase: share of stable's eligible requests still mirrored to the shadow
+    /// cluster, basis points (0: none). Mismatches and shadow errors stay judged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shadow_sample_bp: u32,
     pub min_duration_ms: u64,
     /// Minimum requests per track (shadow phase: shadow comparisons) before promotion.
     pub min_requests: u64,
@@ -138,6 +146,7 @@ impl RolloutSpec {
                 shadow: *sh,
                 min_duration_ms: if *bp == 10_000 { 0 } else { min_duration_ms },
                 min_requests: *min,
+                shadow_sample_bp: 0,
             })
             .collect()
     }
@@ -188,6 +197,12 @@ impl RolloutSpec {
         }
         let mut last = 0;
         for (i, p) in self.phases.iter().enumerate() {
+            if p.shadow_sample_bp > 10_000 {
+                return err(
+                    &format!("phases[{i}].shadow_sample_bp"),
+                    "must be at most 10000",
+                );
+            }
             if p.canary_bp > 10_000 {
                 return err(&format!("phases[{i}].canary_bp"), "must be at most 10000");
             }

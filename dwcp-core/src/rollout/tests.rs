@@ -267,3 +267,42 @@ fn verdict_names_the_samples_behind_it_even_right_after_a_promotion() {
     assert_eq!(r.phase_canary.requests, 0);
     assert!(v.canary_n > 0 && v.stable_n > 0, "{v:?}");
 }
+
+/// A live phase with a sampled shadow (`shadow_sample_bp`): the filters keep mirroring that share, and
+/// mismatches over noise still fail the rollout; without the sample nothing is mirrored after shadow.
+#[test]
+fn sampled_shadow_in_live_phases_is_judged() {
+    let mut s = spec();
+    for p in s.phases.iter_mut().filter(|p| !p.shadow) {
+        p.shadow_sample_bp = 1_000;
+    }
+    let mut r = Rollout::new(s);
+    r.step(cmd(Command::Start), 0);
+    r.step(cmd(Command::Promote), 0); // 1 %
+    assert_eq!(r.shadow_bp(), 1_000);
+    assert_eq!(started().shadow_bp(), 10_000);
+    let mut plain = started();
+    plain.step(cmd(Command::Promote), 0);
+    assert_eq!(plain.shadow_bp(), 0);
+    let mut now = 0;
+    for _ in 0..200 {
+        now += 1_000;
+        let mut w = window((400, 4, 20_000), (4, 0, 20_000));
+        // 30 % of the sampled comparisons differ, none of it noise.
+        w.shadow = ShadowAgg {
+            compared: 40,
+            mismatches: 12,
+            ..Default::default()
+        };
+        w.shadow.latency_delta_us.record_n(1, 40);
+        r.step(Input::Window(w), now);
+        r.step(Input::Tick, now);
+        if r.status == Status::RolledBack {
+            break;
+        }
+    }
+    assert_eq!(r.status, Status::RolledBack, "{:?}", r.last_verdict);
+    let why = format!("{:?}", r.last_verdict);
+    assert!(why.contains("shadow:mismatch"), "{why}");
+    assert_eq!(r.shadow_bp(), 0, "a rolled-back rollout mirrors nothing");
+}
