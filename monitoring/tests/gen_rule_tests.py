@@ -96,6 +96,17 @@ tests.append({'name': 'filter config rejected: Wasm VMs created on a proxy, none
     at('1m', 'DwcpFilterConfigRejected'),
     at('5m', 'DwcpFilterConfigRejected', exp('DwcpFilterConfigRejected', job='dwcp-envoy-stats', pod='checkout-7d9')),
   ]})
+tests.append({'name': 'shadow unreachable: rollout a loses 90 % of its copies from minute 2, b 1 %', 'interval': '1m',
+  'input_series': [
+    {'series': f'dwcp_rollout_shadow_total{{{A},rollout="a",event="sent"}}', 'values': '0+100x15'},
+    {'series': f'dwcp_rollout_shadow_total{{{A},rollout="a",event="side_call_failed"}}', 'values': '0 0 0+90x13'},
+    {'series': f'dwcp_rollout_shadow_total{{{A},rollout="b",event="sent"}}', 'values': '0+100x15'},
+    {'series': f'dwcp_rollout_shadow_total{{{A},rollout="b",event="side_call_failed"}}', 'values': '0+1x15'},
+  ],
+  'alert_rule_test': [
+    at('3m', 'DwcpShadowUnreachable'),
+    at('10m', 'DwcpShadowUnreachable', exp('DwcpShadowUnreachable', rollout='a')),
+  ]})
 slo = []
 for ro, err, fast in [('hot', 5, 20), ('warm', 0.5, 80), ('ok', 0.02, 99)]:
     lab = f'{E},rollout="{ro}",track="canary",segment="standard"'
