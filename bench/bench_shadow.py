@@ -65,6 +65,11 @@ def control(port, body):
                                  headers={"content-type": "application/json"}, method="POST")
     urllib.request.urlopen(req, timeout=5).read()
 
+def totals():
+    req = urllib.request.Request(f"http://127.0.0.1:{ANALYZER}/v1/rollouts/demo", headers={"authorization": "Bearer dev-token"})
+    t = json.loads(urllib.request.urlopen(req, timeout=5).read()).get("shadow_totals", {})
+    return {k: t.get(k, 0) for k in ("compared", "mismatches", "skipped_in_flight", "side_call_failed")}
+
 def main():
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
@@ -116,12 +121,16 @@ def main():
                         wait_port(LISTEN)
                         time.sleep(1.5)  # first sync with the companion: the shadow phase is routed
                         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c1", "-d", "1s", f"http://127.0.0.1:{LISTEN}/items/1"], capture_output=True)
+                        t0 = totals()
                         c0 = proc_cpu(envoy.pid)
                         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c", CONNS, "-d", DURATION, "--latency", "-H", "x-user-id: user-42", f"http://127.0.0.1:{LISTEN}/items/1"], capture_output=True, text=True).stdout
                         c1 = proc_cpu(envoy.pid)
                         rps, total, p50, p99 = parse_wrk(out)
                         results[(d, name)].append((rps, p50, p99, (c1 - c0) / total * 1e6))
-                        print(f"service {d} ms round {r+1}/{ROUNDS} {name:<13} {rps:7.0f} req/s  p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  {results[(d, name)][-1][3]:6.1f} us CPU/req", flush=True)
+                        time.sleep(1.2)  # the last batch reaches the companion
+                        t1 = totals()
+                        shadow = " ".join(f"{k} +{t1[k] - t0[k]}" for k in t1 if t1[k] - t0[k])
+                        print(f"service {d} ms round {r+1}/{ROUNDS} {name:<13} {rps:7.0f} req/s  p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  {results[(d, name)][-1][3]:6.1f} us CPU/req  {total} requests  {shadow}", flush=True)
                     finally:
                         envoy.send_signal(signal.SIGTERM); envoy.wait()
                         time.sleep(0.3)

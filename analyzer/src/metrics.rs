@@ -313,7 +313,10 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
             ("shadow_error", st.shadow_errors),
             ("slower", st.slower),
             ("side_call_failed", st.side_call_failed),
-            ("skipped", st.skipped_body_too_big + st.skipped_in_flight),
+            (
+                "skipped",
+                st.skipped_body_too_big + st.skipped_in_flight + st.skipped_primary_incomplete,
+            ),
         ] {
             o.line(
                 "dwcp_rollout_shadow_total",

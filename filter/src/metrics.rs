@@ -87,6 +87,7 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
             ("skipped_body_too_big", st.skipped_body_too_big),
             ("skipped_not_eligible", st.skipped_not_eligible),
             ("skipped_in_flight", st.skipped_in_flight),
+            ("skipped_primary_incomplete", st.skipped_primary_incomplete),
             ("side_call_failed", st.side_call_failed),
         ] {
             out.push((format!("dwcp_shadow_total{r}{}", tag("event", event)), n));

@@ -349,6 +349,14 @@ impl Mirror {
             self.drop_copy(id);
             return;
         }
+        if status == 0 {
+            // No response reached the client (it went away, or the stream was reset): the primary
+            // answer is incomplete, so a difference would say nothing about the shadow.
+            acc.shadow_mut(&c.request.rollout)
+                .skipped_primary_incomplete += 1;
+            self.drop_copy(id);
+            return;
+        }
         primary.answer.status = status;
         primary.answer.latency_us = latency_us;
         c.primary = Some(primary.answer);

@@ -33,6 +33,8 @@ pub struct ShadowStats {
     pub skipped_body_too_big: u64,
     pub skipped_not_eligible: u64,
     pub skipped_in_flight: u64,
+    /// The user's request ended without a response (client gone, reset): nothing to compare.
+    pub skipped_primary_incomplete: u64,
     /// Side call not dispatched, reset, timed out or refused (Envoy's local 503/504).
     pub side_call_failed: u64,
     /// The second (noise) copy to stable failed or was not dispatched: that comparison has no noise
@@ -74,6 +76,7 @@ impl ShadowStats {
         self.skipped_body_too_big += o.skipped_body_too_big;
         self.skipped_not_eligible += o.skipped_not_eligible;
         self.skipped_in_flight += o.skipped_in_flight;
+        self.skipped_primary_incomplete += o.skipped_primary_incomplete;
         self.side_call_failed += o.side_call_failed;
         self.noise_call_failed += o.noise_call_failed;
     }

@@ -203,6 +203,13 @@ fn failures_and_big_bodies_are_counted() {
     };
     m.on_answer(&s, &mut a, 7, refused, 10);
     m.primary_done(&s, &mut a, id, Primary::default(), 200, 1);
+    // The client went away before the primary answered (status 0): not compared.
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    m.take_queue();
+    m.sent(&mut a, id, 8, None, 0);
+    m.primary_done(&s, &mut a, id, Primary::default(), 0, 1);
+    assert!(m.on_answer(&s, &mut a, 8, ok("{}"), 5));
+    assert_eq!(a.shadow["demo"].skipped_primary_incomplete, 1);
     // A context that never reached on_log frees its slot.
     let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
     m.abandon(id);
