@@ -34,13 +34,15 @@ fn start_with(shadow: Value, tweak: impl FnOnce(&mut Value), analyzer_toml: &str
         analyzer_toml: analyzer_toml.into(),
         concurrency: 1,
     });
-    // Every VM routes with the shadow-phase state (shadow_bp 10 000) after its first sync.
+    // Every VM routes with the shadow-phase state (shadow_bp 10 000) after its next sync (≤ 1 s). The
+    // batch window open when a VM adopts a new state is labelled with the older state (the companion then
+    // does not credit it to the phase), so wait for that window to close too: 2 sync periods.
     assert!(
         eventually(Duration::from_secs(10), || s.rollout("demo")["phase"]
             == "shadow")
         .is_some()
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2200));
     s
 }
 
