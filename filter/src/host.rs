@@ -333,7 +333,7 @@ fn crash_for_test() {
 fn crash_for_test() {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+    fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
         let Some(vm_rc) = self.vm.clone() else {
             return Action::Continue;
         };
@@ -383,11 +383,54 @@ impl HttpContext for Http {
             );
         }
         let _ = hc::call_foreign_function("clear_route_cache", None);
-        if let Some(id) = vm.shadow_capture(&d, &headers) {
+        if let Some(id) = vm.shadow_capture(&d, &headers, !eos) {
             self.shadow = Some((id, crate::shadow::Primary::default()));
             wake_root(&mut vm.mirror);
         }
         self.decision = Some(d);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, eos: bool) -> Action {
+        // Copy the request body for the shadow (bounded); never pause the user's request.
+        let (Some(vm_rc), Some((id, _))) = (self.vm.as_ref(), self.shadow.as_ref()) else {
+            return Action::Continue;
+        };
+        let id = *id;
+        let mut guard = vm_rc.borrow_mut();
+        let vm = &mut *guard;
+        if !vm.mirror.awaiting_body(id) {
+            return Action::Continue;
+        }
+        let chunk = if body_size > 0 {
+            hc::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if vm
+            .mirror
+            .request_body(&vm.cfg.shadow, &mut vm.acc, id, &chunk, eos)
+        {
+            wake_root(&mut vm.mirror);
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        // Trailers end the request: the body copied so far is the whole body.
+        if let (Some(vm_rc), Some((id, _))) = (self.vm.as_ref(), self.shadow.as_ref()) {
+            let mut guard = vm_rc.borrow_mut();
+            let vm = &mut *guard;
+            if vm
+                .mirror
+                .request_body(&vm.cfg.shadow, &mut vm.acc, *id, &[], true)
+            {
+                wake_root(&mut vm.mirror);
+            }
+        }
         Action::Continue
     }
 

@@ -63,6 +63,8 @@ pub struct RequestInfo<'a> {
     pub noise_cluster: Option<&'a str>,
     pub shadow_bp: u32,
     pub headers: &'a [(String, Vec<u8>)],
+    /// The request headers did not end the stream: a body follows.
+    pub has_body: bool,
 }
 
 fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
@@ -108,8 +110,7 @@ impl Mirror {
         let method = header(r.headers, ":method").unwrap_or("");
         let path = header(r.headers, ":path").unwrap_or("");
         let len = header(r.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        let chunked = header(r.headers, "transfer-encoding").is_some();
-        if let Err(skip) = s.eligible(method, path, len, chunked) {
+        if let Err(skip) = s.eligible(method, path, len) {
             let st = acc.shadow_mut(r.rollout);
             match skip {
                 Skip::NotEligible => st.skipped_not_eligible += 1,
@@ -151,6 +152,8 @@ impl Mirror {
             method: method.to_string(),
             path: path.to_string(),
             headers,
+            body: Vec::new(),
+            awaiting_body: r.has_body,
         };
         self.copies.insert(
             id,
@@ -159,8 +162,47 @@ impl Mirror {
                 ..Default::default()
             },
         );
-        self.queue.push_back(id);
+        if !r.has_body {
+            self.queue.push_back(id);
+        }
         Some(id)
+    }
+
+    /// A chunk of the request body (`end`: the last one). Copies it (bounded); at the end the copy is
+    /// queued for dispatch and true is returned (wake the root context). Over the bound the copy is
+    /// dropped and counted.
+    pub fn request_body(
+        &mut self,
+        s: &ShadowSettings,
+        acc: &mut Accumulator,
+        id: u64,
+        chunk: &[u8],
+        end: bool,
+    ) -> bool {
+        let Some(c) = self.copies.get_mut(&id) else {
+            return false;
+        };
+        if !c.request.awaiting_body {
+            return false;
+        }
+        if c.request.body.len() + chunk.len() > s.max_body_bytes {
+            acc.shadow_mut(&c.request.rollout).skipped_body_too_big += 1;
+            self.drop_copy(id);
+            return false;
+        }
+        c.request.body.extend_from_slice(chunk);
+        if end {
+            c.request.awaiting_body = false;
+            self.queue.push_back(id);
+        }
+        end
+    }
+
+    /// Whether the copy still waits for request body chunks.
+    pub fn awaiting_body(&self, id: u64) -> bool {
+        self.copies
+            .get(&id)
+            .is_some_and(|c| c.request.awaiting_body)
     }
 
     pub fn request(&self, id: u64) -> Option<&Request> {
@@ -224,7 +266,7 @@ impl Mirror {
             self.drop_copy(id);
             return;
         }
-        if status == 0 {
+        if status == 0 || c.request.awaiting_body {
             // No response reached the client (it went away, or the stream was reset): the primary
             // answer is incomplete, so a difference would say nothing about the shadow.
             acc.shadow_mut(&c.request.rollout)

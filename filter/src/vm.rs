@@ -168,7 +168,12 @@ impl Vm {
     }
 
     /// The shadow capture for a request routed by `d` (None: not mirrored; skips are counted).
-    pub fn shadow_capture(&mut self, d: &Decision, headers: &[(String, Vec<u8>)]) -> Option<u64> {
+    pub fn shadow_capture(
+        &mut self,
+        d: &Decision,
+        headers: &[(String, Vec<u8>)],
+        has_body: bool,
+    ) -> Option<u64> {
         // Only answers of stable are compared with the shadow (the version under test).
         if d.track != dwcp_core::decision::Track::Stable {
             return None;
@@ -191,6 +196,7 @@ impl Vm {
             noise_cluster: r.noise_cluster.as_deref(),
             shadow_bp: bp,
             headers,
+            has_body,
         };
         self.mirror.capture(&self.cfg.shadow, &mut self.acc, &info)
     }

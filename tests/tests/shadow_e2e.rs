@@ -66,8 +66,11 @@ fn load_host(s: &Stack, method: &str, n: usize, host: Option<&str>) -> (Vec<u16>
         if let Some(h) = host {
             req = req.set("host", h);
         }
-        let r = if method == "POST" {
-            req.send_string("{\"a\":1}")
+        let r = if method == "POST" || method == "PUT" {
+            req.send_string(&format!(
+                "{{\"a\":{i},\"pad\":\"{}\"}}",
+                "x".repeat(i % 700)
+            ))
         } else {
             req.call()
         };
@@ -374,6 +377,35 @@ fn down_shadow_costs_side_calls_only() {
         "{ev}"
     );
     assert!(ev.contains("upstream connect error"), "{ev}");
+}
+
+/// A configured method with a body (PUT): the copy carries the body. The demo upstream echoes the size
+/// and byte sum of the body it got, so a copy that lost or cut its body would differ from the primary.
+/// Bodies over `max_body_bytes` (here 200 bytes; the pad grows with the request number) are skipped and
+/// counted.
+#[test]
+fn configured_method_copies_the_request_body() {
+    let s = start(json!({"methods": ["GET", "PUT"], "max_body_bytes": 200}));
+    let n = 300;
+    let (codes, _) = load(&s, "PUT", n);
+    assert!(codes.iter().all(|c| *c == 200));
+    // Bodies are 17 + digits + (i % 700) bytes: those over 200 bytes are skipped.
+    let big = (0..n)
+        .filter(|i| format!("{{\"a\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 700)).len() > 200)
+        .count() as u64;
+    let mut t = Value::Null;
+    eventually(Duration::from_secs(10), || {
+        t = totals(&s);
+        num(&t["compared"]) + num(&t["skipped_body_too_big"]) >= n as u64
+    });
+    eprintln!("put: {t}");
+    assert_eq!(num(&t["skipped_body_too_big"]), big, "{t}");
+    assert_eq!(num(&t["compared"]), n as u64 - big, "{t}");
+    assert!(
+        big > 50 && big < n as u64 - 50,
+        "both cases exercised: {big}"
+    );
+    assert_eq!(num(&t["mismatches"]), 0, "a copy's body differed: {t}");
 }
 
 #[test]

@@ -46,7 +46,12 @@ async fn control(State(up): State<Arc<Up>>, Json(b): Json<Behaviour>) -> impl In
     Json(json!({"name": up.name, "behaviour": b}))
 }
 
-async fn serve(State(up): State<Arc<Up>>, uri: Uri, headers: HeaderMap) -> impl IntoResponse {
+async fn serve(
+    State(up): State<Arc<Up>>,
+    uri: Uri,
+    headers: HeaderMap,
+    req_body: axum::body::Bytes,
+) -> impl IntoResponse {
     let n = up.n.fetch_add(1, Ordering::Relaxed) + 1;
     let b = *up.b.lock().unwrap_or_else(|p| p.into_inner());
     if b.delay_ms > 0 {
@@ -73,6 +78,8 @@ async fn serve(State(up): State<Arc<Up>>, uri: Uri, headers: HeaderMap) -> impl 
         "path": uri.path(),
         "user": user,
         "item": {"sku": "A-1", "price": price},
+        // What the request carried, so that a shadow copy that lost its body answers differently.
+        "request_body": {"bytes": req_body.len(), "sum": req_body.iter().map(|b| u64::from(*b)).sum::<u64>()},
         "request_id": n,
         "timestamp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
     });

@@ -178,16 +178,10 @@ pub enum Skip {
 }
 
 impl ShadowSettings {
-    /// Whether a request may be mirrored: method and path prefix; a request body (announced by
-    /// `content-length`, or chunked) must be empty or small — bodies are not copied, so any request body
-    /// makes it not eligible unless it is empty.
-    pub fn eligible(
-        &self,
-        method: &str,
-        path: &str,
-        body_len: Option<u64>,
-        chunked: bool,
-    ) -> Result<(), Skip> {
+    /// Whether a request may be mirrored: method and path prefix, and a request body (announced by
+    /// `content-length`) within `max_body_bytes`. A body of unknown length (chunked) is eligible; the
+    /// filter drops the copy if it grows past the bound while being copied.
+    pub fn eligible(&self, method: &str, path: &str, body_len: Option<u64>) -> Result<(), Skip> {
         if !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
             return Err(Skip::NotEligible);
         }
@@ -199,12 +193,8 @@ impl ShadowSettings {
         {
             return Err(Skip::NotEligible);
         }
-        if chunked {
-            return Err(Skip::NotEligible);
-        }
         match body_len {
-            Some(n) if n as usize > self.max_body_bytes => Err(Skip::BodyTooBig),
-            Some(n) if n > 0 => Err(Skip::NotEligible),
+            Some(n) if n > self.max_body_bytes as u64 => Err(Skip::BodyTooBig),
             _ => Ok(()),
         }
     }

@@ -26,15 +26,22 @@ impl Root {
             let Some(req) = vm_rc.borrow().mirror.request(id).cloned() else {
                 continue;
             };
-            let headers: Vec<(&str, &str)> = req
+            let mut headers: Vec<(&str, &str)> = req
                 .headers
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let res = hc::dispatch_http_call(&req.cluster, headers.clone(), None, vec![], timeout);
+            let len = req.body.len().to_string();
+            let body = if req.body.is_empty() {
+                None
+            } else {
+                headers.push(("content-length", len.as_str()));
+                Some(req.body.as_slice())
+            };
+            let res = hc::dispatch_http_call(&req.cluster, headers.clone(), body, vec![], timeout);
             let noise = match (&res, &req.noise_cluster) {
                 (Ok(_), Some(nc)) => {
-                    Some(hc::dispatch_http_call(nc, headers, None, vec![], timeout))
+                    Some(hc::dispatch_http_call(nc, headers, body, vec![], timeout))
                 }
                 _ => None,
             };

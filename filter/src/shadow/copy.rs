@@ -20,6 +20,10 @@ pub struct Request {
     pub path: String,
     /// Headers of the copy (already filtered, with [`super::SHADOW_HEADER`] and `:authority`).
     pub headers: Vec<(String, String)>,
+    /// The request body, copied as it streams through (bounded by `max_body_bytes`).
+    pub body: Vec<u8>,
+    /// The request has a body that is still being copied: not dispatched yet.
+    pub awaiting_body: bool,
 }
 
 impl Request {
@@ -30,6 +34,7 @@ impl Request {
             + self.method.capacity()
             + self.path.capacity()
             + pairs_bytes(&self.headers)
+            + self.body.capacity()
     }
 }
 

@@ -30,6 +30,7 @@ fn info<'a>(h: &'a [(String, Vec<u8>)], bp: u32) -> RequestInfo<'a> {
         noise_cluster: None,
         shadow_bp: bp,
         headers: h,
+        has_body: false,
     }
 }
 
@@ -68,6 +69,7 @@ fn capture_copies_headers_marks_and_skips() {
     // POST not mirrored by default; big body counted apart.
     let p = hdrs("POST", &[]);
     assert!(m.capture(&s, &mut a, &info(&p, 10_000)).is_none());
+    assert!(m.take_queue().is_empty());
     let big = hdrs("GET", &[("content-length", "1000000")]);
     assert!(m.capture(&s, &mut a, &info(&big, 10_000)).is_none());
     let st = &a.shadow["demo"];
@@ -353,4 +355,50 @@ fn failed_noise_call_still_compares() {
         (1, 0, 0)
     );
     assert_eq!(m.pending(), 0);
+}
+
+/// A request with a body (a configured method, e.g. PUT): the copy waits for the body, carries it, and
+/// leaves when the body is complete; a body over the bound drops the copy (counted).
+#[test]
+fn request_bodies_are_copied_bounded() {
+    let mut s = settings();
+    s.methods.push("PUT".into());
+    s.max_body_bytes = 10;
+    let mut a = acc();
+    let mut m = Mirror::default();
+    let h = hdrs(
+        "PUT",
+        &[("content-length", "8"), ("transfer-encoding", "chunked")],
+    );
+    let mut i = info(&h, 10_000);
+    i.has_body = true;
+    let id = m.capture(&s, &mut a, &i).unwrap();
+    assert!(m.awaiting_body(id));
+    assert!(
+        m.take_queue().is_empty(),
+        "not dispatched before the body is in"
+    );
+    assert!(!m.request_body(&s, &mut a, id, b"{\"a\":", false));
+    assert!(m.request_body(&s, &mut a, id, b"1}", true));
+    assert_eq!(m.take_queue(), vec![id]);
+    let r = m.request(id).unwrap();
+    assert_eq!(r.body, b"{\"a\":1}");
+    assert!(!r
+        .headers
+        .iter()
+        .any(|(k, _)| k == "content-length" || k == "transfer-encoding"));
+    // Over the bound while streaming: dropped, counted, nothing queued.
+    let id2 = m.capture(&s, &mut a, &i).unwrap();
+    assert!(!m.request_body(&s, &mut a, id2, b"0123456789abc", true));
+    assert!(m.request(id2).is_none() && m.take_queue().is_empty());
+    assert_eq!(a.shadow["demo"].skipped_body_too_big, 1);
+    // Announced too big: not captured at all.
+    let big = hdrs("PUT", &[("content-length", "11")]);
+    assert!(m.capture(&s, &mut a, &info(&big, 10_000)).is_none());
+    assert_eq!(a.shadow["demo"].skipped_body_too_big, 2);
+    // The primary finished while the body was still streaming (client gone): dropped.
+    let id3 = m.capture(&s, &mut a, &i).unwrap();
+    m.primary_done(&s, &mut a, id3, Primary::default(), 200, 1);
+    assert!(m.request(id3).is_none());
+    assert_eq!(a.shadow["demo"].skipped_primary_incomplete, 1);
 }

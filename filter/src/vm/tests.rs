@@ -134,12 +134,12 @@ fn shadow_capture_follows_state_track_and_freshness() {
     let mut st = state(1, 0);
     // No state yet: nothing mirrored.
     let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
-    assert!(v.shadow_capture(&d, &h).is_none());
+    assert!(v.shadow_capture(&d, &h, false).is_none());
     // shadow_bp 0: nothing.
     v.adopt(st.clone(), 0);
     v.refresh(0);
     let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
-    assert!(v.shadow_capture(&d, &h).is_none());
+    assert!(v.shadow_capture(&d, &h, false).is_none());
     // Shadow phase: mirrored.
     st.version = 2;
     if let Some(r) = st.rollouts.get_mut("checkout") {
@@ -148,10 +148,10 @@ fn shadow_capture_follows_state_track_and_freshness() {
     v.adopt(st.clone(), 0);
     let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
     assert_eq!(d.track, Track::Stable);
-    assert!(v.shadow_capture(&d, &h).is_some());
+    assert!(v.shadow_capture(&d, &h, false).is_some());
     // Stale state: not mirrored.
     v.refresh(1_000_000);
-    assert!(v.shadow_capture(&d, &h).is_none());
+    assert!(v.shadow_capture(&d, &h, false).is_none());
     // Killed rollout: not mirrored.
     v.refresh(0);
     st.version = 3;
@@ -159,5 +159,5 @@ fn shadow_capture_follows_state_track_and_freshness() {
         r.killed = true;
     }
     v.adopt(st, 0);
-    assert!(v.shadow_capture(&d, &h).is_none());
+    assert!(v.shadow_capture(&d, &h, false).is_none());
 }
