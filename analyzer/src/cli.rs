@@ -225,6 +225,57 @@ pub fn render_table(v: &Value) -> String {
             outcome,
             verdict
         ));
+        if let Some(line) = shadow_line(r) {
+            s.push_str(&line);
+        }
     }
     s
+}
+
+/// `  shadow: …` under a rollout that mirrors in its current phase (or has comparisons in it).
+fn shadow_line(r: &Value) -> Option<String> {
+    let sh = &r["shadow"];
+    let n = sh["compared"].as_u64().unwrap_or(0);
+    if n == 0 && r["shadow_bp"].as_u64().unwrap_or(0) == 0 {
+        return None;
+    }
+    let get = |k: &str| sh[k].as_u64().unwrap_or(0);
+    let rate = |x: u64| {
+        if n == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}%", x as f64 * 100.0 / n as f64)
+        }
+    };
+    Some(format!(
+        "  shadow: {n} compared, mismatches {} ({} over noise), shadow errors {} vs primary {}, slower than tolerance {}\n",
+        rate(get("mismatches")),
+        rate(get("mismatches").saturating_sub(get("noise"))),
+        get("shadow_errors"),
+        get("primary_errors"),
+        rate(get("slower")),
+    ))
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn shadow_line_shows_rates_over_noise() {
+        let v = serde_json::json!({"version": 3, "kill_all": false, "rollouts": [
+            {"name": "a", "status": "running", "phase": "shadow", "shares_bp": {"standard": 0},
+             "shadow_bp": 10000, "stable": {}, "canary": {}, "verdict": null,
+             "shadow": {"compared": 200, "mismatches": 30, "noise": 10, "shadow_errors": 1,
+                        "primary_errors": 0, "slower": 4}},
+            {"name": "b", "status": "running", "phase": "5%", "shares_bp": {"standard": 500},
+             "shadow_bp": 0, "stable": {}, "canary": {}, "verdict": null, "shadow": {"compared": 0}}
+        ]});
+        let t = render_table(&v);
+        assert!(
+            t.contains("shadow: 200 compared, mismatches 15.00% (10.00% over noise), shadow errors 1 vs primary 0, slower than tolerance 2.00%"),
+            "{t}"
+        );
+        assert_eq!(t.matches("shadow:").count(), 1, "{t}");
+    }
 }
