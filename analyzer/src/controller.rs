@@ -43,6 +43,13 @@ pub struct Counters {
     pub ingest_us: dwcp_core::histogram::Histogram,
 }
 
+/// A rollout's shadow totals and last mismatch samples, as saved in the `meta` table.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedShadow {
+    totals: dwcp_core::shadow::ShadowStats,
+    samples: Vec<MismatchSample>,
+}
+
 pub struct Controller {
     pub rollouts: BTreeMap<String, Rollout>,
     pub version: u64,
@@ -70,6 +77,8 @@ pub struct Controller {
     pub shadow_samples: BTreeMap<String, VecDeque<MismatchSample>>,
     /// Cumulative shadow counters per rollout since the service started (skips, side-call failures…).
     pub shadow_totals: BTreeMap<String, dwcp_core::shadow::ShadowStats>,
+    /// Shadow totals or samples changed since they were last saved.
+    shadow_dirty: bool,
 }
 
 /// Shadow mismatch samples kept per rollout as evidence.
@@ -111,6 +120,7 @@ impl Controller {
             engine_memory: BTreeMap::new(),
             shadow_samples: BTreeMap::new(),
             shadow_totals: BTreeMap::new(),
+            shadow_dirty: false,
         };
         // Counters exist (at 0) from the start for the hosted engines, as Prometheus expects.
         for engine in ["manager", "compression"] {
@@ -166,6 +176,16 @@ impl Controller {
         }
         for name in c.rollouts.keys() {
             c.phase_version.insert(name.clone(), version);
+        }
+        // Shadow totals and the mismatch samples survive a restart (saved on the tick).
+        let names: Vec<String> = c.rollouts.keys().cloned().collect();
+        for name in names {
+            if let Some(text) = c.store.meta(&format!("shadow.{name}"))? {
+                if let Ok(saved) = serde_json::from_str::<SavedShadow>(&text) {
+                    c.shadow_totals.insert(name.clone(), saved.totals);
+                    c.shadow_samples.insert(name, saved.samples.into());
+                }
+            }
         }
         c.record_shares();
         let all: Vec<&Rollout> = c.rollouts.values().collect();
@@ -445,6 +465,7 @@ impl Controller {
                 .unwrap_or(0);
             w.expected_canary += c.requests as f64 * share as f64 / 10_000.0;
         }
+        self.shadow_dirty |= !b.shadow.is_empty() || !b.samples.is_empty();
         for (name, st) in &b.shadow {
             self.shadow_totals
                 .entry(name.clone())
@@ -518,6 +539,21 @@ impl Controller {
             let all: Vec<&Rollout> = self.rollouts.values().collect();
             self.store.commit(&all, &[], self.version, now_ms)?;
             self.dirty = false;
+        }
+        if self.shadow_dirty {
+            for (name, totals) in &self.shadow_totals {
+                let saved = SavedShadow {
+                    totals: totals.clone(),
+                    samples: self
+                        .shadow_samples
+                        .get(name)
+                        .map(|r| r.iter().cloned().collect())
+                        .unwrap_or_default(),
+                };
+                let text = serde_json::to_string(&saved).unwrap_or_default();
+                self.store.put_meta(&format!("shadow.{name}"), &text)?;
+            }
+            self.shadow_dirty = false;
         }
         Ok(())
     }

@@ -299,7 +299,7 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
     o.head(
         "dwcp_rollout_shadow_total",
         "counter",
-        "Shadow comparisons reported by the filters since the companion started, by event",
+        "Shadow comparisons reported by the filters (kept across companion restarts), by event",
     );
     for n in c.rollouts.keys() {
         let st = c.shadow_totals.get(n).cloned().unwrap_or_default();

@@ -62,6 +62,16 @@ impl Store {
             .optional()?)
     }
 
+    /// Sets a `meta` value (e.g. a rollout's shadow totals and samples).
+    pub fn put_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     /// Saves rollout snapshots, their new events and the state version atomically.
     pub fn commit(
         &mut self,

@@ -500,3 +500,28 @@ async fn bad_shadow_stats_are_refused() {
     let (s, _, _) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
     assert!(s.is_client_error());
 }
+
+/// Shadow totals and the mismatch samples shown at `GET /v1/rollouts/{name}` survive a restart of the
+/// companion (saved on its tick).
+#[tokio::test]
+async fn shadow_totals_and_samples_survive_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"search\"\nautostart = true\n",
+        d.path().join("a.db").display()
+    );
+    let cfg = Config::parse(&toml, "test.toml").unwrap();
+    {
+        let mut c = Controller::open(&cfg, now_ms()).unwrap();
+        let b = shadow_batch("vm-s", 1, c.version, "search", 50, 2, 0);
+        c.ingest(serde_json::from_value(b).unwrap(), now_ms())
+            .unwrap();
+        c.tick(now_ms()).unwrap();
+    }
+    let c = Controller::open(&cfg, now_ms()).unwrap();
+    let t = &c.shadow_totals["search"];
+    assert_eq!((t.compared, t.mismatches), (50, 2));
+    let samples = &c.shadow_samples["search"];
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0].diffs[0].path, "item.price");
+}
