@@ -389,17 +389,28 @@ fn noise_model_classifies_by_request_and_by_rate() {
     assert!(o.noise, "{o:?}");
     assert!((m.rate("ts") - 0.25).abs() < 1e-9);
     assert_eq!(m.compared, 4);
-    // 4. Below the rate, a path is not noise: with many agreeing comparisons, ts is a regression again.
+    // 4. A path that stable rarely disagrees on, but the shadow changes far more often, is a regression
+    //    (raw rate minus noise rate above `noise_min_rate`), even though stable has differed there.
+    let mut last = Outcome::default();
     for _ in 0..100 {
-        m.observe(&[]);
+        let mut o = compare(
+            &s,
+            &primary,
+            &ans(200, r#"{"ts":3,"price":10,"nonce":"a"}"#, 1),
+        );
+        m.classify(&s, &mut o, Some(&agree));
+        last = o;
     }
+    assert!(m.rate("ts") < s.noise_min_rate && m.raw_rate("ts") > 0.9);
+    assert!(!last.noise && last.diffs[0].path == "ts", "{last:?}");
+    // A path that never differed between stable answers is never noise.
     let mut o = compare(
         &s,
         &primary,
-        &ans(200, r#"{"ts":3,"price":10,"nonce":"a"}"#, 1),
+        &ans(200, r#"{"ts":1,"price":12,"nonce":"a"}"#, 1),
     );
     m.classify(&s, &mut o, None);
-    assert!(!o.noise && o.diffs[0].path == "ts", "{o:?}");
+    assert!(!o.noise && o.diffs[0].path == "price");
     // 5. A diff list cut at MAX_DIFFS is never called noise (unseen differences may be real).
     let wide = |v: u32| {
         let fields: Vec<String> = (0..MAX_DIFFS + 4)
