@@ -14,6 +14,14 @@ if [ "$p" = shadow ]; then
     sleep 1
   done
   echo "shadow phase judged: now in phase $p"
+  # Every Envoy worker adopts the new state on its next sync (1 s): wait for that before measuring the
+  # split, so that the shares printed below are the new phase's.
+  v=$(curl -s http://127.0.0.1:8080/v1/rollouts | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+  for _ in $(seq 1 50); do
+    curl -s 'http://127.0.0.1:9901/stats?filter=dwcp_state_version' | grep -q ": $v\$" && break
+    sleep 0.2
+  done
+  sleep 1.2
 fi
 $bin traffic --users 2000 --requests-per-user 2
 $bin status
