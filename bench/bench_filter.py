@@ -68,7 +68,10 @@ HEADER_ROUTES = """
               - match: { prefix: "/", headers: [ { name: x-dwcp-track, string_match: { exact: canary } } ] }
                 route: { cluster: canary }"""
 
-def config(filters, header_routes):
+def config(filters, header_routes, route_extra="", clusters_extra=""):
+    """Envoy config: one listener, `filters` before the router, `header_routes` before the default route
+    to stable (`route_extra` is appended to that route, e.g. a mirror policy), clusters stable, canary,
+    dwcp_companion plus `clusters_extra`."""
     return f"""
 admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {ADMIN} }} }} }}
 stats_config:
@@ -94,12 +97,13 @@ static_resources:
               domains: ["*"]
               routes:{header_routes}
               - match: {{ prefix: "/" }}
-                route: {{ cluster: stable }}
+                route:
+                  cluster: stable{route_extra}
           http_filters:{filters}
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:{cluster("stable", UP)}{cluster("canary", UP)}{cluster("dwcp_companion", ANALYZER)}
+  clusters:{cluster("stable", UP)}{cluster("canary", UP)}{cluster("dwcp_companion", ANALYZER)}{clusters_extra}
 """
 
 def proc_cpu(pid):

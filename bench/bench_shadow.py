@@ -17,6 +17,7 @@ per service time.
 import json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_filter
 from bench_filter import ENVOY, ROOT, STRIP, HEADER_ROUTES, free_port, wait_port, cluster, wasm_filter, proc_cpu, parse_wrk
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -25,7 +26,9 @@ DELAYS = [int(d) for d in os.environ.get("DELAYS", "0,1,5").split(",")]
 # CONNS=1 (default): one sequential user, latency without queueing. CONNS=16 saturates Envoy's worker:
 # CPU per request is then exact (no idle time in it), latency is queueing.
 CONNS = os.environ.get("CONNS", "1")
-STABLE, SHADOW, ANALYZER, LISTEN, ADMIN = free_port(), free_port(), free_port(), free_port(), free_port()
+# The Envoy config comes from bench_filter (its ports); the shadow upstream gets one more.
+STABLE, ANALYZER, LISTEN, ADMIN = bench_filter.UP, bench_filter.ANALYZER, bench_filter.LISTEN, bench_filter.ADMIN
+SHADOW = free_port()
 
 MIRROR = """
                   request_mirror_policies:
@@ -33,32 +36,7 @@ MIRROR = """
                     runtime_fraction: { default_value: { numerator: 100, denominator: HUNDRED } }"""
 
 def config(filters, mirror=""):
-    return f"""
-admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {ADMIN} }} }} }}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {LISTEN} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: app
-              domains: ["*"]
-              routes:{HEADER_ROUTES}
-              - match: {{ prefix: "/" }}
-                route:
-                  cluster: stable{mirror}
-          http_filters:{filters}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:{cluster("stable", STABLE)}{cluster("canary", STABLE)}{cluster("shadow", SHADOW)}{cluster("dwcp_companion", ANALYZER)}
-"""
+    return bench_filter.config(filters, HEADER_ROUTES, route_extra=mirror, clusters_extra=cluster("shadow", SHADOW))
 
 def control(port, body):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/_control", data=json.dumps(body).encode(),
