@@ -310,24 +310,34 @@ fn slow_shadow_fails_on_latency_user_latency_unchanged() {
     assert!(p(&lat, 0.5) < 50.0, "user p50 {}", p(&lat, 0.5));
 }
 
+/// 200 user requests while the shadow misbehaves: all answer 200 without waiting for it (p50 < 50 ms), and
+/// at least `failures` side calls are counted as failed. Returns the companion's shadow totals.
+fn users_unaffected_side_calls_failing(s: &Stack, case: &str, failures: u64) -> Value {
+    let (codes, lat) = load(s, "GET", 200);
+    assert!(
+        codes.iter().all(|c| *c == 200),
+        "{case}: user requests failed"
+    );
+    assert!(p(&lat, 0.5) < 50.0, "{case}: user p50 {}", p(&lat, 0.5));
+    let mut t = Value::Null;
+    eventually(Duration::from_secs(10), || {
+        t = totals(s);
+        num(&t["side_call_failed"]) >= failures
+    });
+    eprintln!(
+        "{case}: user p50 {:.2} ms p99 {:.2} ms; totals {t}",
+        p(&lat, 0.5),
+        p(&lat, 0.99)
+    );
+    assert!(num(&t["side_call_failed"]) >= failures, "{case}: {t}");
+    t
+}
+
 #[test]
 fn hanging_shadow_costs_side_calls_only() {
     let s = start(json!({"timeout_ms": 300}));
     s.upstream("shadow", json!({"delay_ms": 5000}));
-    let (codes, lat) = load(&s, "GET", 200);
-    assert!(codes.iter().all(|c| *c == 200), "user requests failed");
-    assert!(p(&lat, 0.5) < 50.0, "user p50 {}", p(&lat, 0.5));
-    let mut t = Value::Null;
-    eventually(Duration::from_secs(10), || {
-        t = totals(&s);
-        num(&t["side_call_failed"]) >= 10
-    });
-    eprintln!(
-        "hanging: user p50 {:.2} ms p99 {:.2} ms; totals {t}",
-        p(&lat, 0.5),
-        p(&lat, 0.99)
-    );
-    assert!(num(&t["side_call_failed"]) >= 10, "{t}");
+    let t = users_unaffected_side_calls_failing(&s, "hanging", 10);
     // Bounded in-flight state: the rest were skipped, not queued.
     assert!(num(&t["skipped_in_flight"]) > 0, "{t}");
     // Also exported as Envoy counters.
@@ -346,21 +356,9 @@ fn hanging_shadow_costs_side_calls_only() {
 fn down_shadow_costs_side_calls_only() {
     let mut s = start(json!({}));
     s.kill_upstream("shadow");
-    let (codes, lat) = load(&s, "GET", 200);
-    assert!(codes.iter().all(|c| *c == 200), "user requests failed");
-    let mut t = Value::Null;
-    eventually(Duration::from_secs(10), || {
-        t = totals(&s);
-        num(&t["side_call_failed"]) >= 200
-    });
-    eprintln!(
-        "down: user p50 {:.2} ms p99 {:.2} ms; totals {t}",
-        p(&lat, 0.5),
-        p(&lat, 0.99)
-    );
+    let t = users_unaffected_side_calls_failing(&s, "down", 200);
     // Every copy was refused and counted.
     assert_eq!(num(&t["side_call_failed"]), 200, "{t}");
-    assert!(p(&lat, 0.5) < 50.0, "user p50 {}", p(&lat, 0.5));
     // A shadow that cannot answer does not pass its phase: no user is routed to it.
     assert!(
         eventually(Duration::from_secs(10), || s.rollout("demo")["status"]
