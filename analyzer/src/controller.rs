@@ -9,7 +9,7 @@ use dwcp_core::rollout::{Command, Event, Input, Rollout, Status, TrackAgg, Windo
 use dwcp_core::shadow::MismatchSample;
 use dwcp_core::state::{DynamicState, RolloutState};
 use dwcp_core::telemetry::Batch;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A request the API refuses, with the HTTP status it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +77,8 @@ pub struct Controller {
     pub shadow_samples: BTreeMap<String, VecDeque<MismatchSample>>,
     /// Cumulative shadow counters per rollout since the service started (skips, side-call failures…).
     pub shadow_totals: BTreeMap<String, dwcp_core::shadow::ShadowStats>,
-    /// Shadow totals or samples changed since they were last saved.
-    shadow_dirty: bool,
+    /// Rollouts whose shadow totals or samples changed since they were last saved.
+    shadow_dirty: BTreeSet<String>,
 }
 
 /// Shadow mismatch samples kept per rollout as evidence.
@@ -120,7 +120,7 @@ impl Controller {
             engine_memory: BTreeMap::new(),
             shadow_samples: BTreeMap::new(),
             shadow_totals: BTreeMap::new(),
-            shadow_dirty: false,
+            shadow_dirty: BTreeSet::new(),
         };
         // Counters exist (at 0) from the start for the hosted engines, as Prometheus expects.
         for engine in ["manager", "compression"] {
@@ -465,7 +465,9 @@ impl Controller {
                 .unwrap_or(0);
             w.expected_canary += c.requests as f64 * share as f64 / 10_000.0;
         }
-        self.shadow_dirty |= !b.shadow.is_empty() || !b.samples.is_empty();
+        self.shadow_dirty.extend(b.shadow.keys().cloned());
+        self.shadow_dirty
+            .extend(b.samples.iter().map(|smp| smp.rollout.clone()));
         for (name, st) in &b.shadow {
             self.shadow_totals
                 .entry(name.clone())
@@ -540,20 +542,23 @@ impl Controller {
             self.store.commit(&all, &[], self.version, now_ms)?;
             self.dirty = false;
         }
-        if self.shadow_dirty {
-            for (name, totals) in &self.shadow_totals {
-                let saved = SavedShadow {
-                    totals: totals.clone(),
-                    samples: self
-                        .shadow_samples
-                        .get(name)
-                        .map(|r| r.iter().cloned().collect())
-                        .unwrap_or_default(),
-                };
-                let text = serde_json::to_string(&saved).unwrap_or_default();
-                self.store.put_meta(&format!("shadow.{name}"), &text)?;
-            }
-            self.shadow_dirty = false;
+        if !self.shadow_dirty.is_empty() {
+            let entries: Vec<(String, String)> = std::mem::take(&mut self.shadow_dirty)
+                .into_iter()
+                .map(|name| {
+                    let saved = SavedShadow {
+                        totals: self.shadow_totals.get(&name).cloned().unwrap_or_default(),
+                        samples: self
+                            .shadow_samples
+                            .get(&name)
+                            .map(|r| r.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    };
+                    let text = serde_json::to_string(&saved).unwrap_or_default();
+                    (format!("shadow.{name}"), text)
+                })
+                .collect();
+            self.store.put_meta(&entries)?;
         }
         Ok(())
     }

@@ -62,13 +62,17 @@ impl Store {
             .optional()?)
     }
 
-    /// Sets a `meta` value (e.g. a rollout's shadow totals and samples).
-    pub fn put_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )?;
+    /// Sets `meta` values (e.g. rollouts' shadow totals and samples) in one transaction.
+    pub fn put_meta(&mut self, entries: &[(String, String)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (key, value) in entries {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -463,17 +463,12 @@ impl HttpContext for Http {
         let (Some(vm_rc), Some((_, c))) = (self.vm.as_ref(), self.shadow.as_mut()) else {
             return Action::Continue;
         };
-        if c.too_big || body_size == 0 {
-            return Action::Continue;
-        }
         let max = vm_rc.borrow().cfg.shadow.max_body_bytes;
-        if c.answer.body.len() + body_size > max {
-            c.too_big = true;
-            c.answer.body = Vec::new();
+        if body_size == 0 || !c.accepts(body_size, max) {
             return Action::Continue;
         }
         if let Ok(Some(chunk)) = hc::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
-            c.body_chunk(&chunk, max);
+            c.answer.body.extend_from_slice(&chunk);
         }
         Action::Continue
     }

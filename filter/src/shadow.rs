@@ -244,6 +244,13 @@ impl Mirror {
         }
     }
 
+    /// The noise copy could not be dispatched: the shadow copy goes on without its noise estimate.
+    pub fn noise_send_failed(&mut self, acc: &mut Accumulator, id: u64) {
+        if let Some(c) = self.copies.get(&id) {
+            acc.shadow_mut(&c.request.rollout).noise_call_failed += 1;
+        }
+    }
+
     pub fn owns(&self, token: u32) -> bool {
         self.tokens.contains_key(&token)
     }

@@ -92,6 +92,14 @@ fn p(lat: &[f64], q: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits (up to 10 s) for the companion to roll the `demo` rollout back.
+fn rolled_back(s: &Stack) -> bool {
+    eventually(Duration::from_secs(10), || {
+        s.rollout("demo")["status"] == "rolled_back"
+    })
+    .is_some()
+}
+
 fn totals(s: &Stack) -> Value {
     s.rollout("demo")["shadow_totals"].clone()
 }
@@ -219,15 +227,13 @@ fn noise_copy_separates_noise_from_regressions() {
     let before = t;
     let (codes, _) = load(&s, "GET", n);
     assert!(codes.iter().all(|c| *c == 200));
-    let failed = eventually(Duration::from_secs(10), || {
-        s.rollout("demo")["status"] == "rolled_back"
-    });
+    let failed = rolled_back(&s);
     let r = s.rollout("demo");
     let t = &r["shadow_totals"];
     let d = |k: &str| num(&t[k]) - num(&before[k]);
     let rate = (d("mismatches") - d("noise")) as f64 / d("compared").max(1) as f64;
     eprintln!("noise + 10 % mutated: rate over noise {rate:.3}; totals {t}");
-    assert!(failed.is_some(), "phase not failed: {r}");
+    assert!(failed, "phase not failed: {r}");
     assert!((0.08..=0.12).contains(&rate), "rate over noise {rate}: {t}");
     // The samples name the price. (A millisecond timestamp that ticks over between the primary and the
     // shadow, while both stable answers agree, can also show up now and then: rare, under the threshold.)
@@ -258,14 +264,12 @@ fn ten_percent_mutated_fails_the_phase_naming_the_path() {
     let n = 500;
     let (codes, _) = load(&s, "GET", n);
     assert!(codes.iter().all(|c| *c == 200));
-    let failed = eventually(Duration::from_secs(10), || {
-        s.rollout("demo")["status"] == "rolled_back"
-    });
+    let failed = rolled_back(&s);
     let r = s.rollout("demo");
     let t = &r["shadow_totals"];
     let rate = num(&t["mismatches"]) as f64 / num(&t["compared"]).max(1) as f64;
     eprintln!("mutated: rate {:.3} totals {t}", rate);
-    assert!(failed.is_some(), "phase not failed: {r}");
+    assert!(failed, "phase not failed: {r}");
     assert!(num(&t["compared"]) >= 100, "{t}");
     assert!((0.08..=0.12).contains(&rate), "mismatch rate {rate}: {t}");
     assert_eq!(num(&t["mismatch_body"]), num(&t["mismatches"]), "{t}");
@@ -289,9 +293,7 @@ fn slow_shadow_fails_on_latency_user_latency_unchanged() {
     s.upstream("shadow", json!({"delay_ms": 200}));
     let (codes, lat) = load(&s, "GET", 300);
     assert!(codes.iter().all(|c| *c == 200));
-    let failed = eventually(Duration::from_secs(10), || {
-        s.rollout("demo")["status"] == "rolled_back"
-    });
+    let failed = rolled_back(&s);
     let r = s.rollout("demo");
     let t = &r["shadow_totals"];
     eprintln!(
@@ -300,7 +302,7 @@ fn slow_shadow_fails_on_latency_user_latency_unchanged() {
         p(&base, 0.5),
         p(&lat, 0.99)
     );
-    assert!(failed.is_some(), "phase not failed: {r}");
+    assert!(failed, "phase not failed: {r}");
     assert!(num(&t["slower"]) >= 100, "{t}");
     let d50 = r["shadow"]["latency_delta_us"].clone();
     assert!(num(&d50["count"]) > 0, "{r}");
@@ -360,13 +362,7 @@ fn down_shadow_costs_side_calls_only() {
     // Every copy was refused and counted.
     assert_eq!(num(&t["side_call_failed"]), 200, "{t}");
     // A shadow that cannot answer does not pass its phase: no user is routed to it.
-    assert!(
-        eventually(Duration::from_secs(10), || s.rollout("demo")["status"]
-            == "rolled_back")
-        .is_some(),
-        "{}",
-        s.rollout("demo")
-    );
+    assert!(rolled_back(&s), "{}", s.rollout("demo"));
     // Whichever shadow test crosses first (every copy is a 503 from Envoy and differs from the primary);
     // the evidence shows Envoy's "upstream connect error" as the shadow's answer.
     let ev = s.rolled_back_event("demo").to_string();

@@ -23,36 +23,46 @@ impl Root {
         };
         let timeout = Duration::from_millis(timeout);
         for id in ids {
-            let Some(req) = vm_rc.borrow().mirror.request(id).cloned() else {
-                continue;
-            };
-            let mut headers: Vec<(&str, &str)> = req
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let len = req.body.len().to_string();
-            let body = if req.body.is_empty() {
-                None
-            } else {
-                headers.push(("content-length", len.as_str()));
-                Some(req.body.as_slice())
-            };
-            let res = hc::dispatch_http_call(&req.cluster, headers.clone(), body, vec![], timeout);
-            let noise = match (&res, &req.noise_cluster) {
-                (Ok(_), Some(nc)) => {
-                    Some(hc::dispatch_http_call(nc, headers, body, vec![], timeout))
-                }
-                _ => None,
+            // Dispatching does not call back into the VM: the copy is read in place, not cloned.
+            let (res, noise) = {
+                let vm = vm_rc.borrow();
+                let Some(req) = vm.mirror.request(id) else {
+                    continue;
+                };
+                let mut headers: Vec<(&str, &str)> = req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let len = req.body.len().to_string();
+                let body = if req.body.is_empty() {
+                    None
+                } else {
+                    headers.push(("content-length", len.as_str()));
+                    Some(req.body.as_slice())
+                };
+                let res =
+                    hc::dispatch_http_call(&req.cluster, headers.clone(), body, vec![], timeout);
+                let noise = match (&res, &req.noise_cluster) {
+                    (Ok(_), Some(nc)) => {
+                        Some(hc::dispatch_http_call(nc, headers, body, vec![], timeout))
+                    }
+                    _ => None,
+                };
+                (res, noise)
             };
             let mut vm = vm_rc.borrow_mut();
             let vm = &mut *vm;
-            if matches!(noise, Some(Err(_))) {
-                vm.acc.shadow_mut(&req.rollout).noise_call_failed += 1;
-            }
             match res {
                 Ok(token) => {
-                    let noise_token = noise.and_then(Result::ok);
+                    let noise_token = match noise {
+                        Some(Ok(t)) => Some(t),
+                        Some(Err(_)) => {
+                            vm.mirror.noise_send_failed(&mut vm.acc, id);
+                            None
+                        }
+                        None => None,
+                    };
                     vm.mirror
                         .sent(&mut vm.acc, id, token, noise_token, now_us())
                 }

@@ -47,15 +47,23 @@ pub struct Primary {
 }
 
 impl Primary {
-    /// Appends a chunk of the primary body; over `max` the body is dropped and the answer marked.
-    pub fn body_chunk(&mut self, chunk: &[u8], max: usize) {
+    /// Whether `n` more body bytes fit under `max`; if not, the body is dropped and the answer marked
+    /// (checked before reading a chunk from the host, so an oversized one is never copied).
+    pub fn accepts(&mut self, n: usize, max: usize) -> bool {
         if self.too_big {
-            return;
+            return false;
         }
-        if self.answer.body.len() + chunk.len() > max {
+        if self.answer.body.len() + n > max {
             self.too_big = true;
             self.answer.body = Vec::new();
-        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Appends a chunk of the primary body; over `max` the body is dropped and the answer marked.
+    pub fn body_chunk(&mut self, chunk: &[u8], max: usize) {
+        if self.accepts(chunk.len(), max) {
             self.answer.body.extend_from_slice(chunk);
         }
     }
