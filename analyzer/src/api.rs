@@ -100,6 +100,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/rollouts/{name}/events", get(get_events))
         .route("/v1/rollouts/{name}/{action}", post(post_command))
         .route("/v1/kill", post(post_kill))
+        .route("/v1/filters", get(get_filters))
         .with_state(app)
 }
 
@@ -110,6 +111,25 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
     }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
+
+/// Filter VMs seen in the last 3 s (one per Envoy worker, plus each proxy's main-thread VM) with the
+/// state version each routes with: `all_current` is true when every one has adopted the current state.
+async fn get_filters(State(app): State<Shared>) -> Json<Value> {
+    let c = app.lock();
+    let vms = c.vms(now_ms(), FILTER_ACTIVE_MS);
+    let current = c.version;
+    let oldest = vms.values().map(|v| v.routing_version).min();
+    Json(json!({
+        "version": current,
+        "active_window_ms": FILTER_ACTIVE_MS,
+        "vms": vms,
+        "oldest_routing_version": oldest,
+        "all_current": oldest.is_some_and(|o| o >= current),
+    }))
+}
+
+/// A filter VM that sent no batch for this long is no longer counted as active in `/v1/filters`.
+pub const FILTER_ACTIVE_MS: u64 = 3_000;
 
 async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
     Json(SyncResponse {
@@ -133,7 +153,9 @@ async fn post_telemetry(
     })?;
     let mut c = app.lock();
     let skip_empty = batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
-    if !skip_empty {
+    if skip_empty {
+        c.note_vm(&batch, now_ms());
+    } else {
         c.ingest(batch, now_ms())?;
     }
     let us = start.elapsed().as_micros() as u64;

@@ -3,7 +3,7 @@
 //! made here — they are `dwcp_core::rollout`'s; this module feeds it and records its outputs.
 
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{Durable, Store, StoreError};
 use dwcp_core::decision::Track;
 use dwcp_core::rollout::{Command, Event, Input, Rollout, Status, TrackAgg, Window};
 use dwcp_core::shadow::MismatchSample;
@@ -58,7 +58,8 @@ pub struct Controller {
     shares_by_version: VecDeque<(u64, BTreeMap<String, BTreeMap<String, u32>>)>,
     /// Version at which each rollout's current phase took effect.
     phase_version: HashMap<String, u64>,
-    last_seq: HashMap<String, (u64, u64)>,
+    /// Per filter VM: last sequence number, when it was seen (ms), and the state version it routes with.
+    last_seq: HashMap<String, VmSeen>,
     /// Cumulative counts per (rollout, segment).
     pub totals: BTreeMap<(String, String), Totals>,
     pub counters: Counters,
@@ -79,6 +80,15 @@ pub struct Controller {
     pub shadow_totals: BTreeMap<String, dwcp_core::shadow::ShadowStats>,
     /// Rollouts whose shadow totals or samples changed since they were last saved.
     shadow_dirty: BTreeSet<String>,
+}
+
+/// What the companion knows of one filter VM (one per Envoy worker, plus the main-thread VM).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct VmSeen {
+    pub seq: u64,
+    pub at_ms: u64,
+    /// The state version the VM routed with when it cut its last batch.
+    pub routing_version: u64,
 }
 
 /// Shadow mismatch samples kept per rollout as evidence.
@@ -102,10 +112,12 @@ impl Controller {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
             + 1;
+        // The kill switch is durable: a restart never turns canary routing back on by itself.
+        let kill_all = store.meta("kill_all")?.as_deref() == Some("true");
         let mut c = Controller {
             rollouts: BTreeMap::new(),
             version,
-            kill_all: false,
+            kill_all,
             shares_by_version: VecDeque::new(),
             phase_version: HashMap::new(),
             last_seq: HashMap::new(),
@@ -189,7 +201,7 @@ impl Controller {
         }
         c.record_shares();
         let all: Vec<&Rollout> = c.rollouts.values().collect();
-        c.store.commit(&all, &new_events, c.version, now_ms)?;
+        c.store.commit(&all, &new_events, c.durable(), now_ms)?;
         c.dirty = false;
         Ok(c)
     }
@@ -299,7 +311,7 @@ impl Controller {
                 .map(|e| (name.to_string(), now_ms, e))
                 .collect();
             if let Some(r) = self.rollouts.get(name) {
-                self.store.commit(&[r], &evs, self.version, now_ms)?;
+                self.store.commit(&[r], &evs, self.durable(), now_ms)?;
             }
         } else {
             self.dirty = true;
@@ -428,16 +440,24 @@ impl Controller {
             return Err(e);
         }
         // Replays (same VM, seq not newer) are acknowledged and ignored.
-        if let Some((seq, _)) = self.last_seq.get(&b.vm) {
-            if b.seq <= *seq {
+        if let Some(seen) = self.last_seq.get(&b.vm) {
+            if b.seq <= seen.seq {
                 self.counters.batches_duplicate += 1;
                 return Ok(false);
             }
         }
-        self.last_seq.insert(b.vm.clone(), (b.seq, now_ms));
+        self.last_seq.insert(
+            b.vm.clone(),
+            VmSeen {
+                seq: b.seq,
+                at_ms: now_ms,
+                // Older filters do not send it; the window's version is then the best known.
+                routing_version: b.routing_version.max(b.state_version).min(self.version),
+            },
+        );
         if self.last_seq.len() > 100_000 {
             self.last_seq
-                .retain(|_, (_, at)| now_ms.saturating_sub(*at) < 600_000);
+                .retain(|_, v| now_ms.saturating_sub(v.at_ms) < 600_000);
         }
         self.counters.batches_accepted += 1;
         let mut windows: BTreeMap<&str, Window> = BTreeMap::new();
@@ -539,7 +559,7 @@ impl Controller {
         }
         if self.dirty {
             let all: Vec<&Rollout> = self.rollouts.values().collect();
-            self.store.commit(&all, &[], self.version, now_ms)?;
+            self.store.commit(&all, &[], self.durable(), now_ms)?;
             self.dirty = false;
         }
         if !self.shadow_dirty.is_empty() {
@@ -663,11 +683,17 @@ impl Controller {
         Ok(out)
     }
 
+    /// What every commit saves besides rollouts and events.
+    fn durable(&self) -> Durable {
+        Durable {
+            version: self.version,
+            kill_all: self.kill_all,
+        }
+    }
+
+    /// Sets the global kill switch. Stored before it is served: if the commit fails, nothing changes.
     pub fn set_kill_all(&mut self, on: bool, actor: &str, now_ms: u64) -> Result<(), ApiError> {
         if self.kill_all != on {
-            self.kill_all = on;
-            self.version += 1;
-            self.record_shares();
             let e = Event {
                 kind: if on { "kill_all" } else { "kill_all_off" }.into(),
                 message: format!("global kill switch {}", if on { "on" } else { "off" }),
@@ -675,9 +701,16 @@ impl Controller {
                 verdict: None,
                 evidence: serde_json::Value::Null,
             };
+            let next = Durable {
+                version: self.version + 1,
+                kill_all: on,
+            };
             let all: Vec<&Rollout> = self.rollouts.values().collect();
             self.store
-                .commit(&all, &[("*".into(), now_ms, e)], self.version, now_ms)?;
+                .commit(&all, &[("*".into(), now_ms, e)], next, now_ms)?;
+            self.kill_all = on;
+            self.version = next.version;
+            self.record_shares();
         }
         Ok(())
     }
@@ -697,7 +730,37 @@ impl Controller {
     pub fn active_vms(&self, now_ms: u64, window_ms: u64) -> usize {
         self.last_seq
             .values()
-            .filter(|(_, at)| now_ms.saturating_sub(*at) <= window_ms)
+            .filter(|v| now_ms.saturating_sub(v.at_ms) <= window_ms)
             .count()
+    }
+
+    /// Notes a VM's empty batch (nothing to judge): it is alive and routes with `routing_version`.
+    pub fn note_vm(&mut self, b: &Batch, now_ms: u64) {
+        if b.vm.is_empty() || b.vm.len() > 128 || b.state_version > self.version {
+            return;
+        }
+        let seen = VmSeen {
+            seq: b.seq,
+            at_ms: now_ms,
+            routing_version: b.routing_version.max(b.state_version).min(self.version),
+        };
+        let room = self.last_seq.len() < 100_000;
+        match self.last_seq.get_mut(&b.vm) {
+            Some(v) if b.seq > v.seq => *v = seen,
+            Some(_) => {}
+            None if room => {
+                self.last_seq.insert(b.vm.clone(), seen);
+            }
+            None => {}
+        }
+    }
+
+    /// The filter VMs seen in the last `window_ms`, by id, with the state version each routes with.
+    pub fn vms(&self, now_ms: u64, window_ms: u64) -> BTreeMap<&str, VmSeen> {
+        self.last_seq
+            .iter()
+            .filter(|(_, v)| now_ms.saturating_sub(v.at_ms) <= window_ms)
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect()
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::controller::Controller;
 use dwcp_core::rollout::Status;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 struct Out(String);
@@ -335,6 +336,34 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
         &[],
         c.active_vms(now_ms, 10_000) as f64,
     );
+    // Which state every worker routes with: a version lagging here means a worker did not adopt it.
+    let vms = c.vms(now_ms, crate::api::FILTER_ACTIVE_MS);
+    let mut by_version: BTreeMap<u64, usize> = BTreeMap::new();
+    for v in vms.values() {
+        *by_version.entry(v.routing_version).or_insert(0) += 1;
+    }
+    o.head(
+        "dwcp_filter_vms_by_state_version",
+        "gauge",
+        "Filter VMs seen in the last 3 s, by the state version they route with",
+    );
+    for (version, n) in &by_version {
+        o.line(
+            "dwcp_filter_vms_by_state_version",
+            &[("state_version", &version.to_string())],
+            *n as f64,
+        );
+    }
+    o.head(
+        "dwcp_filter_oldest_state_version_lag",
+        "gauge",
+        "Current state version minus the oldest version any active filter VM routes with",
+    );
+    let lag = by_version
+        .keys()
+        .next()
+        .map_or(0, |oldest| c.version.saturating_sub(*oldest));
+    o.line("dwcp_filter_oldest_state_version_lag", &[], lag as f64);
     o.0
 }
 

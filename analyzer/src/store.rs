@@ -19,6 +19,13 @@ pub struct Store {
     conn: Connection,
 }
 
+/// The scalar state saved with every commit: the dynamic-state version and the global kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    pub version: u64,
+    pub kill_all: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredEvent {
     pub id: i64,
@@ -76,12 +83,13 @@ impl Store {
         Ok(())
     }
 
-    /// Saves rollout snapshots, their new events and the state version atomically.
+    /// Saves rollout snapshots, their new events, the state version and the global kill switch
+    /// atomically: everything the dynamic state served to filters is derived from is durable together.
     pub fn commit(
         &mut self,
         rollouts: &[&Rollout],
         events: &[(String, u64, Event)],
-        version: u64,
+        durable: Durable,
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -98,11 +106,16 @@ impl Store {
                 params![name, *at as i64, serde_json::to_string(e)?],
             )?;
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('version', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [version.to_string()],
-        )?;
+        for (key, value) in [
+            ("version", durable.version.to_string()),
+            ("kill_all", durable.kill_all.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value.as_str()],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }

@@ -374,6 +374,88 @@ async fn state_survives_reopen() {
     );
 }
 
+/// The kill switch is durable state: a restart (or a crash) keeps it on, and off stays off.
+#[tokio::test]
+async fn kill_switch_survives_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let a = app(d.path());
+        let (st, v, _) = call(
+            &a,
+            "POST",
+            "/v1/kill",
+            Some(TOKEN),
+            r#"{"kill_all":true,"actor":"erin"}"#,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (_, c, _) = call(&a, "GET", "/v1/config", None, "").await;
+        assert_eq!(c["state"]["kill_all"], true);
+    }
+    let a = app(d.path());
+    let (_, c, _) = call(&a, "GET", "/v1/config", None, "").await;
+    assert_eq!(
+        c["state"]["kill_all"], true,
+        "kill switch lost on restart: {c}"
+    );
+    let metrics = call(&a, "GET", "/metrics", None, "").await.2;
+    assert!(metrics.contains("dwcp_kill_all 1"), "{metrics}");
+    call(
+        &a,
+        "POST",
+        "/v1/kill",
+        Some(TOKEN),
+        r#"{"kill_all":false,"actor":"erin"}"#,
+    )
+    .await;
+    drop(a);
+    let a = app(d.path());
+    let (_, c, _) = call(&a, "GET", "/v1/config", None, "").await;
+    assert_eq!(
+        c["state"]["kill_all"], false,
+        "kill switch came back on: {c}"
+    );
+}
+
+/// `/v1/filters` shows each VM's routing version, and whether all of them have the current state.
+#[tokio::test]
+async fn filters_report_the_state_version_each_vm_routes_with() {
+    let d = tempfile::tempdir().unwrap();
+    let a = app(d.path());
+    let (_, c, _) = call(&a, "GET", "/v1/config", None, "").await;
+    let v = c["state"]["version"].as_u64().unwrap();
+    let (_, f, _) = call(&a, "GET", "/v1/filters", None, "").await;
+    assert_eq!(f["all_current"], false, "no VM seen yet: {f}");
+    let mut old = batch("vm-old", 1, v - 1);
+    old["routing_version"] = json!(v - 1);
+    let (st, _, text) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &old.to_string()).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let new = batch("vm-new", 1, v);
+    call(&a, "POST", "/v1/telemetry", Some(TOKEN), &new.to_string()).await;
+    let (_, f, _) = call(&a, "GET", "/v1/filters", None, "").await;
+    assert_eq!(f["vms"]["vm-old"]["routing_version"], v - 1, "{f}");
+    assert_eq!(f["vms"]["vm-new"]["routing_version"], v, "{f}");
+    assert_eq!(f["oldest_routing_version"], v - 1);
+    assert_eq!(f["all_current"], false);
+    let metrics = call(&a, "GET", "/metrics", None, "").await.2;
+    assert!(
+        metrics.contains("dwcp_filter_oldest_state_version_lag 1"),
+        "{metrics}"
+    );
+    let mut caught_up = batch("vm-old", 2, v - 1);
+    caught_up["routing_version"] = json!(v);
+    call(
+        &a,
+        "POST",
+        "/v1/telemetry",
+        Some(TOKEN),
+        &caught_up.to_string(),
+    )
+    .await;
+    let (_, f, _) = call(&a, "GET", "/v1/filters", None, "").await;
+    assert_eq!(f["all_current"], true, "{f}");
+}
+
 /// A batch of shadow comparisons for `rollout`: `n` compared, `mismatched` of them on `item.price`,
 /// shadow `delta_ms` slower.
 fn shadow_batch(

@@ -31,6 +31,11 @@ pub struct Batch {
     pub seq: u64,
     /// Version of the dynamic state the VM was routing with.
     pub state_version: u64,
+    /// Version of the dynamic state the VM routes with when the batch is cut (≥ `state_version`, which
+    /// is the oldest version of the window). Lets the companion show which state every VM has adopted.
+    /// Absent in batches of older filters (then 0).
+    #[serde(default)]
+    pub routing_version: u64,
     /// The VM's clock when the batch was cut (ms since the epoch).
     #[serde(default)]
     pub sent_at_ms: u64,
@@ -59,6 +64,7 @@ impl Batch {
     /// The merged batch is labelled with the older routing version.
     pub fn absorb(&mut self, older: Batch) {
         self.state_version = self.state_version.min(older.state_version);
+        self.routing_version = self.routing_version.max(older.routing_version);
         for c in older.cells {
             match self
                 .cells
@@ -191,6 +197,7 @@ impl Accumulator {
             vm: vm.to_string(),
             seq,
             state_version,
+            routing_version: state_version,
             sent_at_ms: now_ms,
             cells,
             counters,

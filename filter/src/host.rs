@@ -58,12 +58,37 @@ fn unique_vm_id(context_id: u32) -> String {
     format!("{:x}-{n}-{context_id}", now_us())
 }
 
+/// Adopts the process's newest state from shared data if it changed since this VM last looked.
+fn read_shared_state(vm: &mut Vm) -> bool {
+    if let Ok((Some(bytes), cas)) = hc::get_shared_data(SHARED_STATE_KEY) {
+        if cas != vm.shared_cas {
+            vm.shared_cas = cas;
+            return vm.adopt_shared(&bytes);
+        }
+    }
+    false
+}
+
+/// A VM that starts (first start, reload after a crash, plugin-config change) routes with the state the
+/// other VMs of the process already hold from its very first request, not from its first tick.
+fn adopt_at_start(vm: &mut Vm, nothing_routed_yet: bool) {
+    if read_shared_state(vm) {
+        vm.refresh(now_ms());
+        if nothing_routed_yet {
+            // Every request of this window will be routed with the adopted version.
+            vm.window_version = vm.state_version();
+        }
+    }
+}
+
 struct Root {
     context_id: u32,
     vm: Option<Rc<RefCell<Vm>>>,
     metric_ids: HashMap<String, u32>,
     last_sync_status: Option<u16>,
     sync_period_ms: u64,
+    /// The tick period actually set (the sync period, or shorter while shadow copies need pumping).
+    tick_ms: u64,
     next_sync_ms: u64,
 }
 
@@ -75,6 +100,7 @@ impl Root {
             metric_ids: HashMap::new(),
             last_sync_status: None,
             sync_period_ms: 1000,
+            tick_ms: 1000,
             next_sync_ms: 0,
         }
     }
@@ -88,21 +114,12 @@ impl Root {
         Some(id)
     }
 
-    fn read_shared_state(vm: &mut Vm) {
-        if let Ok((Some(bytes), cas)) = hc::get_shared_data(SHARED_STATE_KEY) {
-            if cas != vm.shared_cas {
-                vm.shared_cas = cas;
-                vm.adopt_shared(&bytes);
-            }
-        }
-    }
-
     fn sync(&mut self) {
         let Some(vm_rc) = self.vm.clone() else { return };
         let now = now_ms();
         let (fresh, batch, body, cfg) = {
             let mut vm = vm_rc.borrow_mut();
-            Self::read_shared_state(&mut vm);
+            let _ = read_shared_state(&mut vm);
             vm.refresh(now);
             if vm.in_flight.is_some() {
                 // Previous exchange still pending: keep accumulating, do not pile up calls.
@@ -231,6 +248,7 @@ impl RootContext for Root {
                     ),
                 );
                 let mut vm = Vm::new(cfg, id);
+                adopt_at_start(&mut vm, true);
                 if shadowed {
                     Self::register_wake_queue(&mut vm);
                 }
@@ -242,6 +260,7 @@ impl RootContext for Root {
                     self.sync_period_ms
                 };
                 self.vm = Some(Rc::new(RefCell::new(vm)));
+                self.tick_ms = tick_ms;
                 let _ = hc::set_tick_period(Duration::from_millis(tick_ms));
                 true
             }
@@ -271,7 +290,9 @@ impl RootContext for Root {
         }
         self.pump_shadow();
         let now = now_ms();
-        if now >= self.next_sync_ms {
+        // A tick may fire a little early: half a tick of slack keeps the sync on every period instead
+        // of skipping to every other one (which doubled the time a new state takes to reach a VM).
+        if now + self.tick_ms / 2 >= self.next_sync_ms {
             self.next_sync_ms = now + self.sync_period_ms;
             self.sync();
         }
@@ -340,6 +361,10 @@ impl HttpContext for Http {
         let headers = hc::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
         let mut guard = vm_rc.borrow_mut();
         let vm = &mut *guard;
+        if vm.state.is_none() {
+            // No state yet (e.g. configured before any VM had one): look again before routing.
+            adopt_at_start(vm, false);
+        }
         let find = |name: &str| {
             headers
                 .iter()

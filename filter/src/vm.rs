@@ -105,7 +105,9 @@ impl Vm {
         self.seq += 1;
         let v = self.window_version;
         self.window_version = self.state_version();
-        self.acc.take_batch(&self.vm_id, self.seq, v, now_ms)
+        let mut b = self.acc.take_batch(&self.vm_id, self.seq, v, now_ms);
+        b.routing_version = self.state_version();
+        b
     }
 
     /// The batch to POST: `fresh` plus anything a failed POST left unsent.

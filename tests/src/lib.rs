@@ -365,6 +365,143 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Rewrites the companion's token in its config (takes effect at its next start).
+    pub fn set_analyzer_token(&self, token: &str) {
+        let text = std::fs::read_to_string(&self.analyzer_toml).expect("analyzer.toml");
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("token = ") {
+                    format!("token = \"{token}\"")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&self.analyzer_toml, out.join("\n") + "\n").expect("write analyzer.toml");
+    }
+
+    /// Sets the global kill switch through the API.
+    pub fn kill_switch(&self, on: bool) -> Value {
+        ureq::post(&format!("{}/v1/kill", self.analyzer_url()))
+            .set("authorization", &format!("Bearer {TOKEN}"))
+            .send_json(serde_json::json!({"kill_all": on, "actor": "e2e"}))
+            .expect("kill")
+            .into_json()
+            .expect("json")
+    }
+
+    /// The companion's view of the filter VMs (`GET /v1/filters`).
+    pub fn filters(&self) -> Value {
+        self.get_json(&format!("{}/v1/filters", self.analyzer_url()))
+    }
+
+    /// Waits until at least `vms` filter VMs report to the companion and every active one routes with
+    /// the companion's current state version (`/v1/filters`, from each VM's own batches).
+    pub fn wait_all_vms_current(&self, vms: usize, timeout: Duration) {
+        let ok = eventually(timeout, || {
+            let f = self.filters();
+            f["all_current"] == true && f["vms"].as_object().is_some_and(|m| m.len() >= vms)
+        });
+        assert!(
+            ok.is_some(),
+            "filter VMs never all reached the current state: {}",
+            self.filters()
+        );
+    }
+
+    /// Per-worker downstream connection counts of the Envoy listener on `port` (worker id → total),
+    /// from Envoy's own per-worker listener stats.
+    pub fn worker_connections(&self) -> std::collections::BTreeMap<String, f64> {
+        let text = self.envoy_stats();
+        let mut out = std::collections::BTreeMap::new();
+        let port = format!("_{}\"", self.ports.envoy);
+        for l in text.lines() {
+            if !l.starts_with("envoy_listener_worker_downstream_cx_total{") || !l.contains(&port) {
+                continue;
+            }
+            let worker = l
+                .split("envoy_worker_id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            let v = l
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            out.insert(worker, v);
+        }
+        out
+    }
+
+    /// `n` GETs, each on a new connection (so the kernel spreads them over Envoy's workers); returns
+    /// (canary answers, stable answers, failed, per-worker new connections).
+    pub fn burst(&self, headers: &[(&str, &str)], n: usize) -> Burst {
+        let before = self.worker_connections();
+        let mut b = Burst::default();
+        for _ in 0..n {
+            let mut block = Vec::new();
+            for (k, v) in headers {
+                block.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            match fresh_get(self.ports.envoy, &block) {
+                Some((code, by)) if code < 500 && by == "canary" => b.canary += 1,
+                Some((code, by)) if code < 500 && by == "stable" => b.stable += 1,
+                _ => b.failed += 1,
+            }
+        }
+        let after = self.worker_connections();
+        b.per_worker = after
+            .iter()
+            .map(|(w, v)| (w.clone(), v - before.get(w).copied().unwrap_or(0.0)))
+            .collect();
+        b
+    }
+}
+
+/// What a [`Stack::burst`] saw.
+#[derive(Debug, Default)]
+pub struct Burst {
+    pub canary: usize,
+    pub stable: usize,
+    pub failed: usize,
+    pub per_worker: std::collections::BTreeMap<String, f64>,
+}
+
+impl Burst {
+    /// Every one of `workers` workers took at least one of the burst's connections.
+    pub fn reached_workers(&self, workers: usize) -> bool {
+        self.per_worker.values().filter(|v| **v > 0.0).count() >= workers
+    }
+}
+
+/// One GET on a new connection with `connection: close`: (status, x-served-by), None if it failed.
+pub fn fresh_get(port: u16, header_block: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut req = b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n".to_vec();
+    req.extend_from_slice(header_block);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).ok()?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let by = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-served-by")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Some((code, by))
+}
+
 /// Sends a raw HTTP/1.1 request (arbitrary header bytes) and returns the status code.
 pub fn raw_get(port: u16, header_block: &[u8]) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
