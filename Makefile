@@ -73,7 +73,7 @@ release:
 	./scripts/release.sh
 
 sim:
-	cargo run --release -p dwcp-core --example canary_sim
+	cargo run --release -p dwcp-canary-sim
 
 clean:
 	rm -rf dist .run target

@@ -1,0 +1,137 @@
+//! The catalogue of cases the report runs. A case's `id` is part of every run's seed
+//! (`run_seed(seed, id, run)`), so ids are stable: renumbering one changes its numbers.
+
+use super::{Onset, Regression, Scenario, SEGMENTS};
+
+/// Which run count a case uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The A/A run count (first argument / `SIM_RUNS`).
+    AA,
+    /// The runs per regression case (second argument / `SIM_REG_RUNS`).
+    PerRegression,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: u64,
+    pub label: &'static str,
+    pub scenario: Scenario,
+    pub runs: Runs,
+}
+
+fn case(id: u64, label: &'static str, scenario: Scenario) -> Case {
+    Case {
+        id,
+        label,
+        scenario,
+        runs: Runs::PerRegression,
+    }
+}
+
+/// (a) Healthy rollouts: 200 req/s over the full ladder, and a low-traffic batch (5 canary req/s).
+pub fn aa() -> Vec<Case> {
+    vec![
+        Case {
+            runs: Runs::AA,
+            ..case(
+                1,
+                "(a) A/A, 200 req/s, full ladder 1→100 %",
+                Scenario::healthy(),
+            )
+        },
+        case(
+            13,
+            "(a') A/A, low traffic: 5 canary req/s in every phase",
+            Scenario {
+                canary_rps: Some(5.0),
+                ..Scenario::healthy()
+            },
+        ),
+    ]
+}
+
+/// Regressions from the deploy or mid-phase, at 200 req/s.
+pub fn regressions() -> Vec<Case> {
+    let from_start = |reg| Scenario::healthy().with(reg, Onset::Start);
+    let mid_random = |reg| Scenario::healthy().with(reg, Onset::MidRandomPhase);
+    vec![
+        case(
+            2,
+            "(b) 2× error rate, from deploy",
+            from_start(Regression::ErrorMult(2.0)),
+        ),
+        case(
+            3,
+            "(c) 1.5× error rate, from deploy",
+            from_start(Regression::ErrorMult(1.5)),
+        ),
+        case(
+            4,
+            "(d) 2× p99 (tail; median same), from deploy",
+            from_start(Regression::TailP99(2.0)),
+        ),
+        case(
+            5,
+            "(e) 50 % errors crash, mid-phase (random phase 1–50 %)",
+            mid_random(Regression::ErrorRate(0.5)),
+        ),
+        case(
+            6,
+            "(b') 2× error rate, mid-phase (random phase 1–50 %)",
+            mid_random(Regression::ErrorMult(2.0)),
+        ),
+    ]
+}
+
+/// Aim 1: a 50 %-errors canary at 5 canary req/s, to be aborted in under 5 s.
+pub fn aim1() -> Vec<Case> {
+    let crash5 = |onset| Scenario {
+        canary_rps: Some(5.0),
+        max_after_onset_s: Some(600),
+        ..Scenario::healthy().with(Regression::ErrorRate(0.5), onset)
+    };
+    vec![
+        case(
+            7,
+            "crash 50 %, 5 canary req/s, from deploy",
+            crash5(Onset::Start),
+        ),
+        case(
+            11,
+            "crash 50 %, 5 canary req/s, mid 1 % phase",
+            crash5(Onset::MidPhase(0)),
+        ),
+        case(
+            12,
+            "crash 50 %, 5 canary req/s, mid 5 % phase",
+            crash5(Onset::MidPhase(1)),
+        ),
+        case(
+            8,
+            "crash 50 %, 5 canary req/s, mid-phase (random phase 1–50 %)",
+            crash5(Onset::MidRandomPhase),
+        ),
+    ]
+}
+
+/// Aim 2: 2× errors from the start of the 5 % phase, to be caught before that phase ends.
+pub fn aim2() -> Vec<Case> {
+    let two_x = |segments: Vec<(&'static str, f64)>| Scenario {
+        stop_after_phase: Some(1),
+        segments,
+        ..Scenario::healthy().with(Regression::ErrorMult(2.0), Onset::PhaseStart(1))
+    };
+    vec![
+        case(
+            9,
+            "2× errors at the 5 % phase start, segment mix (canary 15 %)",
+            two_x(SEGMENTS.to_vec()),
+        ),
+        case(
+            10,
+            "2× errors at the 5 % phase start, standard only (canary 5 %)",
+            two_x(vec![("standard", 1.0)]),
+        ),
+    ]
+}

@@ -1,0 +1,117 @@
+//! Traffic models: what a simulated rollout sees, per simulated second.
+//!
+//! * arrivals: Poisson with a bursty rate — base 200 req/s × an AR(1) log-normal factor (σ 0.3, ρ 0.8)
+//!   × occasional spikes (×3 for ~10 s, 0.5 % chance per second);
+//! * segment mix internal 5 %, beta 5 %, premium 10 %, enterprise 10 %, standard 70 %; each request goes to
+//!   the canary with its segment's share from `RolloutSpec::shares(phase)` (so the canary's request share
+//!   is the traffic-weighted mix: 11.8 % in the 1 % phase, 15 % in 5 %, …); the window's
+//!   `expected_canary` is Σ_seg requests_seg × share_seg;
+//! * errors: 1 % on both tracks; latency log-normal, median 20 ms, σ 0.5 (p99 ≈ 64 ms), histogrammed
+//!   with the core's log buckets;
+//! * a [`Regression`] of the canary from its [`Onset`] on.
+//!
+//! [`Scenario`] holds the knobs; [`cases`] is the catalogue the report runs.
+
+pub mod cases;
+pub(crate) mod dist;
+
+/// Segment mix of the simulated traffic.
+pub const SEGMENTS: [(&str, f64); 5] = [
+    ("internal", 0.05),
+    ("beta", 0.05),
+    ("premium", 0.10),
+    ("enterprise", 0.10),
+    ("standard", 0.70),
+];
+
+/// What goes wrong with the canary, from the onset on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Regression {
+    None,
+    /// Canary error rate = base × factor.
+    ErrorMult(f64),
+    /// Canary error rate = this (a crash: 0.5).
+    ErrorRate(f64),
+    /// Canary latency tail widened so its p99 is `factor ×` stable's (median unchanged).
+    TailP99(f64),
+}
+
+impl Regression {
+    /// The canary's error rate and latency σ once regressed, given the healthy ones. The regressed tail
+    /// keeps the median and widens σ so that p99 is `factor ×` stable's: σ' = σ + ln factor / z_0.99.
+    pub fn degraded(self, error_rate: f64, sigma: f64) -> (f64, f64) {
+        match self {
+            Regression::None => (error_rate, sigma),
+            Regression::ErrorMult(f) => ((error_rate * f).min(1.0), sigma),
+            Regression::ErrorRate(p) => (p, sigma),
+            Regression::TailP99(f) => (error_rate, sigma + f.ln() / 2.326_348),
+        }
+    }
+}
+
+/// When the regression starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Onset {
+    /// From the deploy: the canary is bad from its first request.
+    Start,
+    /// At the beginning of phase `i` (index in the ladder without shadow: 0 = 1 %, 1 = 5 %, …).
+    PhaseStart(usize),
+    /// In the middle half of phase `i`, at a uniformly random second.
+    MidPhase(usize),
+    /// In the middle half of a uniformly random phase among 1 % … 50 %.
+    MidRandomPhase,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Mean total request rate (req/s) before burst modulation.
+    pub base_rps: f64,
+    /// When set, the total rate follows the phase so the canary receives this many req/s on average.
+    pub canary_rps: Option<f64>,
+    /// Burst modulation of the rate on/off.
+    pub bursty: bool,
+    pub error_rate: f64,
+    pub median_ms: f64,
+    pub sigma: f64,
+    /// Minimum duration of each phase, seconds.
+    pub phase_s: u64,
+    pub regression: Regression,
+    pub onset: Onset,
+    /// Stop (without abort) when the rollout leaves this phase.
+    pub stop_after_phase: Option<usize>,
+    /// Stop this many seconds after the onset (a bound for hopeless cases).
+    pub max_after_onset_s: Option<u64>,
+    /// Hard bound on simulated seconds.
+    pub max_s: u64,
+    pub segments: Vec<(&'static str, f64)>,
+}
+
+impl Scenario {
+    /// Healthy A/A traffic with the defaults above, 10 min per phase.
+    pub fn healthy() -> Self {
+        Self {
+            base_rps: 200.0,
+            canary_rps: None,
+            bursty: true,
+            error_rate: 0.01,
+            median_ms: 20.0,
+            sigma: 0.5,
+            phase_s: 600,
+            regression: Regression::None,
+            onset: Onset::Start,
+            stop_after_phase: None,
+            max_after_onset_s: None,
+            max_s: 4 * 3600,
+            segments: SEGMENTS.to_vec(),
+        }
+    }
+
+    /// This scenario with `regression` starting at `onset`.
+    pub fn with(self, regression: Regression, onset: Onset) -> Self {
+        Self {
+            regression,
+            onset,
+            ..self
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Fast, deterministic smoke test of the canary simulation (fixed seeds, compressed ladder).
+//! The full simulation: `cargo run --release -p dwcp-canary-sim` (`make sim`).
+
+use dwcp_canary_sim::report::{wilson, Tally};
+use dwcp_canary_sim::{run, run_many, run_seed, sim_spec, Onset, Regression, Scenario};
+
+const SEED: u64 = 20_240_601;
+
+/// A/A runs of the false-abort test: enough that the binomial bound below is a few α (N = 400,
+/// α = 1 %: bound 11, i.e. 2.75 %), while the test stays within seconds in the dev profile.
+const AA_RUNS: u64 = 400;
+
+/// The ladder compressed to 60 s per phase (min requests per track unchanged).
+fn compressed() -> Scenario {
+    Scenario {
+        phase_s: 60,
+        ..Scenario::healthy()
+    }
+}
+
+/// The smallest `k` with P(Binom(n, p) > k) < `tail`: the upper end of the one-sided 1 − `tail`
+/// interval of the number of successes. The pmf is built by the exact recurrence
+/// pmf(i + 1) = pmf(i) · (n − i)/(i + 1) · p/(1 − p) and the tails are summed from the top, so a
+/// small tail is not the difference of two numbers near 1.
+fn binomial_upper(n: u64, p: f64, tail: f64) -> u64 {
+    let mut pmf = Vec::with_capacity(n as usize + 1);
+    let mut x = (1.0 - p).powi(n as i32);
+    for i in 0..=n {
+        pmf.push(x);
+        x *= (n - i) as f64 / (i + 1) as f64 * p / (1.0 - p);
+    }
+    // above[k] = P(X > k).
+    let mut above = vec![0.0; n as usize + 1];
+    for k in (0..n as usize).rev() {
+        above[k] = above[k + 1] + pmf[k + 1];
+    }
+    above.iter().position(|t| *t < tail).unwrap_or(n as usize) as u64
+}
+
+#[test]
+fn binomial_upper_matches_hand_computed_tails() {
+    // n = 20, p = 1 %: P(X > 2) = 1.004e-3 (just above), P(X > 3) = 4.3e-5.
+    assert_eq!(binomial_upper(20, 0.01, 0.001), 3);
+    // n = 1, p = 1 %: P(X > 0) = 0.01 ≥ 0.001; P(X > 1) = 0.
+    assert_eq!(binomial_upper(1, 0.01, 0.001), 1);
+    // P(X > 0) = 1 − 0.99^100 = 0.634 < 0.7.
+    assert_eq!(binomial_upper(100, 0.01, 0.7), 0);
+    // n = 400: P(X > 10) = 2.7e-3, P(X > 11) = 8.5e-4.
+    assert_eq!(binomial_upper(AA_RUNS, 0.01, 0.001), 11);
+}
+
+#[test]
+fn crash_from_deploy_is_rolled_back_within_5_s() {
+    let sc = Scenario {
+        max_after_onset_s: Some(60),
+        ..compressed().with(Regression::ErrorRate(0.5), Onset::Start)
+    };
+    for i in 0..10 {
+        let r = run(&sc, run_seed(SEED, 100, i));
+        let t = r.time_to_abort_ms();
+        assert!(
+            t.is_some_and(|t| t < 5_000),
+            "run {i}: {r:?} (time to abort {t:?})"
+        );
+        assert_eq!(r.trigger, "1:error_rate", "run {i}");
+    }
+}
+
+#[test]
+fn crash_mid_phase_is_rolled_back_within_5_s() {
+    // 200 req/s: the canary gets ~30 req/s in the 5 % phase; the crash starts after minutes of
+    // healthy history, which the restart mixture of the error test must not be slowed by.
+    let sc = Scenario {
+        max_after_onset_s: Some(60),
+        ..compressed().with(Regression::ErrorRate(0.5), Onset::MidPhase(1))
+    };
+    let rs = run_many(&sc, SEED, 101, 10, 2);
+    let t = Tally::of(&rs);
+    assert_eq!(t.detected, t.runs, "every crash is aborted: {rs:?}");
+    assert!(
+        t.times_to_abort_ms.last().is_some_and(|max| *max < 5_000),
+        "times to abort {:?}",
+        t.times_to_abort_ms
+    );
+}
+
+#[test]
+fn aa_false_aborts_stay_within_the_binomial_bound_under_alpha() {
+    // Every abort of a healthy rollout is a false one. If the judge spends at most α per rollout, the
+    // count is stochastically below Binom(N, α), so it exceeds the bound with probability < 0.1 %
+    // (and, the seeds being fixed, never flakes). A judge whose false-abort rate is a few α fails it.
+    let alpha = sim_spec(60).guardrails.alpha;
+    let bound = binomial_upper(AA_RUNS, alpha, 0.001);
+    let rs = run_many(&compressed(), SEED, 102, AA_RUNS, 2);
+    let t = Tally::of(&rs);
+    let aborts: Vec<_> = rs.iter().filter(|r| r.aborted).collect();
+    println!(
+        "A/A: N = {AA_RUNS} runs, {} false aborts, bound {bound} (smallest k with P(Binom({AA_RUNS}, {alpha}) > k) < 0.001)",
+        t.false_aborts
+    );
+    assert!(
+        t.false_aborts <= bound,
+        "{} false aborts in {AA_RUNS} A/A runs > {bound}: {aborts:?}",
+        t.false_aborts
+    );
+    assert_eq!(t.false_aborts, t.aborted, "no onset in A/A");
+    assert_eq!(
+        t.aborted + t.succeeded,
+        t.runs,
+        "every run ends promoted or aborted"
+    );
+}
+
+#[test]
+fn runs_are_deterministic_per_seed() {
+    let sc = Scenario {
+        max_after_onset_s: Some(120),
+        ..compressed().with(Regression::ErrorMult(2.0), Onset::Start)
+    };
+    let a = run(&sc, run_seed(SEED, 103, 0));
+    let b = run(&sc, run_seed(SEED, 103, 0));
+    assert_eq!(a, b);
+    // run_many is run order whatever the threads.
+    let one = run_many(&compressed(), SEED, 104, 4, 1);
+    let two = run_many(&compressed(), SEED, 104, 4, 2);
+    assert_eq!(one, two);
+    assert_eq!(one[3], run(&compressed(), run_seed(SEED, 104, 3)));
+}
+
+#[test]
+fn wilson_interval_brackets_the_estimate() {
+    let (lo, hi) = wilson(3, 1_000);
+    assert!(lo < 0.003 && 0.003 < hi && hi < 0.01, "({lo}, {hi})");
+    let (lo, hi) = wilson(0, 1_000);
+    assert!(lo < 1e-12 && hi > 0.003 && hi < 0.004, "({lo}, {hi})");
+}
