@@ -11,6 +11,9 @@ use dwcp_core::state::{DynamicState, RolloutState};
 use dwcp_core::telemetry::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+/// rollout → segment → canary share (basis points).
+type SharesByRollout = BTreeMap<String, BTreeMap<String, u32>>;
+
 /// A request the API refuses, with the HTTP status it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -55,7 +58,7 @@ pub struct Controller {
     pub version: u64,
     pub kill_all: bool,
     /// Shares per version, to know what the filters routed with (last 64 versions).
-    shares_by_version: VecDeque<(u64, BTreeMap<String, BTreeMap<String, u32>>)>,
+    shares_by_version: VecDeque<(u64, SharesByRollout)>,
     /// Version at which each rollout's current phase took effect.
     phase_version: HashMap<String, u64>,
     /// Per filter VM: last sequence number, when it was seen (ms), and the state version it routes with.

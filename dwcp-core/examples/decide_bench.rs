@@ -1,4 +1,7 @@
 //! Native cost of the per-request decision (what the filter runs between its host calls).
+// A benchmark times itself and stops loudly on a broken setup; the core's bans on clock reads and
+// panics are for library code.
+#![allow(clippy::disallowed_methods, clippy::expect_used, clippy::unwrap_used)]
 use dwcp_core::config::FilterConfig;
 use dwcp_core::decision::{decide, match_rollout, Freshness};
 use dwcp_core::state::{DynamicState, RolloutState};

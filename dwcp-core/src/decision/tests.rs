@@ -1,6 +1,19 @@
 use super::*;
 use crate::state::RolloutState;
 
+/// A request's headers as the host hands them over.
+type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
+/// (name, state, freshness, headers, expected track, expected reason)
+type FailSafeCase<'a> = (
+    &'static str,
+    Option<&'a DynamicState>,
+    Freshness,
+    Vec<(String, Vec<u8>)>,
+    Track,
+    Why,
+);
+
 fn cfg() -> FilterConfig {
     FilterConfig::from_slice(br#"{"rollouts": [{"name": "checkout"}]}"#).unwrap()
 }
@@ -36,7 +49,7 @@ fn seg(c: &FilterConfig, d: &Decision) -> String {
 fn segments_first_match_wins() {
     let c = cfg();
     let s = state(&[]);
-    let cases: &[(&[(&str, &[u8])], &str)] = &[
+    let cases: &[(Headers, &str)] = &[
         (
             &[
                 ("x-user-id", b"u1"),
@@ -83,14 +96,7 @@ fn table_of_reasons() {
     all.kill_all = true;
     let user: &[(&str, &[u8])] = &[("x-user-id", b"u1")];
     let long = vec![b'a'; 8192];
-    let cases: Vec<(
-        &str,
-        Option<&DynamicState>,
-        Freshness,
-        Vec<(String, Vec<u8>)>,
-        Track,
-        Why,
-    )> = vec![
+    let cases: Vec<FailSafeCase> = vec![
         (
             "fresh full",
             Some(&full),

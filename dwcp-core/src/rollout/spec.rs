@@ -218,7 +218,11 @@ impl RolloutSpec {
         if !(g.alpha > 0.0 && g.alpha < 0.5) {
             return err("guardrails.alpha", "must be in (0, 0.5)");
         }
-        if !(g.error_ratio >= 1.0) || !(g.p99_ratio >= 1.0) || !(g.latency_tolerance >= 1.0) {
+        // NaN fails too: only values known to be >= 1 pass.
+        if [g.error_ratio, g.p99_ratio, g.latency_tolerance]
+            .iter()
+            .any(|v| v.partial_cmp(&1.0).is_none_or(|o| o.is_lt()))
+        {
             return err(
                 "guardrails",
                 "error_ratio, p99_ratio and latency_tolerance must be >= 1",

@@ -1,6 +1,16 @@
 use super::*;
 use serde_json::json;
 
+/// (name, primary, shadow, expected kinds, expected diff paths, slower)
+type Case = (
+    &'static str,
+    Answer,
+    Answer,
+    Vec<MismatchKind>,
+    Vec<&'static str>,
+    bool,
+);
+
 fn ans(status: u16, body: &str, latency_ms: u64) -> Answer {
     Answer {
         status,
@@ -18,7 +28,7 @@ fn settings() -> ShadowSettings {
 fn comparison_table() {
     // (name, primary, shadow, expected kinds, expected diff paths, slower)
     let s = settings();
-    let cases: Vec<(&str, Answer, Answer, Vec<MismatchKind>, Vec<&str>, bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "identical bytes",
             ans(200, "hello", 5),
@@ -260,8 +270,10 @@ fn settings_validation_names_the_field() {
 #[test]
 fn stats_accumulate_merge_and_convert() {
     let s = settings();
-    let mut st = ShadowStats::default();
-    st.requests = 3;
+    let mut st = ShadowStats {
+        requests: 3,
+        ..Default::default()
+    };
     st.record(&compare(&s, &ans(200, "a", 10), &ans(200, "a", 5)));
     st.record(&compare(&s, &ans(200, "a", 10), &ans(503, "b", 300)));
     assert_eq!(

@@ -263,7 +263,7 @@ fn in_flight_state_is_bounded_and_measured() {
         "in-flight shadow state: {bytes} bytes for 64 copies ({per_copy} B each, body 4096 B)"
     );
     // Body plus ~1 KiB of headers and bookkeeping.
-    assert!(per_copy >= 4096 && per_copy < 4096 + 1536, "{per_copy}");
+    assert!((4096..4096 + 1536).contains(&per_copy), "{per_copy}");
     // Finishing the primaries frees everything.
     let ids: Vec<u64> = m.copies.keys().copied().collect();
     for id in ids {
