@@ -1,4 +1,5 @@
 //! Native cost of the per-request decision (what the filter runs between its host calls).
+#![allow(clippy::disallowed_methods)] // an example: it reads the clock to measure
 use dwcp_core::config::FilterConfig;
 use dwcp_core::decision::{decide, match_rollout, Freshness};
 use dwcp_core::state::{DynamicState, RolloutState};

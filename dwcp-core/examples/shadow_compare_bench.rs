@@ -1,6 +1,7 @@
 //! Cost of one shadow comparison (the work the filter does per mirrored answer), natively.
 //! `cargo run --release -p dwcp-core --example shadow_compare_bench`
 //! Cases: identical bytes; JSON equal after ignoring ids and timestamps; one changed field.
+#![allow(clippy::disallowed_methods, clippy::expect_used)] // an example: it reads the clock to measure
 use dwcp_core::shadow::{compare, Answer, RawShadow};
 use std::time::Instant;
 

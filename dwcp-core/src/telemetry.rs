@@ -167,7 +167,7 @@ impl Accumulator {
             let rt = i / segs.max(1);
             let (r, track) = (
                 rt / 2,
-                if rt % 2 == 0 {
+                if rt.is_multiple_of(2) {
                     Track::Stable
                 } else {
                     Track::Canary

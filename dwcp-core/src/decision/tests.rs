@@ -33,6 +33,7 @@ fn seg(c: &FilterConfig, d: &Decision) -> String {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn segments_first_match_wins() {
     let c = cfg();
     let s = state(&[]);
@@ -74,6 +75,7 @@ fn segments_first_match_wins() {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn table_of_reasons() {
     let c = cfg();
     let full = state(&[("standard", 10_000)]);

@@ -218,7 +218,12 @@ impl RolloutSpec {
         if !(g.alpha > 0.0 && g.alpha < 0.5) {
             return err("guardrails.alpha", "must be in (0, 0.5)");
         }
-        if !(g.error_ratio >= 1.0) || !(g.p99_ratio >= 1.0) || !(g.latency_tolerance >= 1.0) {
+        // NaN fails too: it is not >= 1.
+        let at_least_one = |x: f64| x >= 1.0;
+        if !at_least_one(g.error_ratio)
+            || !at_least_one(g.p99_ratio)
+            || !at_least_one(g.latency_tolerance)
+        {
             return err(
                 "guardrails",
                 "error_ratio, p99_ratio and latency_tolerance must be >= 1",

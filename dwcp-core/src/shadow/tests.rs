@@ -15,6 +15,7 @@ fn settings() -> ShadowSettings {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn comparison_table() {
     // (name, primary, shadow, expected kinds, expected diff paths, slower)
     let s = settings();
@@ -260,8 +261,10 @@ fn settings_validation_names_the_field() {
 #[test]
 fn stats_accumulate_merge_and_convert() {
     let s = settings();
-    let mut st = ShadowStats::default();
-    st.requests = 3;
+    let mut st = ShadowStats {
+        requests: 3,
+        ..ShadowStats::default()
+    };
     st.record(&compare(&s, &ans(200, "a", 10), &ans(200, "a", 5)));
     st.record(&compare(&s, &ans(200, "a", 10), &ans(503, "b", 300)));
     assert_eq!(
