@@ -10,4 +10,4 @@ if ! command -v wasm-bindgen-test-runner >/dev/null || ! wasm-bindgen-test-runne
 fi
 command -v node >/dev/null || { echo "error: Node.js is required for the wasm tests" >&2; exit 1; }
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test -p dwcp-core --no-default-features --target wasm32-unknown-unknown --test wasm
+  cargo test -p dwcp-core --target wasm32-unknown-unknown --test wasm

@@ -619,8 +619,7 @@ impl Controller {
     pub fn engine_trigger(
         &mut self,
         name: &str,
-        trigger: u8,
-        what: &str,
+        trigger: dwcp_core::signals::Trigger,
         detail: serde_json::Value,
         now_ms: u64,
     ) -> Result<Vec<Event>, ApiError> {
@@ -628,14 +627,7 @@ impl Controller {
             return Err(ApiError::UnknownRollout(name.to_string()));
         };
         let before = (r.status, r.phase);
-        let events = r.step(
-            Input::EngineTrigger {
-                trigger,
-                name: what.to_string(),
-                detail,
-            },
-            now_ms,
-        );
+        let events = r.step(Input::EngineTrigger { trigger, detail }, now_ms);
         self.apply(name, before, events.clone(), now_ms)?;
         Ok(events)
     }
@@ -667,7 +659,6 @@ impl Controller {
             return Ok(Vec::new());
         };
         let detail = serde_json::to_value(&fired).unwrap_or(serde_json::Value::Null);
-        let what = format!("{:?}", fired.trigger);
         let mut out = Vec::new();
         for name in self
             .engine_rollouts
@@ -675,13 +666,7 @@ impl Controller {
             .cloned()
             .unwrap_or_default()
         {
-            out.extend(self.engine_trigger(
-                &name,
-                fired.trigger.number(),
-                &what,
-                detail.clone(),
-                now_ms,
-            )?);
+            out.extend(self.engine_trigger(&name, fired.trigger, detail.clone(), now_ms)?);
         }
         Ok(out)
     }

@@ -1,6 +1,6 @@
 //! # Engine host: HTTP face of the DWCP Manager and the Compression Selector
 //!
-//! A thin adapter: every decision is made in `dwcp_core::engines`; this file reads the clock,
+//! A thin adapter: every decision is made in `dwcp_engines`; this file reads the clock,
 //! holds the state behind `std::sync::Mutex`es (never across an `.await`), maps errors to 4xx/5xx
 //! JSON `{"error": "..."}`, and forwards every safety signal (breaker opens, memory samples,
 //! integrity violations) to `EngineHost::events` for the rollout judgment (triggers 5–8).
@@ -32,11 +32,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use dwcp_core::engines::compression::{self, corpus, frame, Codec, Link, Selector, Stopwatch};
-use dwcp_core::engines::manager::{
+use dwcp_core::signals::EngineEvent;
+use dwcp_engines::compression::{self, corpus, frame, Codec, Link, Selector, Stopwatch};
+use dwcp_engines::manager::{
     Component, ComponentSpec, Health, Manager, ManagerConfig, ManagerError, ManagerEvent,
 };
-use dwcp_core::signals::EngineEvent;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;

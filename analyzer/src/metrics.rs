@@ -369,7 +369,7 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
 
 /// Engine-host metrics: breaker state per component (0 closed, 1 half-open, 2 open), the worst per engine.
 pub fn render_engines(host: &crate::engines_api::EngineHost) -> String {
-    use dwcp_core::engines::manager::BreakerState;
+    use dwcp_engines::manager::BreakerState;
     let mut o = Out(String::new());
     let m = host.manager.lock().unwrap_or_else(|p| p.into_inner());
     let breakers = m.breakers();

@@ -4,7 +4,7 @@ use crate::api::{self, now_ms, App};
 use crate::config::Config;
 use crate::controller::Controller;
 use crate::engines_api::{self, EngineHost};
-use dwcp_core::engines::manager::ManagerConfig;
+use dwcp_engines::manager::ManagerConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! API tests for every endpoint of the companion (in process, no network): reads, commands with who/when,
 //! telemetry with the bad inputs of the issue (malformed JSON, unknown rollout, negative counts, absurd
 //! values, batches from the future), and the token rule (401, counted).
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

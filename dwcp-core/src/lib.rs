@@ -10,7 +10,8 @@
 //! * [`decision`] — the per-request decision: rollout, segment, bucket, track.
 //! * [`histogram`] / [`telemetry`] — mergeable log-bucketed latency histograms and per-VM batches.
 //! * [`stats`] / [`rollout`] — anytime-valid sequential tests and the rollout state machine.
-//! * `engines` — the six DWCP engines and their deterministic simulator (native only).
+//! * [`signals`] — the engine signal contract: typed [`signals::EngineEvent`]s and the
+//!   [`signals::Trigger`]s 5–8 they fire (the engines themselves live in the `dwcp-engines` crate).
 //!
 //! No I/O, no clock reads, no global RNG: time and randomness are inputs (`clippy.toml` bans them).
 
@@ -20,12 +21,8 @@ pub mod decision;
 pub mod histogram;
 pub mod rollout;
 pub mod shadow;
+pub mod signals;
 pub mod state;
 pub mod stats;
 pub mod targeting;
 pub mod telemetry;
-
-#[cfg(feature = "engines")]
-pub mod engines;
-#[cfg(feature = "engines")]
-pub mod signals;

@@ -131,8 +131,11 @@ impl EngineEvent {
     }
 }
 
-/// The rollback triggers of SPEC §4 that engine events can fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// The rollback triggers of SPEC §4 that engine events can fire. This typed value travels from
+/// [`TriggerWindow`] to [`crate::rollout::Input::EngineTrigger`]; the SPEC number is derived only
+/// for display and labels. Serialised as its snake_case name (`"data_integrity"`), as stored in
+/// rollout evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     ByzantineAttack,
@@ -142,7 +145,15 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// The trigger's number in SPEC §4 (5–8).
+    /// Every engine trigger, in SPEC order (5–8).
+    pub const ALL: [Self; 4] = [
+        Self::ByzantineAttack,
+        Self::DataIntegrity,
+        Self::MemoryExhaustion,
+        Self::CircuitBreakerStorm,
+    ];
+
+    /// The trigger's number in SPEC §4 (5–8), for display and metric labels.
     pub fn number(self) -> u8 {
         match self {
             Self::ByzantineAttack => 5,
@@ -150,6 +161,23 @@ impl Trigger {
             Self::MemoryExhaustion => 7,
             Self::CircuitBreakerStorm => 8,
         }
+    }
+
+    /// The trigger's name as it appears in verdict labels (`DataIntegrity`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ByzantineAttack => "ByzantineAttack",
+            Self::DataIntegrity => "DataIntegrity",
+            Self::MemoryExhaustion => "MemoryExhaustion",
+            Self::CircuitBreakerStorm => "CircuitBreakerStorm",
+        }
+    }
+}
+
+/// The verdict label of a trigger: `number:name`, e.g. `6:DataIntegrity` (stored in verdicts).
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.number(), self.name())
     }
 }
 
@@ -381,5 +409,27 @@ mod tests {
         assert_eq!(json["violation"], "checksum_mismatch");
         let back: EngineEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn trigger_labels_and_stored_form_are_stable() {
+        let labels: Vec<String> = Trigger::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            labels,
+            [
+                "5:ByzantineAttack",
+                "6:DataIntegrity",
+                "7:MemoryExhaustion",
+                "8:CircuitBreakerStorm"
+            ]
+        );
+        for t in Trigger::ALL {
+            assert_eq!(t.name(), format!("{t:?}"));
+        }
+        // The stored evidence form (a `TriggerFired` inside rollout events) is unchanged.
+        let stored = r#"{"trigger":"data_integrity","at_ms":7,"evidence":{"kind":"DataIntegrityViolation","engine":"compression","at_ms":7,"violation":"checksum_mismatch","detail":"crc"}}"#;
+        let fired: TriggerFired = serde_json::from_str(stored).unwrap();
+        assert_eq!(fired.trigger, Trigger::DataIntegrity);
+        assert_eq!(serde_json::to_string(&fired).unwrap(), stored);
     }
 }

@@ -46,6 +46,7 @@ fn seg(c: &FilterConfig, d: &Decision) -> String {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn segments_first_match_wins() {
     let c = cfg();
     let s = state(&[]);
@@ -87,6 +88,7 @@ fn segments_first_match_wins() {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn table_of_reasons() {
     let c = cfg();
     let full = state(&[("standard", 10_000)]);

@@ -11,6 +11,7 @@ pub mod judge;
 pub mod spec;
 
 use crate::histogram::Histogram;
+use crate::signals::Trigger;
 use crate::stats::{ErrorTest, ExceedanceTest};
 pub use judge::{Outcome, Verdict};
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,9 @@ pub enum Command {
     Abort,
 }
 
+/// One input to [`Rollout::step`]. Transient (built, then moved into `step` once), so the large
+/// `Window` variant stays unboxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Window(Window),
@@ -120,10 +124,10 @@ pub enum Input {
         command: Command,
         actor: String,
     },
-    /// An engine safety trigger fired (triggers 5–8, evaluated by `signals`).
+    /// An engine safety trigger fired (triggers 5–8, evaluated by [`crate::signals::TriggerWindow`]).
     EngineTrigger {
-        trigger: u8,
-        name: String,
+        trigger: Trigger,
+        /// The evidence, stored verbatim under `engine_event` (a serialised `TriggerFired`).
         detail: serde_json::Value,
     },
 }
@@ -321,18 +325,18 @@ impl Rollout {
             Input::Window(w) => self.on_window(w, now_ms),
             Input::Tick => self.on_tick(now_ms),
             Input::Command { command, actor } => self.on_command(command, actor, now_ms),
-            Input::EngineTrigger {
-                trigger,
-                name,
-                detail,
-            } => {
+            Input::EngineTrigger { trigger, detail } => {
                 if !matches!(self.status, Status::Running | Status::Paused) {
                     return Vec::new();
                 }
                 let v = Verdict {
                     outcome: Outcome::Fail,
-                    trigger: format!("{trigger}:{name}"),
-                    reason: format!("engine trigger {trigger} ({name}) fired"),
+                    trigger: trigger.to_string(),
+                    reason: format!(
+                        "engine trigger {} ({}) fired",
+                        trigger.number(),
+                        trigger.name()
+                    ),
                     statistic: 1.0,
                     threshold: 1.0,
                     canary_n: self.phase_canary.requests,

@@ -230,14 +230,16 @@ fn engine_trigger_rolls_back_immediately() {
     let mut r = started();
     let ev = r.step(
         Input::EngineTrigger {
-            trigger: 5,
-            name: "byzantine".into(),
+            trigger: Trigger::ByzantineAttack,
             detail: serde_json::json!({"node": 3}),
         },
         5,
     );
     assert_eq!(r.status, Status::RolledBack);
     assert_eq!(ev[0].evidence["engine_event"]["node"], 3);
+    let v = ev[0].verdict.as_ref().unwrap();
+    assert_eq!(v.trigger, "5:ByzantineAttack");
+    assert_eq!(v.reason, "engine trigger 5 (ByzantineAttack) fired");
 }
 
 #[test]

@@ -25,6 +25,7 @@ fn settings() -> ShadowSettings {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn comparison_table() {
     // (name, primary, shadow, expected kinds, expected diff paths, slower)
     let s = settings();

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use dwcp_core::engines::manager::*;
 use dwcp_core::signals::{EngineEvent, Trigger, TriggerWindow};
+use dwcp_engines::manager::*;
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, Debug)]

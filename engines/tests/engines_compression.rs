@@ -6,10 +6,8 @@
 
 use std::time::Instant;
 
-use dwcp_core::engines::compression::{
-    corpus, frame, Codec, FrameError, Link, Selector, Stopwatch,
-};
 use dwcp_core::signals::{EngineEvent, IntegrityKind, Trigger, TriggerWindow};
+use dwcp_engines::compression::{corpus, frame, Codec, FrameError, Link, Selector, Stopwatch};
 
 struct Clock(Instant);
 

@@ -1,4 +1,4 @@
-//! Compression Selector evaluation: `cargo run --release -p dwcp-core --example compression_eval`.
+//! Compression Selector evaluation: `cargo run --release -p dwcp-engines --example compression_eval`.
 //!
 //! Generates the seeded corpus (`SIM_SEED` overrides the seed), measures every codec on every
 //! item (the oracle), trains the model on the training split, and prints, for the held-out split
@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use dwcp_core::engines::compression::{corpus, Selector, Stopwatch};
+use dwcp_engines::compression::{corpus, Selector, Stopwatch};
 
 struct Clock(Instant);
 

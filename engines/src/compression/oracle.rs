@@ -1,7 +1,7 @@
 //! # Oracle and evaluation
 //!
 //! The oracle compresses and decompresses an item with *every* codec (verifying the round trip)
-//! and records output size and CPU time, timed by a caller-supplied [`Stopwatch`] (dwcp-core
+//! and records output size and CPU time, timed by a caller-supplied [`Stopwatch`] (this crate
 //! reads no clock). The best codec for an item on a link is the one with the smallest measured
 //! transfer time. [`evaluate`] reports, on held-out items × a grid of links: mean regret of the
 //! model's choice vs the oracle's (`(T_model − T_oracle) / T_oracle`), agreement with the

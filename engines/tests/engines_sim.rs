@@ -1,14 +1,14 @@
 //! Simulator and reference-protocol tests (ENGINES.md, shared foundation).
 //!
-//! Every failure message carries the seed; `SIM_SEED=<n> cargo test -p dwcp-core --test
+//! Every failure message carries the seed; `SIM_SEED=<n> cargo test -p dwcp-engines --test
 //! engines_sim` replays one seed in every randomised test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use dwcp_core::engines::sim::rbc::{self, Behaviour, Broadcast, Delivery, RbcConfig, RbcMsg};
-use dwcp_core::engines::sim::{
+use dwcp_core::signals::{EngineEvent, IntegrityKind};
+use dwcp_engines::sim::rbc::{self, Behaviour, Broadcast, Delivery, RbcConfig, RbcMsg};
+use dwcp_engines::sim::{
     AlarmKind, Crash, FaultModel, LinkFaults, Partition, SimReport, Simulator,
 };
-use dwcp_core::signals::{EngineEvent, IntegrityKind};
 
 type Sim = Simulator<RbcMsg, Broadcast, Delivery>;
 
@@ -120,7 +120,7 @@ fn every_network_fault_kind_is_observable_in_the_trace() {
             t.counts()
         );
     }
-    let delayed = t.events().iter().any(|e| matches!(e, dwcp_core::engines::sim::TraceEvent::Delivered { at, sent_at, from, to, .. } if at > sent_at && from != to));
+    let delayed = t.events().iter().any(|e| matches!(e, dwcp_engines::sim::TraceEvent::Delivered { at, sent_at, from, to, .. } if at > sent_at && from != to));
     assert!(delayed, "seed {seed}: no delayed delivery");
     assert!(
         report.violations.is_empty(),
@@ -198,7 +198,7 @@ fn every_byzantine_behaviour_is_observable() {
         .trace()
         .events()
         .iter()
-        .filter(|e| matches!(e, dwcp_core::engines::sim::TraceEvent::Delivered { from: 6, to, .. } if *to != 6))
+        .filter(|e| matches!(e, dwcp_engines::sim::TraceEvent::Delivered { from: 6, to, .. } if *to != 6))
         .count();
     assert_eq!(from_silent, 0, "seed {seed}");
     assert!(

@@ -1,4 +1,4 @@
-//! Guarded-call benchmark: `cargo run --release -p dwcp-core --example breaker_bench`.
+//! Guarded-call benchmark: `cargo run --release -p dwcp-engines --example breaker_bench`.
 //!
 //! Measures, uncontended and in one process: a bare call (baseline), a call guarded by a
 //! [`CircuitBreaker`] (`acquire` + `record`), and a call guarded through the Manager (component
@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use dwcp_core::engines::manager::{
+use dwcp_engines::manager::{
     BreakerConfig, CircuitBreaker, Component, ComponentSpec, Health, Manager, ManagerConfig,
 };
 

@@ -10,7 +10,7 @@
 use thiserror::Error;
 
 use super::codec::{Codec, CodecError};
-use crate::signals::{EngineEvent, IntegrityKind};
+use dwcp_core::signals::{EngineEvent, IntegrityKind};
 
 pub const MAGIC: &[u8; 4] = b"DWCF";
 pub const VERSION: u8 = 1;

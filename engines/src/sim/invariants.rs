@@ -36,8 +36,8 @@ pub struct Violation {
 
 impl Violation {
     /// The signal a broken safety invariant raises (trigger 6). Liveness is not an integrity issue.
-    pub fn to_event(&self, engine: &str) -> Option<crate::signals::EngineEvent> {
-        use crate::signals::IntegrityKind;
+    pub fn to_event(&self, engine: &str) -> Option<dwcp_core::signals::EngineEvent> {
+        use dwcp_core::signals::IntegrityKind;
         let violation = match self.invariant.as_str() {
             "agreement" => IntegrityKind::ConflictingCommit,
             "certificate-validity" => IntegrityKind::InvalidCertificate,
@@ -45,7 +45,7 @@ impl Violation {
             _ => IntegrityKind::DuplicateOrUnsubmittedCommit,
         };
         let detail = format!("{}: {} (seed {})", self.invariant, self.detail, self.seed);
-        Some(crate::signals::EngineEvent::DataIntegrityViolation {
+        Some(dwcp_core::signals::EngineEvent::DataIntegrityViolation {
             engine: engine.to_owned(),
             at_ms: self.at_ms,
             violation,

@@ -51,8 +51,8 @@ pub struct Alarm {
 
 impl Alarm {
     /// The signal this alarm raises (trigger 5).
-    pub fn to_event(&self, engine: &str, at_ms: u64) -> crate::signals::EngineEvent {
-        crate::signals::EngineEvent::ByzantineAttackDetected {
+    pub fn to_event(&self, engine: &str, at_ms: u64) -> dwcp_core::signals::EngineEvent {
+        dwcp_core::signals::EngineEvent::ByzantineAttackDetected {
             engine: engine.to_owned(),
             at_ms,
             suspect: self.suspect,

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::signals::EngineEvent;
+use dwcp_core::signals::EngineEvent;
 
 /// Manager settings (all configuration, defaults from ENGINES.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
