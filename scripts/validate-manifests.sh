@@ -4,10 +4,11 @@
 #      JSON schemas generated from the Kubernetes OpenAPI spec and the Istio / Prometheus Operator CRDs
 #      (types, enums, required fields, patterns);
 #   2. kubernetes-validate --strict (PyPI) for Kubernetes core types: unknown fields are errors.
-# Then: both kustomizations render (kubectl kustomize, when kubectl is installed) and the rendered
-# output validates; no manifest is left out of a kustomization; the generated PrometheusRule matches
+# Then: both kustomizations render (kubectl kustomize; kubectl from scripts/artifact-tools/requirements.txt,
+# required under CI) and the rendered output validates; no manifest is left out of a kustomization; the generated PrometheusRule matches
 # monitoring/rules; the companion's ConfigMap TOML passes `dwcp-analyzer check`; and every manifest in
-# istio/testdata/broken/ is REJECTED (proof that the validators bite).
+# istio/testdata/broken/ is REJECTED with the error text its `# expect:` lines name (proof that the
+# validators bite, and for the right reason; a crash or an empty folder fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,21 +25,37 @@ node scripts/artifact-tools/validate-k8s.mjs "${FILES[@]}" || fail=1
 step "strict Kubernetes core types (kubernetes-validate --strict)"
 "$TOOLS_PY" scripts/artifact-tools/strict-core.py "${FILES[@]}" || fail=1
 
-step "kustomizations"
-for k in istio istio/gateway-only; do
-  if command -v kubectl >/dev/null; then
+step "kustomizations (kubectl kustomize)"
+# kubectl comes from scripts/artifact-tools/requirements.txt; without it the render check FAILS under
+# CI and is skipped loudly elsewhere (need_tool, ensure.sh).
+rc=0; need_tool "kubectl (kubectl kustomize)" "$TOOLS_KUBECTL" || rc=$?
+[ $rc -eq 1 ] && fail=1
+if [ $rc -eq 0 ]; then
+  for k in istio istio/gateway-only; do
     out=$TMP/$(echo "$k" | tr / _).yaml
-    if kubectl kustomize "$k" > "$out"; then
-      echo "ok   kubectl kustomize $k: $(grep -c '^kind:' "$out") objects"
-      node scripts/artifact-tools/validate-k8s.mjs "$out" | tail -1 | sed 's/^/     rendered: /'
-      node scripts/artifact-tools/validate-k8s.mjs "$out" >/dev/null || fail=1
+    if "$TOOLS_KUBECTL" kustomize "$k" > "$out"; then
+      n=$(grep -c '^kind:' "$out" || true)
+      if [ "$n" -eq 0 ]; then echo "FAIL kubectl kustomize $k rendered no objects"; fail=1; continue; fi
+      echo "ok   kubectl kustomize $k: $n objects"
+      node scripts/artifact-tools/validate-k8s.mjs "$out" > "$TMP/r" || { cat "$TMP/r"; fail=1; }
+      tail -1 "$TMP/r" | sed 's/^/     rendered: /'
     else
       echo "FAIL kubectl kustomize $k"; fail=1
     fi
+  done
+  # The renderer bites: a kustomization naming a resource that does not exist must not render.
+  mkdir -p "$TMP/kbad"
+  cp istio/wasmplugin-sidecar.yaml "$TMP/kbad/"
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- wasmplugin-sidecar.yaml\n- missing.yaml\n' \
+    > "$TMP/kbad/kustomization.yaml"
+  if "$TOOLS_KUBECTL" kustomize "$TMP/kbad" > /dev/null 2> "$TMP/kbad.err"; then
+    echo "FAIL kubectl kustomize rendered a kustomization with a missing resource"; fail=1
+  elif grep -q "accumulating resources.*missing.yaml.*no such file or directory" "$TMP/kbad.err"; then
+    echo "ok   kubectl kustomize refuses a missing resource: $(grep -m1 -o 'missing.yaml.*' "$TMP/kbad.err" | cut -c1-120)"
   else
-    echo "skip kubectl kustomize $k (kubectl not installed; the reference check below still runs)"
+    echo "FAIL kubectl kustomize failed on a missing resource, but not for that reason:"; head -3 "$TMP/kbad.err"; fail=1
   fi
-done
+fi
 "$TOOLS_PY" - "${FILES[@]}" <<'PY' || fail=1
 import os, sys, yaml
 listed = set()
@@ -75,12 +92,28 @@ else
   echo "FAIL $ANALYZER not built (cargo build --release -p dwcp-analyzer)"; fail=1
 fi
 
-step "deliberately broken manifests must be rejected"
-for f in istio/testdata/broken/*.yaml; do
-  if node scripts/artifact-tools/validate-k8s.mjs "$f" > "$TMP/a" && "$TOOLS_PY" scripts/artifact-tools/strict-core.py "$f" > "$TMP/b"; then
-    echo "FAIL $f was ACCEPTED: the validators do not check what they should"; fail=1
+step "deliberately broken manifests must be rejected, each for the reason its '# expect:' lines give"
+shopt -s nullglob
+BROKEN=(istio/testdata/broken/*.yaml)
+shopt -u nullglob
+[ ${#BROKEN[@]} -gt 0 ] || { echo "FAIL no manifests in istio/testdata/broken/: nothing proves the validators bite"; fail=1; }
+for f in "${BROKEN[@]}"; do
+  mapfile -t WANT < <(sed -n 's/^# expect: //p' "$f")
+  if [ ${#WANT[@]} -eq 0 ]; then echo "FAIL $f has no '# expect: <error text>' line"; fail=1; continue; fi
+  ra=0; node scripts/artifact-tools/validate-k8s.mjs "$f" > "$TMP/a" 2>&1 || ra=$?
+  rb=0; "$TOOLS_PY" scripts/artifact-tools/strict-core.py "$f" > "$TMP/b" 2>&1 || rb=$?
+  if [ $ra -eq 0 ] && [ $rb -eq 0 ]; then
+    echo "FAIL $f was ACCEPTED: the validators do not check what they should"; fail=1; continue
+  fi
+  grep -h '^FAIL' "$TMP/a" "$TMP/b" > "$TMP/why" || true
+  missing=0
+  for w in "${WANT[@]}"; do
+    grep -qF -- "$w" "$TMP/why" || { echo "FAIL $f rejected, but not with: $w"; missing=1; }
+  done
+  if [ $missing -eq 0 ]; then
+    echo "ok   $f rejected: $(printf '%s; ' "${WANT[@]}" | sed 's/; $//' | cut -c1-160)"
   else
-    echo "ok   $f rejected: $(grep -h '^FAIL' "$TMP/a" "$TMP/b" | head -1 | sed 's/^FAIL [^:]*: [^:]*: //' | cut -c1-150)"
+    echo "     what the validators said (exit $ra, $rb):"; cat "$TMP/a" "$TMP/b" | grep -v '^ok' | head -6 | sed 's/^/     /'; fail=1
   fi
 done
 

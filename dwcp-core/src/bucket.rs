@@ -4,7 +4,9 @@
 //! first variant whose cumulative weight exceeds the bucket. Because the canary is always the *first*
 //! variant in our two-way split, raising the canary weight only ever moves users from stable to canary
 //! (monotonicity), and OpenFeature SDKs that evaluate the same flag key bucket the same user the same way.
-//! Conformance: `../shared/reference/bucketing_vectors.py` and the flagd-testbed `fractional` vectors.
+//! Conformance: the flagd-testbed `fractional` v2 vectors (`tests.rs`, and the whole suite in
+//! `tests/flagd_conformance.rs`), reproduced independently by the Python reference in
+//! `scripts/bucketing_vectors.py`.
 
 use std::io::Read;
 

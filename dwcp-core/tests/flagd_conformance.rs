@@ -1,11 +1,17 @@
 //! Conformance with the OpenFeature flagd-testbed evaluator suites.
 //!
-//! Reads `evaluator/gherkin/*.feature` and `evaluator/flags/testkit-flags.json` at test time from
-//! `../../shared/reference/flagd-testbed` (relative to this crate; override with `FLAGD_TESTBED`),
-//! expands every Scenario Outline over its Examples with a small hand-written Gherkin parser, and
-//! runs each scenario against `dwcp_core::targeting`, asserting value, variant, reason, error code
-//! and metadata. Skipped on purpose: `@fractional-v1` examples (legacy float bucketing; we
-//! implement v2 only) and any scenario with a step this harness does not know (none today).
+//! Reads `evaluator/gherkin/*.feature`, `evaluator/flags/testkit-flags.json` and `flags/*.json` at test
+//! time from the copy vendored in `tests/data/flagd-testbed/` (upstream repository, commit and licence
+//! in its README.md; override with `FLAGD_TESTBED`, a checkout of open-feature/flagd-testbed); missing
+//! data fails the tests. Expands every Scenario Outline over its Examples with a small hand-written
+//! Gherkin parser, and runs each scenario against `dwcp_core::targeting`, asserting value, variant,
+//! reason, error code and metadata. Skipped on purpose: `@fractional-v1` examples (legacy float
+//! bucketing; we implement v2 only). A step this harness does not know fails the test.
+//!
+//! Why not the `gherkin` crate (0.16): it refuses `evaluation.feature`, whose Examples table has `\"`
+//! inside a cell (`Error at 27:43`); Cucumber's Gherkin keeps an unknown escape as a backslash and the
+//! character, as `row` below does. Rewriting the input before parsing would make it fit (same 125 scenarios),
+//! but then the files are no longer parsed as written.
 //!
 //! The harness plays the SDK's part: it substitutes the caller's fallback when a resolution has no
 //! value, maps a missing flag to `FLAG_NOT_FOUND`, a flag that failed to parse to `PARSE_ERROR`,
@@ -21,12 +27,13 @@ use serde_json::{json, Map, Value};
 fn testbed() -> PathBuf {
     let dir = match std::env::var_os("FLAGD_TESTBED") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/flagd-testbed"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flagd-testbed"),
     };
     assert!(
         dir.join("evaluator/gherkin").is_dir(),
-        "flagd-testbed not found at {} (expected evaluator/gherkin/*.feature there; CI provides it, \
-         or set FLAGD_TESTBED to a checkout of open-feature/flagd-testbed)",
+        "flagd-testbed not found at {} (expected evaluator/gherkin/*.feature there: the repository \
+         vendors it in dwcp-core/tests/data/flagd-testbed, or set FLAGD_TESTBED to a checkout of \
+         open-feature/flagd-testbed)",
         dir.display()
     );
     dir

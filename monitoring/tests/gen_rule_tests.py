@@ -1,16 +1,61 @@
 #!/usr/bin/env python3
-"""Writes tests/dwcp.rules.test.yaml: promtool unit tests for rules/dwcp.rules.yaml. Expected annotations are
-rendered from the rules, so wording changes need only a re-run. Run from anywhere: python3 monitoring/tests/gen_rule_tests.py"""
-import os
-os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import yaml, re
-rules = yaml.safe_load(open('rules/dwcp.rules.yaml'))
-alerts = {r['alert']: r for g in rules['groups'] for r in g['rules'] if 'alert' in r}
+"""Writes dwcp.rules.test.yaml beside this file: promtool unit tests for ../rules/dwcp.rules.yaml.
+
+The expected labels and annotations below are written out by hand, as the alert's receiver should see
+them; they are NOT read from the rule file (a test derived from the rules under test would agree with any
+change to them). Changing an alert's labels or wording means changing EXPECTED here too, then re-running:
+    python3 monitoring/tests/gen_rule_tests.py            # rewrite the test file
+    python3 monitoring/tests/gen_rule_tests.py --check    # fail if the committed file differs (CI)"""
+import os, sys
+os.chdir(os.path.dirname(os.path.abspath(__file__)))
+import yaml
+
+# alert -> (its static labels, its annotations with the alert's own labels as {name} placeholders).
+EXPECTED = {
+    'DwcpTriggerErrorRate': ({'severity': 'page', 'trigger': '1'},
+        {'summary': "Rollout {rollout}: canary error rate > 1.5x stable's (sequential test agrees)",
+         'runbook': 'dwcp-analyzer events {rollout}; the rollout is aborted automatically'}),
+    'DwcpTriggerP99': ({'severity': 'page', 'trigger': '2'},
+        {'summary': "Rollout {rollout}: canary p99 > 2x stable's p99"}),
+    'DwcpTriggerSuccessRate': ({'severity': 'page', 'trigger': '3'},
+        {'summary': 'Rollout {rollout}: canary success rate < 95 %'}),
+    'DwcpTriggerThroughput': ({'severity': 'page', 'trigger': '4'},
+        {'summary': 'Rollout {rollout}: canary throughput < 80 % of its assigned share'}),
+    'DwcpTriggerByzantine': ({'severity': 'page', 'trigger': '5'},
+        {'summary': 'Engine {engine}: Byzantine behaviour detected (immediate rollback)'}),
+    'DwcpTriggerIntegrity': ({'severity': 'page', 'trigger': '6'},
+        {'summary': 'Engine {engine}: data-integrity violation (conflicting commit, checksum, over-commit)'}),
+    'DwcpTriggerMemory': ({'severity': 'page', 'trigger': '7'},
+        {'summary': 'Engine {engine}: memory above 95 % of its budget for 5 min'}),
+    'DwcpTriggerBreakerStorm': ({'severity': 'page', 'trigger': '8'},
+        {'summary': 'Engine {engine}: circuit-breaker storm (> 10 opens in 5 min)'}),
+    'DwcpRollbackExecuted': ({'severity': 'page'},
+        {'summary': 'Rollout {rollout} was rolled back; every filter routes it to stable',
+         'runbook': 'Evidence: dwcp-analyzer events {rollout}. Resume by hand once fixed.'}),
+    'DwcpAnalyzerDown': ({'severity': 'page'},
+        {'summary': 'The dwcp companion is not scraped: rollouts are frozen, filters keep their last state'}),
+    'DwcpFilterStateStale': ({'severity': 'warn'},
+        {'summary': 'dwcp filter on pod {pod} runs on stale rollout state (no sync with the companion)'}),
+    'DwcpShadowUnreachable': ({'severity': 'warn'},
+        {'summary': 'Shadow copies of rollout {rollout} mostly fail as side calls: check the shadow cluster and shadow.timeout_ms'}),
+    'DwcpFilterConfigRejected': ({'severity': 'page'},
+        {'summary': 'dwcp filter is not running on pod {pod} (pluginConfig rejected or VM crashing)'}),
+    'DwcpAvailabilityBudgetBurnFast': ({'severity': 'page', 'slo': 'availability-99.9'},
+        {'summary': "Rollout {rollout} burns its 99.9 % availability budget fast (2-5 % of 30 days' budget per hour)"}),
+    'DwcpAvailabilityBudgetBurnSlow': ({'severity': 'ticket', 'slo': 'availability-99.9'},
+        {'summary': 'Rollout {rollout} burns its 99.9 % availability budget steadily'}),
+    'DwcpLatencyBudgetBurnFast': ({'severity': 'page', 'slo': 'latency-p95-500ms'},
+        {'summary': 'Rollout {rollout}: far more than 5 % of requests slower than 500 ms (p95 SLO burning fast)'}),
+    'DwcpLatencyBudgetBurnSlow': ({'severity': 'ticket', 'slo': 'latency-p95-500ms'},
+        {'summary': 'Rollout {rollout}: p95 latency SLO (500 ms) burning steadily'}),
+}
+
 def exp(name, **labels):
-    r = alerts[name]
-    l = dict(labels); l.update(r.get('labels', {}))
-    ann = {k: re.sub(r'\{\{ \$labels\.(\w+) \}\}', lambda m: l.get(m.group(1), ''), v) for k, v in r.get('annotations', {}).items()}
-    return {'exp_labels': l, 'exp_annotations': ann}
+    """One expected firing alert: the series' labels (given), the alert's static labels and its
+    annotations filled with those labels, all from EXPECTED."""
+    static, ann = EXPECTED[name]
+    l = dict(labels); l.update(static)
+    return {'exp_labels': l, 'exp_annotations': {k: v.format(**l) for k, v in ann.items()}}
 def at(t, name, *fired):
     return {'eval_time': t, 'alertname': name, 'exp_alerts': list(fired)}
 A = 'job="dwcp-analyzer"'
@@ -154,5 +199,13 @@ def rep(d, s):
 D.add_representer(str, rep)
 hdr = ('# promtool unit tests: every alert in ../rules/dwcp.rules.yaml fires in one case and stays silent in\n'
        '# another, on synthetic series. Run: promtool test rules monitoring/tests/dwcp.rules.test.yaml\n'
-       '# GENERATED by gen_rule_tests.py beside this file: edit that, then re-run it.\n')
-open('tests/dwcp.rules.test.yaml', 'w').write(hdr + yaml.dump(doc, Dumper=D, sort_keys=False, width=1000))
+       '# GENERATED by gen_rule_tests.py beside this file (expected labels and annotations written there by\n'
+       '# hand, not read from the rules): edit that, then re-run it.\n')
+text = hdr + yaml.dump(doc, Dumper=D, sort_keys=False, width=1000)
+out = 'dwcp.rules.test.yaml'
+if sys.argv[1:] == ['--check']:
+    if open(out).read() != text:
+        sys.exit(f'FAIL monitoring/tests/{out} is not what gen_rule_tests.py writes: re-run it')
+    print(f'ok   monitoring/tests/{out} is what gen_rule_tests.py writes')
+else:
+    open(out, 'w').write(text)

@@ -104,8 +104,14 @@ fn totals(s: &Stack) -> Value {
     s.rollout("demo")["shadow_totals"].clone()
 }
 
+/// A counter from the companion's JSON. A missing or non-integer field panics (it is never read as 0:
+/// a renamed field must not pass `== 0`).
+#[track_caller]
 fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
+    match v.as_u64() {
+        Some(n) => n,
+        None => panic!("expected a non-negative integer, got {v} (a missing field?)"),
+    }
 }
 
 /// Waits until the companion has seen `n` comparisons (or side-call failures) for the rollout.

@@ -1,7 +1,8 @@
 use super::*;
 use proptest::prelude::*;
 
-/// flagd-testbed `fractional` vectors, as reproduced by `shared/reference/bucketing_vectors.py` (v2).
+/// flagd-testbed `fractional` v2 vectors (`fractional.feature`, Examples v2), also reproduced by the
+/// independent Python reference `scripts/bucketing_vectors.py` (run it: it prints the buckets).
 #[test]
 fn flagd_testbed_v2_vectors() {
     let cards = [25u64, 25, 25, 25];

@@ -1,8 +1,22 @@
-//! Anytime-valid sequential tests for judging a canary continuously (see `shared/STATS.md`).
+//! Anytime-valid sequential tests for judging a canary continuously.
 //!
-//! Both tests are mixture likelihood ratios over a discrete grid prior. Under the null each is a
-//! nonnegative martingale with mean 1, so by Ville's inequality `P(ever Λ ≥ 1/α) ≤ α`: the canary can be
-//! watched after every batch without inflating false aborts.
+//! A fixed-sample test checked after every batch "finds" a regression in almost every healthy canary
+//! sooner or later. These tests do not: their false-abort probability stays below α however often they are
+//! looked at. The method: every error (or slow request) is a Bernoulli draw of "is this error the
+//! canary's?". With the canary at request share `s` and no regression, it is the canary's with
+//! probability exactly `s`; a mixture over the regression size of the likelihood ratios of these draws is
+//! a nonnegative martingale with mean 1 under the null, so by Ville's inequality `P(ever Λ ≥ 1/α) ≤ α`.
+//! Both tests are such mixture likelihood ratios over a discrete grid prior, kept in log space. Onsets
+//! in the middle of a rollout are covered by also mixing over restart times, with prior weights that sum
+//! to one (the mixture is still a martingale). α is split across the tests a rollout runs (errors,
+//! latency, shadow errors, shadow mismatches) by a union bound, so every abort stays within the one α
+//! budget (the split is in `rollout::judge`). The null holds only for randomised requests at their
+//! assigned share, so only those are fed in.
+//!
+//! References: Lindon, Sanden & Shirikian, *Rapid Regression Detection in Software Deployments through
+//! Sequential Testing* (KDD 2022); Lindon & Malek, *Anytime-Valid Inference for Multinomial Count Data*
+//! (NeurIPS 2022); Howard & Ramdas, *Sequential estimation of quantiles with applications to A/B testing*
+//! (2022).
 //!
 //! * [`ErrorTest`] — "whose error is it?" (Lindon, Sanden & Shirikian, KDD 2022): conditional on an error,
 //!   it came from the canary with probability `q(θ) = θs / (θs + 1 − s)`, `s` the canary's request share at
