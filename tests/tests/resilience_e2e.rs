@@ -1,6 +1,8 @@
 //! Faults end to end, with a real Envoy at `--concurrency 4`: the kill switch across a companion crash,
 //! a companion that is down, hangs or refuses the token, a VM crash, and a rollback, each checked on
 //! every worker (per-worker evidence from Envoy's own listener stats, each request on a new connection).
+// Test helpers stop the test with a message when the stack misbehaves.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use dwcp_e2e::*;
 use serde_json::{json, Value};

@@ -4,6 +4,8 @@
 //!
 //! The demo upstream's answer names the upstream (`served_by`) and carries a fresh `request_id` and
 //! `timestamp`: `served_by` is added to the ignored fields here, ids and timestamps are ignored by default.
+// Test helpers stop the test with a message when the stack misbehaves.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use dwcp_e2e::*;
 use serde_json::{json, Value};
