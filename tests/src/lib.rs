@@ -140,12 +140,67 @@ pub struct Stack {
     analyzer: Option<Child>,
     upstreams: Vec<Child>,
     analyzer_toml: PathBuf,
+    wasm: PathBuf,
 }
 
 pub const TOKEN: &str = "e2e-token-123";
 
+/// Splits a full Envoy config into a bootstrap that reads its listeners from `lds_path` (file-based
+/// LDS, so a plugin-config change can be applied to a running Envoy) and the LDS resource file.
+pub fn split_lds(cfg: &str, lds_path: &Path) -> (String, String) {
+    let start = cfg
+        .find("static_resources:\n  listeners:\n")
+        .expect("listeners in envoy.yaml");
+    let listeners_at = start + "static_resources:\n  listeners:\n".len();
+    let clusters_at = cfg[listeners_at..]
+        .find("\n  clusters:\n")
+        .expect("clusters")
+        + listeners_at
+        + 1;
+    let mut lds = String::from("resources:\n");
+    for (i, line) in cfg[listeners_at..clusters_at].lines().enumerate() {
+        let line = line.strip_prefix("  ").unwrap_or(line);
+        if i == 0 {
+            lds.push_str("- \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n  ");
+            lds.push_str(line.trim_start_matches("- "));
+        } else {
+            lds.push_str(line);
+        }
+        lds.push('\n');
+    }
+    let boot = format!(
+        "{}dynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    path_config_source: {{ path: {} }}\nstatic_resources:\n{}",
+        &cfg[..start],
+        lds_path.display(),
+        &cfg[clusters_at..]
+    );
+    (boot, lds)
+}
+
 impl Stack {
     pub fn start(opts: StackOpts) -> Stack {
+        Self::start_with_lds(opts, false)
+    }
+
+    /// Like [`Stack::start`], with the listener (and so the plugin config) served by file-based LDS:
+    /// [`Stack::update_plugin_config`] then changes the plugin config of the running Envoy.
+    pub fn start_lds(opts: StackOpts) -> Stack {
+        Self::start_with_lds(opts, true)
+    }
+
+    /// Rewrites the LDS file with `plugin` as the plugin config (atomically: Envoy watches the file).
+    pub fn update_plugin_config(&self, plugin: &Value) {
+        let mut plugin = plugin.clone();
+        plugin["companion"]["token"] = Value::from(TOKEN);
+        let cfg = envoy_config(&self.ports, &plugin, &self.wasm);
+        let lds_path = self.dir.path().join("lds.yaml");
+        let (_, lds) = split_lds(&cfg, &lds_path);
+        let tmp = self.dir.path().join("lds.yaml.tmp");
+        std::fs::write(&tmp, lds).expect("write lds");
+        std::fs::rename(&tmp, &lds_path).expect("move lds into place");
+    }
+
+    fn start_with_lds(opts: StackOpts, lds: bool) -> Stack {
         let ports = Ports {
             envoy: free_port(),
             admin: free_port(),
@@ -185,6 +240,7 @@ impl Stack {
             analyzer: None,
             upstreams,
             analyzer_toml,
+            wasm: PathBuf::new(),
         };
         s.start_analyzer();
         for p in [s.ports.stable, s.ports.canary, s.ports.shadow] {
@@ -196,7 +252,14 @@ impl Stack {
             .unwrap_or_else(|| root().join("dist/dwcp_filter.wasm"));
         let mut plugin = opts.plugin_config.clone();
         plugin["companion"]["token"] = Value::from(TOKEN);
-        let cfg = envoy_config(&s.ports, &plugin, &wasm);
+        let mut cfg = envoy_config(&s.ports, &plugin, &wasm);
+        if lds {
+            let lds_path = s.dir.path().join("lds.yaml");
+            let (boot, listeners) = split_lds(&cfg, &lds_path);
+            std::fs::write(&lds_path, listeners).expect("write lds.yaml");
+            cfg = boot;
+        }
+        s.wasm = wasm;
         let cfg_path = s.dir.path().join("envoy.yaml");
         std::fs::write(&cfg_path, cfg).expect("write envoy.yaml");
         let log = std::fs::File::create(s.dir.path().join("envoy.log")).expect("envoy log");
@@ -411,6 +474,30 @@ impl Stack {
         assert!(
             ok.is_some(),
             "filter VMs never all reached the current state: {}",
+            self.filters()
+        );
+    }
+
+    /// [`Stack::wait_all_vms_current`], then one more batch from every VM: that batch's window was routed
+    /// entirely with the current state, so the companion credits it to the current phase.
+    pub fn wait_current_window(&self, vms: usize, timeout: Duration) {
+        self.wait_all_vms_current(vms, timeout);
+        let seqs: Vec<(String, u64)> = self.filters()["vms"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v["seq"].as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = eventually(timeout, || {
+            let f = self.filters();
+            seqs.iter()
+                .all(|(vm, seq)| f["vms"][vm.as_str()]["seq"].as_u64().unwrap_or(0) > *seq)
+        });
+        assert!(
+            ok.is_some(),
+            "a VM sent no further batch: {}",
             self.filters()
         );
     }

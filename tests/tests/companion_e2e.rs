@@ -167,6 +167,25 @@ fn failing_canary_is_aborted_and_everyone_returns_to_stable() {
         last_canary <= decided + 2_000,
         "canary still served {to_stable} ms after the decision"
     );
+    // Every worker, not just the ones the keep-alive connections above happened to land on: new
+    // connections (spread by the kernel) for an internal user, who is on canary whenever it is live.
+    let b = s.burst(
+        &[
+            ("x-user-id", "ops-1"),
+            ("x-user-email", "ops-1@company.com"),
+        ],
+        100,
+    );
+    println!("after the rollback, per worker: {b:?}");
+    assert_eq!(
+        b.canary, 0,
+        "a worker still routes to canary after the rollback: {b:?}"
+    );
+    assert_eq!(b.stable, 100, "{b:?}");
+    assert!(
+        b.reached_workers(2),
+        "the burst did not reach both workers: {b:?}"
+    );
     // Evidence kept with the decision.
     let rb = s.rolled_back_event("demo");
     assert!(rb["verdict"]["canary_n"].as_u64().unwrap() > 0);

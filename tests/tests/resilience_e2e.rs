@@ -248,3 +248,49 @@ fn canary_user_stays_canary_across_vm_crashes() {
         "too many failed requests: {after_crash:?}"
     );
 }
+
+/// A canary user stays canary across a plugin-config change: Envoy builds new root contexts with the
+/// new config (here via file-based LDS), and they route with the shared state from the first request.
+#[test]
+fn canary_user_stays_canary_across_a_plugin_config_change() {
+    let mut cfg = shipped_plugin_config();
+    cfg["companion"]["staleness_ms"] = json!(STALENESS_MS);
+    let s = Stack::start_lds(StackOpts {
+        plugin_config: cfg.clone(),
+        analyzer_toml: HOLD.into(),
+        concurrency: WORKERS as u32,
+    });
+    s.wait_all_vms_current(VMS, Duration::from_secs(15));
+    s.command("demo", "pause");
+    let user = (0..100_000)
+        .map(|i| format!("c{i}"))
+        .find(|u| dwcp_core::bucket::bucket_bp("demo", u) < 100)
+        .expect("a user in the 1 % canary");
+    let h = [("x-user-id", user.as_str())];
+    all_on(&s, &h, "canary", 60, "before the config change");
+    let updates = |s: &Stack| {
+        metric_sum(
+            &s.envoy_stats(),
+            "envoy_listener_manager_lds_update_success",
+            &[],
+        )
+    };
+    let before = updates(&s);
+    let configured = s.envoy_log().matches("dwcp: configured").count();
+    // A real change: the decision header is turned off.
+    cfg["explain"] = json!(false);
+    s.update_plugin_config(&cfg);
+    eventually(Duration::from_secs(10), || updates(&s) > before)
+        .expect("Envoy never applied the LDS update");
+    let took = eventually(Duration::from_secs(5), || {
+        s.envoy_log().matches("dwcp: configured").count() >= configured + WORKERS
+    });
+    let now_configured = s.envoy_log().matches("dwcp: configured").count() - configured;
+    println!("plugin config applied; new root contexts configured: {now_configured} ({took:?})");
+    assert!(
+        now_configured >= WORKERS,
+        "the new plugin config was not loaded on every worker"
+    );
+    // Right away (well inside a sync period), every worker: still canary.
+    all_on(&s, &h, "canary", 80, "right after the plugin-config change");
+}
