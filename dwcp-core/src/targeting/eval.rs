@@ -12,11 +12,40 @@ use serde_json::{Map, Value};
 
 use super::ast::{FractionalNode, Node, Op, SemOpArg, SemTarget, SemVerNode, Var, VarRoot};
 use super::semver::{parse_version, SemOp};
+use super::{Attr, AttrView};
 use crate::bucket::{murmur3_concat, scale};
+
+/// Where the attributes come from: a JSON object (SDK-style contexts, conformance suites) or a view
+/// read in place (the filter's request headers), so the per-request path builds no map.
+#[derive(Clone, Copy)]
+pub(crate) enum Attrs<'a> {
+    Json(&'a Map<String, Value>),
+    View(&'a (dyn AttrView + 'a)),
+}
+
+impl<'a> Attrs<'a> {
+    /// The attribute at the dotted `path`; a view holds scalars only, so longer paths find nothing.
+    fn get(self, path: &[String]) -> Val<'a> {
+        match self {
+            Attrs::Json(m) => walk(m, path).map_or(Val::Null, Val::from_json),
+            Attrs::View(v) => match path {
+                [name] => v.attr(name).map_or(Val::Null, Val::from_attr),
+                _ => Val::Null,
+            },
+        }
+    }
+
+    fn top(self, name: &str) -> Val<'a> {
+        match self {
+            Attrs::Json(m) => m.get(name).map_or(Val::Null, Val::from_json),
+            Attrs::View(v) => v.attr(name).map_or(Val::Null, Val::from_attr),
+        }
+    }
+}
 
 /// Everything an evaluation reads.
 pub(crate) struct Env<'a> {
-    pub(crate) attrs: &'a Map<String, Value>,
+    pub(crate) attrs: Attrs<'a>,
     pub(crate) targeting_key: Option<&'a str>,
     pub(crate) flag_key: &'a str,
     pub(crate) timestamp: Option<u64>,
@@ -43,6 +72,13 @@ impl<'a> Val<'a> {
             Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
             Value::String(s) => Val::Str(Cow::Borrowed(s)),
             other => Val::Json(other),
+        }
+    }
+
+    fn from_attr(a: Attr<'a>) -> Val<'a> {
+        match a {
+            Attr::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Attr::Bool(b) => Val::Bool(b),
         }
     }
 
@@ -269,16 +305,13 @@ fn lookup<'a>(var: &'a Var, env: &Env<'a>) -> Val<'a> {
     let found = match var.root {
         VarRoot::TargetingKey => match env.targeting_key {
             Some(k) => Val::Str(Cow::Borrowed(k)),
-            None => env
-                .attrs
-                .get("targetingKey")
-                .map_or(Val::Null, Val::from_json),
+            None => env.attrs.top("targetingKey"),
         },
         VarRoot::FlagKey => Val::Str(Cow::Borrowed(env.flag_key)),
         // Seconds since the epoch fit an f64 exactly.
         VarRoot::Timestamp => env.timestamp.map_or(Val::Null, |t| Val::Num(t as f64)),
         VarRoot::FlagdOther => Val::Null,
-        VarRoot::Attrs => walk(env.attrs, &var.path).map_or(Val::Null, Val::from_json),
+        VarRoot::Attrs => env.attrs.get(&var.path),
     };
     match (&found, &var.default) {
         (Val::Null, Some(default)) => eval(default, env),
