@@ -23,7 +23,9 @@ use crate::state::DynamicState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'c> {
     /// No rollout owns the request. `strip_track_header`: the client sent our track header; remove it.
-    NotOurs { strip_track_header: bool },
+    NotOurs {
+        strip_track_header: bool,
+    },
     Routed(Routed<'c>),
 }
 
@@ -77,12 +79,9 @@ pub fn route<'c, H: Headers + ?Sized>(
         };
     };
     let decision = decide(cfg, state, freshness, rollout, headers);
-    let explain = cfg.explain.then(|| {
-        (
-            cfg.decision_header.as_str(),
-            explain(cfg, state, &decision),
-        )
-    });
+    let explain = cfg
+        .explain
+        .then(|| (cfg.decision_header.as_str(), explain(cfg, state, &decision)));
     let shadow = shadow_plan(cfg, state, freshness, &decision);
     Route::Routed(Routed {
         decision,

@@ -113,7 +113,12 @@ fn route_allocates_nothing_per_request() {
     // With the explanation header on, the header value is the only allocation.
     let cfg = plugin(true);
     let explain_allocs = per_call(n, |i| {
-        let _ = route(&cfg, Some(&st), Freshness::Fresh, headers[(i % 64) as usize].as_slice());
+        let _ = route(
+            &cfg,
+            Some(&st),
+            Freshness::Fresh,
+            headers[(i % 64) as usize].as_slice(),
+        );
     });
     println!("heap allocations per route with explain on: {explain_allocs:.2}");
     assert!((1.0..=4.0).contains(&explain_allocs), "{explain_allocs}");

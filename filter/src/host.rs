@@ -45,4 +45,3 @@ pub(super) fn wake_root(m: &mut crate::shadow::Mirror) {
         m.wake_armed = hc::enqueue_shared_queue(q, Some(b"w")).is_ok();
     }
 }
-

@@ -43,7 +43,11 @@ fn hdrs(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// What the host does with a route: the request headers as the upstream sees them.
-fn apply(route: &Route, mut h: Vec<(String, Vec<u8>)>, track_header: &str) -> Vec<(String, Vec<u8>)> {
+fn apply(
+    route: &Route,
+    mut h: Vec<(String, Vec<u8>)>,
+    track_header: &str,
+) -> Vec<(String, Vec<u8>)> {
     match route {
         Route::NotOurs { strip_track_header } => {
             if *strip_track_header {
@@ -76,26 +80,131 @@ fn table_of_routes() {
     let c = cfg(false);
     let fresh = Freshness::Fresh;
     let ours = |extra: &[(&str, &str)]| {
-        let mut v = vec![(":authority", "shop.example:8080"), (":path", "/checkout/pay")];
+        let mut v = vec![
+            (":authority", "shop.example:8080"),
+            (":path", "/checkout/pay"),
+        ];
         v.extend_from_slice(extra);
         hdrs(&v)
     };
     let cases: Vec<Case> = vec![
-        ("other host", hdrs(&[(":authority", "blog.example"), (":path", "/checkout")]), Some(state(10_000, 0, false, false)), fresh, Err(false)),
-        ("other host, forged track", hdrs(&[(":authority", "blog.example"), (":path", "/"), ("x-dwcp-track", "canary")]), Some(state(10_000, 0, false, false)), fresh, Err(true)),
-        ("other path, forged track", hdrs(&[(":authority", "shop.example"), (":path", "/cart"), ("x-dwcp-track", "canary")]), None, Freshness::Never, Err(true)),
-        ("second rollout, any host", hdrs(&[(":authority", "x"), (":path", "/api/v1"), ("x-user-id", "u1")]), Some(state(10_000, 0, false, false)), fresh, Ok((Track::Canary, Why::Bucketed, false))),
-        ("canary at 100%", ours(&[("x-user-id", "u1")]), Some(state(10_000, 0, false, false)), fresh, Ok((Track::Canary, Why::Bucketed, false))),
-        ("forged track on a routed request", ours(&[("x-user-id", "u1"), ("x-dwcp-track", "canary")]), Some(state(0, 0, false, false)), fresh, Ok((Track::Stable, Why::Bucketed, false))),
-        ("stable at 0% with shadow", ours(&[("x-user-id", "u1")]), Some(state(0, 10_000, false, false)), fresh, Ok((Track::Stable, Why::Bucketed, true))),
-        ("no key: stable, still shadowed", ours(&[]), Some(state(10_000, 10_000, false, false)), fresh, Ok((Track::Stable, Why::NoKey, true))),
-        ("stale: stable, no shadow", ours(&[("x-user-id", "u1")]), Some(state(10_000, 10_000, false, false)), Freshness::Stale, Ok((Track::Stable, Why::Stale, false))),
-        ("never synced", ours(&[("x-user-id", "u1")]), None, Freshness::Never, Ok((Track::Stable, Why::NoState, false))),
-        ("killed rollout: no shadow", ours(&[("x-user-id", "u1")]), Some(state(10_000, 10_000, true, false)), fresh, Ok((Track::Stable, Why::RolloutOff, false))),
-        ("kill all: no shadow", ours(&[("x-user-id", "u1")]), Some(state(10_000, 10_000, false, true)), fresh, Ok((Track::Stable, Why::KillAll, false))),
-        ("shadow share 0", ours(&[("x-user-id", "u1")]), Some(state(0, 0, false, false)), fresh, Ok((Track::Stable, Why::Bucketed, false))),
-        ("canary is never shadowed", ours(&[("x-user-id", "u1")]), Some(state(10_000, 10_000, false, false)), fresh, Ok((Track::Canary, Why::Bucketed, false))),
-        ("duplicated key header", ours(&[("x-user-id", "a"), ("x-user-id", "b")]), Some(state(10_000, 0, false, false)), fresh, Ok((Track::Stable, Why::BadHeader, false))),
+        (
+            "other host",
+            hdrs(&[(":authority", "blog.example"), (":path", "/checkout")]),
+            Some(state(10_000, 0, false, false)),
+            fresh,
+            Err(false),
+        ),
+        (
+            "other host, forged track",
+            hdrs(&[
+                (":authority", "blog.example"),
+                (":path", "/"),
+                ("x-dwcp-track", "canary"),
+            ]),
+            Some(state(10_000, 0, false, false)),
+            fresh,
+            Err(true),
+        ),
+        (
+            "other path, forged track",
+            hdrs(&[
+                (":authority", "shop.example"),
+                (":path", "/cart"),
+                ("x-dwcp-track", "canary"),
+            ]),
+            None,
+            Freshness::Never,
+            Err(true),
+        ),
+        (
+            "second rollout, any host",
+            hdrs(&[
+                (":authority", "x"),
+                (":path", "/api/v1"),
+                ("x-user-id", "u1"),
+            ]),
+            Some(state(10_000, 0, false, false)),
+            fresh,
+            Ok((Track::Canary, Why::Bucketed, false)),
+        ),
+        (
+            "canary at 100%",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(10_000, 0, false, false)),
+            fresh,
+            Ok((Track::Canary, Why::Bucketed, false)),
+        ),
+        (
+            "forged track on a routed request",
+            ours(&[("x-user-id", "u1"), ("x-dwcp-track", "canary")]),
+            Some(state(0, 0, false, false)),
+            fresh,
+            Ok((Track::Stable, Why::Bucketed, false)),
+        ),
+        (
+            "stable at 0% with shadow",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(0, 10_000, false, false)),
+            fresh,
+            Ok((Track::Stable, Why::Bucketed, true)),
+        ),
+        (
+            "no key: stable, still shadowed",
+            ours(&[]),
+            Some(state(10_000, 10_000, false, false)),
+            fresh,
+            Ok((Track::Stable, Why::NoKey, true)),
+        ),
+        (
+            "stale: stable, no shadow",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(10_000, 10_000, false, false)),
+            Freshness::Stale,
+            Ok((Track::Stable, Why::Stale, false)),
+        ),
+        (
+            "never synced",
+            ours(&[("x-user-id", "u1")]),
+            None,
+            Freshness::Never,
+            Ok((Track::Stable, Why::NoState, false)),
+        ),
+        (
+            "killed rollout: no shadow",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(10_000, 10_000, true, false)),
+            fresh,
+            Ok((Track::Stable, Why::RolloutOff, false)),
+        ),
+        (
+            "kill all: no shadow",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(10_000, 10_000, false, true)),
+            fresh,
+            Ok((Track::Stable, Why::KillAll, false)),
+        ),
+        (
+            "shadow share 0",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(0, 0, false, false)),
+            fresh,
+            Ok((Track::Stable, Why::Bucketed, false)),
+        ),
+        (
+            "canary is never shadowed",
+            ours(&[("x-user-id", "u1")]),
+            Some(state(10_000, 10_000, false, false)),
+            fresh,
+            Ok((Track::Canary, Why::Bucketed, false)),
+        ),
+        (
+            "duplicated key header",
+            ours(&[("x-user-id", "a"), ("x-user-id", "b")]),
+            Some(state(10_000, 0, false, false)),
+            fresh,
+            Ok((Track::Stable, Why::BadHeader, false)),
+        ),
     ];
     for (name, h, st, fr, want) in cases {
         let got = route(&c, st.as_ref(), fr, h.as_slice());
@@ -119,7 +228,11 @@ fn table_of_routes() {
 #[test]
 fn shadow_plan_names_the_clusters_and_share() {
     let c = cfg(false);
-    let h = hdrs(&[(":authority", "shop.example"), (":path", "/checkout"), ("x-user-id", "u")]);
+    let h = hdrs(&[
+        (":authority", "shop.example"),
+        (":path", "/checkout"),
+        ("x-user-id", "u"),
+    ]);
     let st = state(0, 2_500, false, false);
     let Route::Routed(r) = route(&c, Some(&st), Freshness::Fresh, h.as_slice()) else {
         panic!("not routed")
@@ -146,7 +259,10 @@ fn explain_header_only_when_configured() {
     let (name, value) = r.explain.clone().unwrap();
     assert_eq!(name, "x-dwcp-decision");
     assert_eq!(value, explain(&c, Some(&st), &r.decision));
-    assert!(value.contains("rollout=api") && value.ends_with("track=canary"), "{value}");
+    assert!(
+        value.contains("rollout=api") && value.ends_with("track=canary"),
+        "{value}"
+    );
 }
 
 #[test]
@@ -167,11 +283,27 @@ fn errors_are_defined_once() {
 
 fn arb_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
     let name = prop::sample::select(vec![
-        ":authority", ":path", "x-user-id", "x-user-tier", "x-dwcp-track", "x-dwcp-decision", "x-other",
+        ":authority",
+        ":path",
+        "x-user-id",
+        "x-user-tier",
+        "x-dwcp-track",
+        "x-dwcp-decision",
+        "x-other",
     ]);
     let value = prop::sample::select(vec![
-        "shop.example", "blog.example", "/checkout/a", "/api/x", "/", "canary", "stable", "premium",
-        "u1", "u2", "", "TRUE",
+        "shop.example",
+        "blog.example",
+        "/checkout/a",
+        "/api/x",
+        "/",
+        "canary",
+        "stable",
+        "premium",
+        "u1",
+        "u2",
+        "",
+        "TRUE",
     ]);
     prop::collection::vec((name, value), 0..8).prop_map(|v| {
         v.into_iter()

@@ -262,7 +262,11 @@ impl Flag {
 
     /// Resolves the flag against attributes read in place (`$flagd.timestamp` is `null`); same
     /// result as [`Flag::evaluate`] with the same attributes in a JSON object.
-    pub fn evaluate_view(&self, targeting_key: Option<&str>, attrs: &dyn AttrView) -> Resolution<'_> {
+    pub fn evaluate_view(
+        &self,
+        targeting_key: Option<&str>,
+        attrs: &dyn AttrView,
+    ) -> Resolution<'_> {
         self.resolve(targeting_key, Attrs::View(attrs), None)
     }
 

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::eval::{eval, Attrs, Env, Val};
-use super::{Attr, AttrView};
 use super::parse::{Compiler, Refs};
+use super::{Attr, AttrView};
 
 /// Evaluation result as JSON (numbers as f64), for comparison with the tables.
 fn to_json(v: &Val) -> Value {
@@ -47,7 +47,11 @@ fn run(expr: &Value, attrs: &Value) -> Value {
             attrs: Attrs::View(&view),
             ..env
         };
-        assert_eq!(to_json(&eval(&node, &env)), got, "{expr} over a view of {attrs}");
+        assert_eq!(
+            to_json(&eval(&node, &env)),
+            got,
+            "{expr} over a view of {attrs}"
+        );
     }
     got
 }

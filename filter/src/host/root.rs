@@ -282,4 +282,3 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 }
-
