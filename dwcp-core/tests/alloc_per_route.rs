@@ -31,14 +31,14 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 /// The plugin config embedded in `envoy/envoy.yaml` (the block under `value: |`).
-fn plugin(explain: bool) -> FilterConfig {
+fn plugin(explain: bool) -> Result<FilterConfig, Box<dyn std::error::Error>> {
     let yaml = include_str!("../../envoy/envoy.yaml");
-    let start = yaml.find("value: |").unwrap() + "value: |".len();
+    let start = yaml.find("value: |").ok_or("no plugin config")? + "value: |".len();
     let rest = &yaml[start..];
-    let end = rest.find("- name:").unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&rest[..end]).unwrap();
+    let end = rest.find("- name:").ok_or("no end of plugin config")?;
+    let mut v: serde_json::Value = serde_json::from_str(&rest[..end])?;
     v["explain"] = serde_json::Value::Bool(explain);
-    FilterConfig::from_slice(v.to_string().as_bytes()).unwrap()
+    Ok(FilterConfig::from_slice(v.to_string().as_bytes())?)
 }
 
 fn state(cfg: &FilterConfig) -> DynamicState {
@@ -70,7 +70,7 @@ fn per_call(n: u64, mut f: impl FnMut(u64)) -> f64 {
 
 #[test]
 fn route_allocates_nothing_per_request() {
-    let cfg = plugin(false);
+    let cfg = plugin(false).unwrap();
     let st = state(&cfg);
     // The request the benchmark sends (wrk), plus a user that varies per iteration.
     let users: Vec<String> = (0..64).map(|i| format!("user-{i}")).collect();
@@ -111,7 +111,7 @@ fn route_allocates_nothing_per_request() {
     assert_eq!(route_allocs, 0.0, "route allocates");
 
     // With the explanation header on, the header value is the only allocation.
-    let cfg = plugin(true);
+    let cfg = plugin(true).unwrap();
     let explain_allocs = per_call(n, |i| {
         let _ = route(
             &cfg,

@@ -21,16 +21,13 @@ fn state(canary_bp: u32, shadow_bp: u32, killed: bool, kill_all: bool) -> Dynami
         ..Default::default()
     };
     for name in ["checkout", "api"] {
-        s.rollouts.insert(
-            name.into(),
-            RolloutState {
-                phase: "p".into(),
-                segments: [("standard".to_string(), canary_bp)].into(),
-                shadow_bp,
-                killed,
-                ..Default::default()
-            },
-        );
+        let mut rs = RolloutState {
+            phase: "p".into(),
+            segments: [("standard".to_string(), canary_bp)].into(),
+            ..Default::default()
+        };
+        (rs.shadow_bp, rs.killed) = (shadow_bp, killed);
+        s.rollouts.insert(name.into(), rs);
     }
     s
 }
