@@ -8,40 +8,13 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ast::{FractionalNode, Node, Op, SemOpArg, SemTarget, SemVerNode, Var, VarRoot};
+pub(crate) use super::attrs::Attrs;
 use super::semver::{parse_version, SemOp};
-use super::{Attr, AttrView};
+use super::Attr;
 use crate::bucket::{murmur3_concat, scale};
-
-/// Where the attributes come from: a JSON object (SDK-style contexts, conformance suites) or a view
-/// read in place (the filter's request headers), so the per-request path builds no map.
-#[derive(Clone, Copy)]
-pub(crate) enum Attrs<'a> {
-    Json(&'a Map<String, Value>),
-    View(&'a (dyn AttrView + 'a)),
-}
-
-impl<'a> Attrs<'a> {
-    /// The attribute at the dotted `path`; a view holds scalars only, so longer paths find nothing.
-    fn get(self, path: &[String]) -> Val<'a> {
-        match self {
-            Attrs::Json(m) => walk(m, path).map_or(Val::Null, Val::from_json),
-            Attrs::View(v) => match path {
-                [name] => v.attr(name).map_or(Val::Null, Val::from_attr),
-                _ => Val::Null,
-            },
-        }
-    }
-
-    fn top(self, name: &str) -> Val<'a> {
-        match self {
-            Attrs::Json(m) => m.get(name).map_or(Val::Null, Val::from_json),
-            Attrs::View(v) => v.attr(name).map_or(Val::Null, Val::from_attr),
-        }
-    }
-}
 
 /// Everything an evaluation reads.
 pub(crate) struct Env<'a> {
@@ -75,7 +48,7 @@ impl<'a> Val<'a> {
         }
     }
 
-    fn from_attr(a: Attr<'a>) -> Val<'a> {
+    pub(super) fn from_attr(a: Attr<'a>) -> Val<'a> {
         match a {
             Attr::Str(s) => Val::Str(Cow::Borrowed(s)),
             Attr::Bool(b) => Val::Bool(b),
@@ -317,20 +290,6 @@ fn lookup<'a>(var: &'a Var, env: &Env<'a>) -> Val<'a> {
         (Val::Null, Some(default)) => eval(default, env),
         _ => found,
     }
-}
-
-/// Follows a dotted path through objects (by key) and arrays (by index).
-fn walk<'a>(attrs: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut cur = attrs.get(first)?;
-    for seg in rest {
-        cur = match cur {
-            Value::Object(m) => m.get(seg)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
 }
 
 fn version_of(v: &Val) -> Option<::semver::Version> {

@@ -22,6 +22,7 @@
 //!   default variant, `Default`/`Static` resolutions carry no value: the caller's fallback applies.
 
 mod ast;
+mod attrs;
 mod eval;
 mod parse;
 mod semver;
