@@ -4,6 +4,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
+MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 .PHONY: setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim release clean
@@ -19,9 +20,11 @@ $(ENVOY):
 wasm:
 	cargo build -p dwcp-filter --target wasm32-wasip1 --profile wasm
 	cargo build -p dwcp-filter --example noop_filter --target wasm32-wasip1 --profile wasm
+	cargo build -p dwcp-filter --example minimal_filter --target wasm32-wasip1 --profile wasm
 	mkdir -p dist
 	cp target/wasm32-wasip1/wasm/dwcp_filter.wasm $(WASM)
 	cp target/wasm32-wasip1/wasm/examples/noop_filter.wasm $(NOOP_WASM)
+	cp target/wasm32-wasip1/wasm/examples/minimal_filter.wasm $(MINIMAL_WASM)
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
 build: setup wasm

@@ -1,12 +1,11 @@
-//! The per-request decision (SPEC.md 2): identify the user, resolve the segment, bucket stickily, pick
+//! The per-request decision: identify the user, resolve the segment, bucket stickily, pick
 //! the track. Pure and total: every input, however malformed, yields a decision; anything doubtful
 //! yields `stable` with the reason recorded.
 
 use crate::bucket::{bucket_bp, in_canary};
 use crate::config::{AttrType, FilterConfig};
 use crate::state::DynamicState;
-use crate::targeting::Context;
-use serde_json::{Map, Value};
+use crate::targeting::{Attr, AttrView};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -82,17 +81,38 @@ pub enum Freshness {
 }
 
 /// Read-only view of request headers (lowercase names; values as raw bytes, possibly not UTF-8).
+/// Lookups borrow: the per-request path reads the host's header list in place.
 pub trait Headers {
-    /// Every value of the header `name`.
-    fn values<'a>(&'a self, name: &str) -> Vec<&'a [u8]>;
+    /// Every value of the header `name`, in order.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+
+    /// The first value of `name` as text ("" when absent or not UTF-8).
+    fn first_str<'a>(&'a self, name: &'a str) -> &'a str {
+        self.values(name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or("")
+    }
+
+    /// Whether the header `name` is present at all.
+    fn has(&self, name: &str) -> bool {
+        self.values(name).next().is_some()
+    }
 }
 
 impl Headers for [(String, Vec<u8>)] {
-    fn values<'a>(&'a self, name: &str) -> Vec<&'a [u8]> {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.iter()
-            .filter(|(k, _)| k == name)
+            .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_slice())
-            .collect()
+    }
+}
+
+impl Headers for [(&str, &[u8])] {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(k, _)| *k == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -103,12 +123,12 @@ enum HeaderValue<'a> {
     Bad,
 }
 
-fn header_value<'a, H: Headers + ?Sized>(h: &'a H, name: &str, max: usize) -> HeaderValue<'a> {
-    let vals = h.values(name);
-    let Some(first) = vals.first() else {
+fn header_value<'a, H: Headers + ?Sized>(h: &'a H, name: &'a str, max: usize) -> HeaderValue<'a> {
+    let mut vals = h.values(name);
+    let Some(first) = vals.next() else {
         return HeaderValue::Absent;
     };
-    if vals.iter().any(|v| v != first) {
+    if vals.any(|v| v != first) {
         return HeaderValue::Bad;
     }
     if first.len() > max {
@@ -126,39 +146,48 @@ pub fn match_rollout(cfg: &FilterConfig, authority: &str, path: &str) -> Option<
     cfg.rollouts.iter().position(|r| r.matches(authority, path))
 }
 
-/// Resolves the segment of the request (index into `cfg.segments`) and whether a header was bad.
-pub fn resolve_segment<H: Headers + ?Sized>(
-    cfg: &FilterConfig,
-    headers: &H,
-) -> (usize, bool, Option<String>) {
-    let mut bad = false;
-    let mut attrs = Map::new();
-    for (name, header, ty) in &cfg.attributes {
-        match header_value(headers, header, cfg.max_header_bytes) {
-            HeaderValue::Absent => {}
-            HeaderValue::Bad => bad = true,
-            HeaderValue::Ok(s) => {
-                let v = match ty {
-                    AttrType::String => Value::String(s.to_string()),
-                    AttrType::Bool => Value::Bool(s.eq_ignore_ascii_case("true") || s == "1"),
-                };
-                attrs.insert(name.clone(), v);
-            }
+/// The targeting attributes of a request, read from its headers when the segment rules ask for them
+/// (no map is built; a bad header reads as absent, and is reported by [`resolve_segment`]).
+struct HeaderAttrs<'a, H: ?Sized> {
+    cfg: &'a FilterConfig,
+    headers: &'a H,
+}
+
+impl<H: Headers + ?Sized> AttrView for HeaderAttrs<'_, H> {
+    fn attr(&self, name: &str) -> Option<Attr<'_>> {
+        let (_, header, ty) = self.cfg.attributes.iter().find(|(n, _, _)| n == name)?;
+        match header_value(self.headers, header, self.cfg.max_header_bytes) {
+            HeaderValue::Ok(s) => Some(match ty {
+                AttrType::String => Attr::Str(s),
+                AttrType::Bool => Attr::Bool(s.eq_ignore_ascii_case("true") || s == "1"),
+            }),
+            HeaderValue::Absent | HeaderValue::Bad => None,
         }
     }
+}
+
+/// Resolves the segment of the request (index into `cfg.segments`), whether a targeting header was
+/// bad, and the targeting key (borrowed from the headers).
+pub fn resolve_segment<'h, H: Headers + ?Sized>(
+    cfg: &'h FilterConfig,
+    headers: &'h H,
+) -> (usize, bool, Option<&'h str>) {
+    let mut bad = cfg.attributes.iter().any(|(_, header, _)| {
+        matches!(
+            header_value(headers, header, cfg.max_header_bytes),
+            HeaderValue::Bad
+        )
+    });
     let key = match header_value(headers, &cfg.targeting_key_header, cfg.max_header_bytes) {
-        HeaderValue::Ok(s) => Some(s.to_string()),
+        HeaderValue::Ok(s) => Some(s),
         HeaderValue::Bad => {
             bad = true;
             None
         }
         HeaderValue::Absent => None,
     };
-    let ctx = Context {
-        targeting_key: key.as_deref(),
-        attrs: &attrs,
-    };
-    let res = cfg.segment_flag.evaluate(&ctx);
+    let attrs = HeaderAttrs { cfg, headers };
+    let res = cfg.segment_flag.evaluate_view(key, &attrs);
     let seg = res
         .variant
         .and_then(|v| cfg.segment_index(v))
@@ -207,7 +236,7 @@ pub fn decide<H: Headers + ?Sized>(
         return stable(Why::NoKey);
     };
     let seg_name = cfg.segments.get(segment).map(String::as_str).unwrap_or("");
-    let bucket = bucket_bp(&r.name, &key);
+    let bucket = bucket_bp(&r.name, key);
     let track = if in_canary(bucket, rs.canary_bp(seg_name)) {
         Track::Canary
     } else {

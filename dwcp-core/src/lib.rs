@@ -8,6 +8,8 @@
 //! * [`config`] — the filter's static plugin config, parsed then validated (errors name the field).
 //! * [`state`] — the dynamic state the companion serves to filters (phase, per-segment percentages).
 //! * [`decision`] — the per-request decision: rollout, segment, bucket, track.
+//! * [`route`] — everything a request gets from the filter (headers to set, shadow plan, counter),
+//!   and what counts as an error.
 //! * [`histogram`] / [`telemetry`] — mergeable log-bucketed latency histograms and per-VM batches.
 //! * [`stats`] / [`rollout`] — anytime-valid sequential tests and the rollout state machine.
 //! * [`signals`] — the engine signal contract: typed [`signals::EngineEvent`]s and the
@@ -20,6 +22,7 @@ pub mod config;
 pub mod decision;
 pub mod histogram;
 pub mod rollout;
+pub mod route;
 pub mod shadow;
 pub mod signals;
 pub mod state;

@@ -36,8 +36,9 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// An error answer as [`crate::route::is_error`] defines it (4xx never counts in a comparison).
     pub fn is_error(&self) -> bool {
-        self.status == 0 || self.status >= 500
+        crate::route::is_error(self.status, false)
     }
 }
 

@@ -41,7 +41,7 @@ pub struct Vm {
     pub window_version: u64,
     /// A batch whose POST failed, sent again with the next one.
     pub unsent: Option<Batch>,
-    /// Shadow copies queued and in flight (SPEC.md 2.6).
+    /// Shadow copies queued and in flight.
     pub mirror: crate::shadow::Mirror,
 }
 
@@ -169,47 +169,9 @@ impl Vm {
         }
     }
 
-    /// The shadow capture for a request routed by `d` (None: not mirrored; skips are counted).
-    pub fn shadow_capture(
-        &mut self,
-        d: &Decision,
-        headers: &[(String, Vec<u8>)],
-        has_body: bool,
-    ) -> Option<u64> {
-        // Only answers of stable are compared with the shadow (the version under test).
-        if d.track != dwcp_core::decision::Track::Stable {
-            return None;
-        }
-        let r = self.cfg.rollouts.get(d.rollout)?;
-        let cluster = r.shadow_cluster.as_deref()?;
-        let bp = self
-            .state
-            .as_ref()
-            .filter(|s| !s.kill_all)
-            .and_then(|s| s.rollouts.get(&r.name))
-            .filter(|rs| !rs.killed)
-            .map_or(0, |rs| rs.shadow_bp);
-        if bp == 0 || !matches!(self.freshness, Freshness::Fresh) {
-            return None;
-        }
-        let info = crate::shadow::RequestInfo {
-            rollout: &r.name,
-            shadow_cluster: Some(cluster),
-            noise_cluster: r.noise_cluster.as_deref(),
-            shadow_bp: bp,
-            headers,
-            has_body,
-        };
-        self.mirror.capture(&self.cfg.shadow, &mut self.acc, &info)
-    }
-
     /// Records the outcome of a request routed by `d`.
     pub fn record(&mut self, d: &Decision, status: u16, latency_us: u64) {
-        // 0 = no response reached the client (reset, client gave up): counted as an error. Under "no
-        // difference" it is as likely on either track, so the sequential test stays valid.
-        let error = status == 0
-            || status >= 500
-            || (self.cfg.count_4xx_as_errors && (400..500).contains(&status));
+        let error = dwcp_core::route::is_error(status, self.cfg.count_4xx_as_errors);
         self.acc
             .record(d.rollout, d.track, d.segment, error, latency_us);
     }

@@ -8,15 +8,17 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ast::{FractionalNode, Node, Op, SemOpArg, SemTarget, SemVerNode, Var, VarRoot};
+pub(crate) use super::attrs::Attrs;
 use super::semver::{parse_version, SemOp};
+use super::Attr;
 use crate::bucket::{murmur3_concat, scale};
 
 /// Everything an evaluation reads.
 pub(crate) struct Env<'a> {
-    pub(crate) attrs: &'a Map<String, Value>,
+    pub(crate) attrs: Attrs<'a>,
     pub(crate) targeting_key: Option<&'a str>,
     pub(crate) flag_key: &'a str,
     pub(crate) timestamp: Option<u64>,
@@ -43,6 +45,13 @@ impl<'a> Val<'a> {
             Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
             Value::String(s) => Val::Str(Cow::Borrowed(s)),
             other => Val::Json(other),
+        }
+    }
+
+    pub(super) fn from_attr(a: Attr<'a>) -> Val<'a> {
+        match a {
+            Attr::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Attr::Bool(b) => Val::Bool(b),
         }
     }
 
@@ -269,35 +278,18 @@ fn lookup<'a>(var: &'a Var, env: &Env<'a>) -> Val<'a> {
     let found = match var.root {
         VarRoot::TargetingKey => match env.targeting_key {
             Some(k) => Val::Str(Cow::Borrowed(k)),
-            None => env
-                .attrs
-                .get("targetingKey")
-                .map_or(Val::Null, Val::from_json),
+            None => env.attrs.top("targetingKey"),
         },
         VarRoot::FlagKey => Val::Str(Cow::Borrowed(env.flag_key)),
         // Seconds since the epoch fit an f64 exactly.
         VarRoot::Timestamp => env.timestamp.map_or(Val::Null, |t| Val::Num(t as f64)),
         VarRoot::FlagdOther => Val::Null,
-        VarRoot::Attrs => walk(env.attrs, &var.path).map_or(Val::Null, Val::from_json),
+        VarRoot::Attrs => env.attrs.get(&var.path),
     };
     match (&found, &var.default) {
         (Val::Null, Some(default)) => eval(default, env),
         _ => found,
     }
-}
-
-/// Follows a dotted path through objects (by key) and arrays (by index).
-fn walk<'a>(attrs: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut cur = attrs.get(first)?;
-    for seg in rest {
-        cur = match cur {
-            Value::Object(m) => m.get(seg)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
 }
 
 fn version_of(v: &Val) -> Option<::semver::Version> {

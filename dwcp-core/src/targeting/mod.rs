@@ -22,6 +22,7 @@
 //!   default variant, `Default`/`Static` resolutions carry no value: the caller's fallback applies.
 
 mod ast;
+mod attrs;
 mod eval;
 mod parse;
 mod semver;
@@ -30,7 +31,7 @@ mod set;
 use serde_json::{Map, Value};
 
 use self::ast::Node;
-use self::eval::{eval, num_text, Env, Val};
+use self::eval::{eval, num_text, Attrs, Env, Val};
 use self::parse::{err, join, Compiler, Refs};
 
 pub use self::set::FlagSet;
@@ -56,6 +57,20 @@ impl<'a> Context<'a> {
             attrs,
         }
     }
+}
+
+/// One attribute as a [`AttrView`] hands it out: borrowed text or a boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attr<'a> {
+    Str(&'a str),
+    Bool(bool),
+}
+
+/// Attributes read in place (the filter reads them from the request headers on demand), so that an
+/// evaluation builds no JSON map. A view holds top-level scalars only: a dotted path finds nothing.
+pub trait AttrView {
+    /// The attribute `name`, or `None` when absent.
+    fn attr(&self, name: &str) -> Option<Attr<'_>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,15 +253,30 @@ impl Flag {
 
     /// Resolves the flag; `$flagd.timestamp` evaluates to `null`.
     pub fn evaluate(&self, ctx: &Context) -> Resolution<'_> {
-        self.resolve(ctx, None)
+        self.resolve(ctx.targeting_key, Attrs::Json(ctx.attrs), None)
     }
 
     /// Resolves the flag with `$flagd.timestamp` = `timestamp` (seconds since the Unix epoch).
     pub fn evaluate_at(&self, ctx: &Context, timestamp: u64) -> Resolution<'_> {
-        self.resolve(ctx, Some(timestamp))
+        self.resolve(ctx.targeting_key, Attrs::Json(ctx.attrs), Some(timestamp))
     }
 
-    fn resolve(&self, ctx: &Context, timestamp: Option<u64>) -> Resolution<'_> {
+    /// Resolves the flag against attributes read in place (`$flagd.timestamp` is `null`); same
+    /// result as [`Flag::evaluate`] with the same attributes in a JSON object.
+    pub fn evaluate_view(
+        &self,
+        targeting_key: Option<&str>,
+        attrs: &dyn AttrView,
+    ) -> Resolution<'_> {
+        self.resolve(targeting_key, Attrs::View(attrs), None)
+    }
+
+    fn resolve(
+        &self,
+        targeting_key: Option<&str>,
+        attrs: Attrs<'_>,
+        timestamp: Option<u64>,
+    ) -> Resolution<'_> {
         if self.state == FlagState::Disabled {
             return Resolution {
                 variant: None,
@@ -258,8 +288,8 @@ impl Flag {
             return self.default_resolution(Reason::Static);
         };
         let env = Env {
-            attrs: ctx.attrs,
-            targeting_key: ctx.targeting_key,
+            attrs,
+            targeting_key,
             flag_key: &self.key,
             timestamp,
         };

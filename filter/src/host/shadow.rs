@@ -1,7 +1,8 @@
 //! The root context's side of shadow copies: register the wake-up queue, dispatch queued copies (and
 //! noise copies), and hand the side calls' answers to the mirror.
 
-use super::{log, now_us, Root};
+use super::root::Root;
+use super::{log, now_us};
 use crate::vm::Vm;
 use proxy_wasm::hostcalls as hc;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
