@@ -45,7 +45,10 @@ fn speed(args: &[String]) {
         Some("ed25519") => Scheme::Ed25519,
         _ => Scheme::Mock,
     };
-    let first: u64 = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let first: u64 = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let seeds = views.div_ceil(per_seed);
     let next = AtomicU64::new(0);
     let steps = AtomicU64::new(0);

@@ -55,7 +55,11 @@ pub enum Fault<M> {
     Delay(u64),
     /// Re-send every distinct message received (up to `cap`) to everyone, every `every_ms`, for
     /// `rounds` rounds after the last new one.
-    Replay { every_ms: u64, rounds: u32, cap: usize },
+    Replay {
+        every_ms: u64,
+        rounds: u32,
+        cap: usize,
+    },
     Mutate(Mutator<M>),
 }
 
@@ -82,7 +86,12 @@ impl<P: Protocol> Adversary<P> {
         }
     }
 
-    fn run(&mut self, now: u64, out: &mut Outbox<P::Msg>, f: impl FnOnce(&mut P, &mut Outbox<P::Msg>)) {
+    fn run(
+        &mut self,
+        now: u64,
+        out: &mut Outbox<P::Msg>,
+        f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
+    ) {
         let mut child = out.child();
         f(&mut self.inner, &mut child);
         let sends = std::mem::take(&mut child.sends);
@@ -125,7 +134,11 @@ impl<P: Protocol> Adversary<P> {
 
     fn replay_cfg(&self) -> Option<(u64, u32, usize)> {
         self.faults.iter().find_map(|f| match f {
-            Fault::Replay { every_ms, rounds, cap } => Some((*every_ms, *rounds, *cap)),
+            Fault::Replay {
+                every_ms,
+                rounds,
+                cap,
+            } => Some((*every_ms, *rounds, *cap)),
             _ => None,
         })
     }
@@ -156,7 +169,9 @@ impl<P: Protocol> Protocol for Adversary<P> {
     fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<P::Msg>) {
         match id {
             DELAY_TIMER => {
-                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|(t, _)| *t <= now);
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition(|(t, _)| *t <= now);
                 self.held = later;
                 out.sends.extend(due.into_iter().map(|(_, s)| s));
                 if let Some((t, _)) = self.held.first() {
@@ -196,6 +211,9 @@ impl<P: Protocol> Protocol for Adversary<P> {
     }
 }
 
+/// Maps twin `a`'s input to twin `b`'s.
+pub type InputMap<I> = Box<dyn FnMut(&I) -> I>;
+
 /// Two honest instances under one identity. Twin `a` talks to `a_side`, twin `b` to everyone
 /// else; messages from `a_side` reach `a`, the others reach `b`. A twin's messages to itself stay
 /// with it. `b` gets its own variant of each input (`b_input`), so an origin's twins sign two
@@ -204,11 +222,16 @@ pub struct Twins<P: Protocol> {
     a: P,
     b: P,
     a_side: BTreeSet<NodeId>,
-    b_input: Box<dyn FnMut(&P::Input) -> P::Input>,
+    b_input: InputMap<P::Input>,
 }
 
 impl<P: Protocol> Twins<P> {
-    pub fn new(a: P, b: P, a_side: BTreeSet<NodeId>, b_input: impl FnMut(&P::Input) -> P::Input + 'static) -> Self {
+    pub fn new(
+        a: P,
+        b: P,
+        a_side: BTreeSet<NodeId>,
+        b_input: impl FnMut(&P::Input) -> P::Input + 'static,
+    ) -> Self {
         Self {
             a,
             b,
@@ -229,7 +252,9 @@ impl<P: Protocol> Twins<P> {
         let mut child = out.child();
         f(twin, &mut child);
         for _ in 0..64 {
-            let (own, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut child.sends).into_iter().partition(|s| s.to == me);
+            let (own, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut child.sends)
+                .into_iter()
+                .partition(|s| s.to == me);
             out.sends.extend(rest.into_iter().filter(|s| side(s.to)));
             if own.is_empty() {
                 break;
@@ -254,19 +279,27 @@ impl<P: Protocol> Protocol for Twins<P> {
 
     fn on_start(&mut self, now: u64, out: &mut Outbox<P::Msg>) {
         let a_side = self.a_side.clone();
-        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| p.on_start(now, o));
+        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+            p.on_start(now, o)
+        });
         let mark = out.timers.len();
-        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| p.on_start(now, o));
+        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+            p.on_start(now, o)
+        });
         tag_b(&mut out.timers[mark..]);
     }
 
     fn on_message(&mut self, now: u64, from: NodeId, msg: &P::Msg, out: &mut Outbox<P::Msg>) {
         let a_side = self.a_side.clone();
         if a_side.contains(&from) {
-            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| p.on_message(now, from, msg, o));
+            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+                p.on_message(now, from, msg, o)
+            });
         } else {
             let mark = out.timers.len();
-            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| p.on_message(now, from, msg, o));
+            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+                p.on_message(now, from, msg, o)
+            });
             tag_b(&mut out.timers[mark..]);
         }
     }
@@ -274,10 +307,14 @@ impl<P: Protocol> Protocol for Twins<P> {
     fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<P::Msg>) {
         let a_side = self.a_side.clone();
         if id & TWIN_B == 0 {
-            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| p.on_timer(now, id, o));
+            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+                p.on_timer(now, id, o)
+            });
         } else {
             let mark = out.timers.len();
-            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| p.on_timer(now, id & !TWIN_B, o));
+            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+                p.on_timer(now, id & !TWIN_B, o)
+            });
             tag_b(&mut out.timers[mark..]);
         }
     }
@@ -285,9 +322,13 @@ impl<P: Protocol> Protocol for Twins<P> {
     fn on_input(&mut self, now: u64, input: P::Input, out: &mut Outbox<P::Msg>) {
         let a_side = self.a_side.clone();
         let other = (self.b_input)(&input);
-        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| p.on_input(now, input, o));
+        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+            p.on_input(now, input, o)
+        });
         let mark = out.timers.len();
-        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| p.on_input(now, other, o));
+        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+            p.on_input(now, other, o)
+        });
         tag_b(&mut out.timers[mark..]);
     }
 
@@ -320,13 +361,18 @@ pub struct Scripted<M, I, O> {
 impl<M, I, O> Scripted<M, I, O> {
     pub fn new(script: Vec<(u64, NodeId, M)>) -> Self {
         Self {
-            script: script.into_iter().map(|(t, to, m)| (t, to, Arc::new(m))).collect(),
+            script: script
+                .into_iter()
+                .map(|(t, to, m)| (t, to, Arc::new(m)))
+                .collect(),
             _io: std::marker::PhantomData,
         }
     }
 }
 
-impl<M: Clone + super::Wire, I: Clone + super::Wire, O: Clone + super::Wire + std::fmt::Debug> Protocol for Scripted<M, I, O> {
+impl<M: Clone + super::Wire, I: Clone + super::Wire, O: Clone + super::Wire + std::fmt::Debug>
+    Protocol for Scripted<M, I, O>
+{
     type Msg = M;
     type Input = I;
     type Output = O;

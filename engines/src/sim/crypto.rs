@@ -151,10 +151,9 @@ impl Keyring {
     }
 
     pub fn signer(&self, id: NodeId) -> Option<NodeSigner> {
-        self.secrets.get(id as usize).map(|k| NodeSigner {
-            id,
-            key: k.clone(),
-        })
+        self.secrets
+            .get(id as usize)
+            .map(|k| NodeSigner { id, key: k.clone() })
     }
 }
 

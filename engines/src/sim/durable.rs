@@ -16,10 +16,18 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// Durable before the step's sends leave.
-    Put { key: Vec<u8>, value: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// Buffered; durable after the next `Sync` (or lost on a `lose_unsynced` crash).
-    Buffered { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Buffered {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     Sync,
 }
 

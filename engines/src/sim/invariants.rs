@@ -65,7 +65,13 @@ impl Violation {
 pub trait Invariant<I, O> {
     fn name(&self) -> &str;
     /// `index` is the output's position in `node`'s log.
-    fn on_commit(&mut self, _ctx: &Ctx<'_, I>, _node: NodeId, _index: u64, _out: &O) -> Result<(), String> {
+    fn on_commit(
+        &mut self,
+        _ctx: &Ctx<'_, I>,
+        _node: NodeId,
+        _index: u64,
+        _out: &O,
+    ) -> Result<(), String> {
         Ok(())
     }
     fn on_alarm(&mut self, _ctx: &Ctx<'_, I>, _node: NodeId, _alarm: &Alarm) -> Result<(), String> {
@@ -125,7 +131,13 @@ impl<I, O, K: PartialEq> Invariant<I, O> for PrefixAgreement<O, K> {
     fn name(&self) -> &str {
         "agreement"
     }
-    fn on_commit(&mut self, _: &Ctx<'_, I>, node: NodeId, index: u64, out: &O) -> Result<(), String> {
+    fn on_commit(
+        &mut self,
+        _: &Ctx<'_, I>,
+        node: NodeId,
+        index: u64,
+        out: &O,
+    ) -> Result<(), String> {
         let k = (self.project)(out);
         match self.agreed.get(index as usize) {
             Some((first, agreed)) if *agreed != k => Err(format!(
@@ -136,7 +148,9 @@ impl<I, O, K: PartialEq> Invariant<I, O> for PrefixAgreement<O, K> {
                 self.agreed.push((node, k));
                 Ok(())
             }
-            None => Err(format!("node {node} committed position {index} out of order")),
+            None => Err(format!(
+                "node {node} committed position {index} out of order"
+            )),
         }
     }
 }
@@ -220,7 +234,11 @@ pub struct CertificateValidity<O> {
 }
 
 impl<O> CertificateValidity<O> {
-    pub fn new(keys: PublicKeys, threshold: usize, extract: fn(&O) -> (Vec<u8>, &Certificate)) -> Self {
+    pub fn new(
+        keys: PublicKeys,
+        threshold: usize,
+        extract: fn(&O) -> (Vec<u8>, &Certificate),
+    ) -> Self {
         Self {
             keys,
             threshold,
@@ -288,7 +306,11 @@ pub struct Liveness<I, O, K> {
 }
 
 impl<I, O, K> Liveness<I, O, K> {
-    pub fn new(expect: fn(NodeId, usize, &I) -> Option<K>, key: fn(&O) -> K, deadline_ms: u64) -> Self {
+    pub fn new(
+        expect: fn(NodeId, usize, &I) -> Option<K>,
+        key: fn(&O) -> K,
+        deadline_ms: u64,
+    ) -> Self {
         Self {
             expect,
             key,
@@ -303,7 +325,9 @@ impl<I, O, K: Ord + Clone + std::fmt::Debug> Invariant<I, O> for Liveness<I, O, 
         "liveness"
     }
     fn on_commit(&mut self, ctx: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
-        self.committed.entry((node, (self.key)(out))).or_insert(ctx.now);
+        self.committed
+            .entry((node, (self.key)(out)))
+            .or_insert(ctx.now);
         Ok(())
     }
     fn at_end(&mut self, ctx: &Ctx<'_, I>) -> Result<(), String> {
@@ -319,11 +343,22 @@ impl<I, O, K: Ord + Clone + std::fmt::Debug> Invariant<I, O> for Liveness<I, O, 
                 for node in ctx.correct {
                     match self.committed.get(&(*node, k.clone())) {
                         Some(t) if *t <= deadline => {}
-                        Some(t) => return Err(format!("node {node} committed {k:?} at {t}, deadline {deadline}")),
-                        None if ctx.now < deadline => {
-                            return Err(format!("run ended at {} before the deadline {deadline} of {k:?}", ctx.now))
+                        Some(t) => {
+                            return Err(format!(
+                                "node {node} committed {k:?} at {t}, deadline {deadline}"
+                            ))
                         }
-                        None => return Err(format!("node {node} never committed {k:?} (deadline {deadline})")),
+                        None if ctx.now < deadline => {
+                            return Err(format!(
+                                "run ended at {} before the deadline {deadline} of {k:?}",
+                                ctx.now
+                            ))
+                        }
+                        None => {
+                            return Err(format!(
+                                "node {node} never committed {k:?} (deadline {deadline})"
+                            ))
+                        }
                     }
                 }
             }

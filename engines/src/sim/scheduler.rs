@@ -12,8 +12,14 @@ use super::protocol::NodeId;
 
 /// Chooses the delay of one message (in ms), given the fault model's proposal.
 pub trait Scheduler {
-    fn delay(&mut self, now: u64, from: NodeId, to: NodeId, kind: &'static str, proposed: u64)
-        -> u64;
+    fn delay(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        to: NodeId,
+        kind: &'static str,
+        proposed: u64,
+    ) -> u64;
 }
 
 /// Leaves the fault model's delays alone.
@@ -36,7 +42,14 @@ pub struct Targeted {
 }
 
 impl Scheduler for Targeted {
-    fn delay(&mut self, _: u64, from: NodeId, to: NodeId, kind: &'static str, proposed: u64) -> u64 {
+    fn delay(
+        &mut self,
+        _: u64,
+        from: NodeId,
+        to: NodeId,
+        kind: &'static str,
+        proposed: u64,
+    ) -> u64 {
         let node_hit = self.nodes.contains(&from) || self.nodes.contains(&to);
         let kind_hit = self.kinds.is_empty() || self.kinds.contains(kind);
         if node_hit && kind_hit {

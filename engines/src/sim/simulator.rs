@@ -168,7 +168,9 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
     /// Build a run. `keep_trace` retains every trace event (tests); the hash is always kept.
     pub fn new(seed: u64, faults: FaultModel, nodes: Vec<Node<M, I, O>>, keep_trace: bool) -> Self {
         let n = nodes.len();
-        let honest: BTreeSet<NodeId> = (0..n as u32).filter(|&i| nodes[i as usize].is_honest()).collect();
+        let honest: BTreeSet<NodeId> = (0..n as u32)
+            .filter(|&i| nodes[i as usize].is_honest())
+            .collect();
         let mut sim = Self {
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -286,7 +288,11 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
 
     pub(super) fn schedule(&mut self, at: u64, ev: Event<M, I>) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     /// Run until the queue is empty, `end_ms` is passed, the step cap is hit, or a violation
@@ -327,7 +333,10 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
     }
 
     /// Feed every not-yet-violated invariant; record the first violation of each.
-    pub(super) fn feed(&mut self, mut f: impl FnMut(&mut dyn Invariant<I, O>, &Ctx<'_, I>) -> Result<(), String>) {
+    pub(super) fn feed(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Invariant<I, O>, &Ctx<'_, I>) -> Result<(), String>,
+    ) {
         let ctx = Ctx {
             now: self.now,
             gst_ms: self.faults.gst_ms,
@@ -367,7 +376,9 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             violations: self.violations.clone(),
             alarms: self.alarms.clone(),
             logs: self.logs.clone(),
-            committed: (0..self.n as u32).map(|i| (i, self.log_len[i as usize])).collect(),
+            committed: (0..self.n as u32)
+                .map(|i| (i, self.log_len[i as usize]))
+                .collect(),
             messages: self.messages.clone(),
             unrecovered: self.unrecovered.clone(),
         }

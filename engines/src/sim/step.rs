@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::protocol::{NodeId, Outbox, TimerCmd, Wire};
-use super::simulator::{Event, MsgStats, Node, Simulator};
+use super::simulator::{Event, Node, Simulator};
 use super::trace::{fnv1a, DropReason, TraceEvent};
 
 impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simulator<M, I, O> {
@@ -71,10 +71,16 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
                     node,
                     digest: fnv1a(&self.scratch),
                 });
-                self.inputs.entry(node).or_default().push((now, input.clone()));
+                self.inputs
+                    .entry(node)
+                    .or_default()
+                    .push((now, input.clone()));
                 self.with_node(node, |n, out| n.on_input(now, input, out));
             }
-            Event::Crash { node, lose_unsynced } => {
+            Event::Crash {
+                node,
+                lose_unsynced,
+            } => {
                 let i = node as usize;
                 if i >= self.n || self.crashed[i] {
                     return;
@@ -152,7 +158,14 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
                     self.timer_gen += 1;
                     let gen = self.timer_gen;
                     self.timers[i].insert(tid, gen);
-                    self.schedule(at_ms.max(now), Event::Timer { node: id, id: tid, gen });
+                    self.schedule(
+                        at_ms.max(now),
+                        Event::Timer {
+                            node: id,
+                            id: tid,
+                            gen,
+                        },
+                    );
                 }
                 TimerCmd::Cancel { id: tid } => {
                     self.timers[i].remove(&tid);
@@ -170,7 +183,11 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
                 None => {
                     self.scratch.clear();
                     s.msg.wire(&mut self.scratch);
-                    let v = (fnv1a(&self.scratch), self.scratch.len() as u64, s.msg.kind());
+                    let v = (
+                        fnv1a(&self.scratch),
+                        self.scratch.len() as u64,
+                        s.msg.kind(),
+                    );
                     last = Some((Arc::clone(&s.msg), v.0, v.1, v.2));
                     v
                 }
@@ -238,7 +255,16 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send(&mut self, from: NodeId, claimed: NodeId, to: NodeId, msg: Arc<M>, digest: u64, size: u64, kind: &'static str) {
+    fn send(
+        &mut self,
+        from: NodeId,
+        claimed: NodeId,
+        to: NodeId,
+        msg: Arc<M>,
+        digest: u64,
+        size: u64,
+        kind: &'static str,
+    ) {
         let now = self.now;
         if to as usize >= self.n {
             return;
@@ -259,7 +285,7 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             self.schedule(now, deliver(msg));
             return;
         }
-        let stats = self.messages.entry(kind).or_insert(MsgStats::default());
+        let stats = self.messages.entry(kind).or_default();
         stats.count += 1;
         stats.bytes += size;
         if self.faults.partitioned(now, from, to) {
@@ -284,7 +310,8 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
         }
         let start = self.transmit(from, to, size);
         if pre_gst && self.roll(link.duplicate_ppm) {
-            self.trace.push(TraceEvent::Duplicated { at: now, from, to });
+            self.trace
+                .push(TraceEvent::Duplicated { at: now, from, to });
             let d = self.delay(from, to, kind);
             self.schedule(start + d, deliver(Arc::clone(&msg)));
         }

@@ -33,7 +33,9 @@ pub fn lossy(gst_ms: u64) -> FaultModel {
 
 /// Every node `0..n` broadcasts once, node `i` at t = i.
 pub fn everyone(n: u32) -> Vec<(u64, u32, String)> {
-    (0..n).map(|i| (u64::from(i), i, format!("value of {i}"))).collect()
+    (0..n)
+        .map(|i| (u64::from(i), i, format!("value of {i}")))
+        .collect()
 }
 
 /// Run `built` with the broadcast's safety invariants (and liveness, 2 s after GST, if `live`).

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner, PublicKeys};
 use super::super::protocol::{AlarmKind, NodeId, Outbox, Protocol, TimerId};
-use super::{echo_statement, send_statement, value_digest, Broadcast, Delivery, InstanceId, PlantedBug, RbcConfig, RbcMsg, Value};
+use super::{
+    echo_statement, send_statement, value_digest, Broadcast, Delivery, InstanceId, PlantedBug,
+    RbcConfig, RbcMsg, Value,
+};
 
 pub(super) const RETRANSMIT: TimerId = 1;
 
@@ -76,7 +79,13 @@ impl HonestNode {
         }
     }
 
-    fn alarm(&mut self, out: &mut Outbox<RbcMsg>, kind: AlarmKind, suspect: Option<NodeId>, detail: String) {
+    fn alarm(
+        &mut self,
+        out: &mut Outbox<RbcMsg>,
+        kind: AlarmKind,
+        suspect: Option<NodeId>,
+        detail: String,
+    ) {
         if self.alarmed.insert((kind, suspect)) {
             out.alarm(kind, suspect, detail);
         }
@@ -84,7 +93,10 @@ impl HonestNode {
 
     /// A bad signature proves nothing about who sent it (the network sender is unauthenticated).
     fn bad_signature(&mut self, out: &mut Outbox<RbcMsg>, from: NodeId, detail: String) {
-        let suspect = self.cfg.has(PlantedBug::AccuseNetworkSender).then_some(from);
+        let suspect = self
+            .cfg
+            .has(PlantedBug::AccuseNetworkSender)
+            .then_some(from);
         self.alarm(out, AlarmKind::BadSignature, suspect, detail);
     }
 
@@ -99,43 +111,82 @@ impl HonestNode {
         self.rounds_left = self.cfg.retransmit_rounds;
     }
 
-    fn in_window(&mut self, origin: NodeId, seq: u64, from: NodeId, out: &mut Outbox<RbcMsg>) -> bool {
+    fn in_window(
+        &mut self,
+        origin: NodeId,
+        seq: u64,
+        from: NodeId,
+        out: &mut Outbox<RbcMsg>,
+    ) -> bool {
         if !self.keys.is_member(origin) {
-            self.alarm(out, AlarmKind::NotMember, None, format!("origin {origin} is not a member"));
+            self.alarm(
+                out,
+                AlarmKind::NotMember,
+                None,
+                format!("origin {origin} is not a member"),
+            );
             return false;
         }
         let base = self.delivered_upto.get(&origin).copied().unwrap_or(0);
         if seq >= base.saturating_add(self.cfg.window) {
             let _ = from; // spam is signed by someone, but a valid echo far ahead is not proof of fault
-            self.alarm(out, AlarmKind::Spam, None, format!("seq {seq} of origin {origin} outside window"));
+            self.alarm(
+                out,
+                AlarmKind::Spam,
+                None,
+                format!("seq {seq} of origin {origin} outside window"),
+            );
             return false;
         }
         true
     }
 
     fn is_delivered(&self, id: InstanceId) -> bool {
-        self.instances.get(&id).is_some_and(|i| i.delivered.is_some())
+        self.instances
+            .get(&id)
+            .is_some_and(|i| i.delivered.is_some())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_send(&mut self, now: u64, from: NodeId, origin: NodeId, seq: u64, value: &Value, sig: &[u8; 64], out: &mut Outbox<RbcMsg>) {
+    fn on_send(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        origin: NodeId,
+        seq: u64,
+        value: &Value,
+        sig: &[u8; 64],
+        out: &mut Outbox<RbcMsg>,
+    ) {
         if self.is_delivered((origin, seq)) {
             return;
         }
         let digest = value_digest(value);
-        let seen = self.instances.get(&(origin, seq)).and_then(|i| i.send_digest);
+        let seen = self
+            .instances
+            .get(&(origin, seq))
+            .and_then(|i| i.send_digest);
         if seen == Some(digest) {
             return; // a retransmission of what was already verified
         }
         let skip = self.cfg.has(PlantedBug::SkipSendSignature);
-        if !skip && !self.keys.verify(origin, &send_statement(origin, seq, value), sig) {
+        if !skip
+            && !self
+                .keys
+                .verify(origin, &send_statement(origin, seq, value), sig)
+        {
             self.bad_signature(out, from, format!("send for origin {origin} seq {seq}"));
             return;
         }
         let inst = self.instances.entry((origin, seq)).or_default();
         if let Some(d) = inst.send_digest {
             if d != digest {
-                self.alarm(out, AlarmKind::Equivocation, Some(origin), format!("two signed values for seq {seq}"));
+                self.alarm(
+                    out,
+                    AlarmKind::Equivocation,
+                    Some(origin),
+                    format!("two signed values for seq {seq}"),
+                );
             }
             return;
         }
@@ -143,7 +194,13 @@ impl HonestNode {
         inst.values.insert(digest, Arc::clone(value));
         if inst.my_echo.is_none() {
             let sig = self.signer.sign(&echo_statement(origin, seq, &digest));
-            let echo = Arc::new(RbcMsg::Echo { origin, seq, digest, signer: self.signer.id(), sig });
+            let echo = Arc::new(RbcMsg::Echo {
+                origin,
+                seq,
+                digest,
+                signer: self.signer.id(),
+                sig,
+            });
             inst.my_echo = Some(Arc::clone(&echo));
             if !self.cfg.has(PlantedBug::ForgetVoteOnRecover) {
                 out.persist(super::recovery::echo_key((origin, seq)), digest.to_vec());
@@ -157,21 +214,44 @@ impl HonestNode {
         self.try_deliver(now, (origin, seq), digest, out);
     }
 
-    fn on_echo(&mut self, now: u64, from: NodeId, id: InstanceId, digest: Digest32, signer: NodeId, sig: &[u8; 64], out: &mut Outbox<RbcMsg>) {
+    #[allow(clippy::too_many_arguments)]
+    fn on_echo(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        id: InstanceId,
+        digest: Digest32,
+        signer: NodeId,
+        sig: &[u8; 64],
+        out: &mut Outbox<RbcMsg>,
+    ) {
         if self.is_delivered(id) {
             return;
         }
-        if self.instances.get(&id).and_then(|i| i.echoed_by.get(&signer)) == Some(&digest) {
+        if self
+            .instances
+            .get(&id)
+            .and_then(|i| i.echoed_by.get(&signer))
+            == Some(&digest)
+        {
             return; // a retransmission of what was already verified
         }
-        if !self.keys.verify(signer, &echo_statement(id.0, id.1, &digest), sig) {
+        if !self
+            .keys
+            .verify(signer, &echo_statement(id.0, id.1, &digest), sig)
+        {
             self.bad_signature(out, from, format!("echo claiming signer {signer}"));
             return;
         }
         let inst = self.instances.entry(id).or_default();
         match inst.echoed_by.get(&signer) {
             Some(d) if *d != digest => {
-                self.alarm(out, AlarmKind::Equivocation, Some(signer), format!("two echoes for {id:?}"));
+                self.alarm(
+                    out,
+                    AlarmKind::Equivocation,
+                    Some(signer),
+                    format!("two echoes for {id:?}"),
+                );
                 return;
             }
             Some(_) => return,
@@ -183,7 +263,15 @@ impl HonestNode {
         self.try_deliver(now, id, digest, out);
     }
 
-    fn on_final(&mut self, now: u64, from: NodeId, id: InstanceId, value: &Value, cert: &Arc<Certificate>, out: &mut Outbox<RbcMsg>) {
+    fn on_final(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        id: InstanceId,
+        value: &Value,
+        cert: &Arc<Certificate>,
+        out: &mut Outbox<RbcMsg>,
+    ) {
         let digest = value_digest(value);
         if let Some(inst) = self.instances.get_mut(&id) {
             if inst.delivered == Some(digest) {
@@ -193,26 +281,52 @@ impl HonestNode {
         }
         if !self.cfg.has(PlantedBug::SkipFinalCheck) {
             if cert.statement != echo_statement(id.0, id.1, &digest) {
-                self.alarm(out, AlarmKind::Garbage, None, format!("final for {id:?} certifies another statement"));
+                self.alarm(
+                    out,
+                    AlarmKind::Garbage,
+                    None,
+                    format!("final for {id:?} certifies another statement"),
+                );
                 return;
             }
             if let Err(e) = cert.verify(&self.keys, self.cfg.quorum()) {
-                self.alarm(out, AlarmKind::BadSignature, None, format!("final for {id:?}: {e}"));
+                self.alarm(
+                    out,
+                    AlarmKind::BadSignature,
+                    None,
+                    format!("final for {id:?}: {e}"),
+                );
                 return;
             }
         }
         let inst = self.instances.entry(id).or_default();
         if inst.delivered.is_some() {
             // Two valid certificates need more than f faulty echoers, but do not say who they are.
-            self.alarm(out, AlarmKind::Equivocation, None, format!("conflicting certificates for {id:?}"));
+            self.alarm(
+                out,
+                AlarmKind::Equivocation,
+                None,
+                format!("conflicting certificates for {id:?}"),
+            );
             return;
         }
         inst.relayed_by.insert(from);
-        let d = Delivery { origin: id.0, seq: id.1, value: Arc::clone(value), cert: Arc::clone(cert) };
+        let d = Delivery {
+            origin: id.0,
+            seq: id.1,
+            value: Arc::clone(value),
+            cert: Arc::clone(cert),
+        };
         self.deliver(now, d, out);
     }
 
-    fn try_deliver(&mut self, now: u64, id: InstanceId, digest: Digest32, out: &mut Outbox<RbcMsg>) {
+    fn try_deliver(
+        &mut self,
+        now: u64,
+        id: InstanceId,
+        digest: Digest32,
+        out: &mut Outbox<RbcMsg>,
+    ) {
         let q = self.local_quorum();
         let Some(inst) = self.instances.get(&id) else {
             return;
@@ -220,7 +334,8 @@ impl HonestNode {
         if inst.delivered.is_some() {
             return;
         }
-        let (Some(echoes), Some(value)) = (inst.echoes.get(&digest), inst.values.get(&digest)) else {
+        let (Some(echoes), Some(value)) = (inst.echoes.get(&digest), inst.values.get(&digest))
+        else {
             return;
         };
         if echoes.len() < q {
@@ -230,14 +345,24 @@ impl HonestNode {
             statement: echo_statement(id.0, id.1, &digest),
             sigs: echoes.iter().map(|(k, s)| (*k, *s)).collect(),
         };
-        let d = Delivery { origin: id.0, seq: id.1, value: Arc::clone(value), cert: Arc::new(cert) };
+        let d = Delivery {
+            origin: id.0,
+            seq: id.1,
+            value: Arc::clone(value),
+            cert: Arc::new(cert),
+        };
         self.deliver(now, d, out);
     }
 
     fn deliver(&mut self, now: u64, d: Delivery, out: &mut Outbox<RbcMsg>) {
         let id = (d.origin, d.seq);
         let digest = value_digest(&d.value);
-        let relay = Arc::new(RbcMsg::Final { origin: d.origin, seq: d.seq, value: Arc::clone(&d.value), cert: Arc::clone(&d.cert) });
+        let relay = Arc::new(RbcMsg::Final {
+            origin: d.origin,
+            seq: d.seq,
+            value: Arc::clone(&d.value),
+            cert: Arc::clone(&d.cert),
+        });
         let inst = self.instances.entry(id).or_default();
         let signed_other = inst.send_digest.is_some_and(|s| s != digest);
         inst.delivered = Some(digest);
@@ -249,7 +374,10 @@ impl HonestNode {
         inst.own_send = None;
         if signed_other {
             // The origin's own signature is on a value other than the certified one.
-            let detail = format!("origin signed a value other than the certified one for seq {}", d.seq);
+            let detail = format!(
+                "origin signed a value other than the certified one for seq {}",
+                d.seq
+            );
             self.alarm(out, AlarmKind::Equivocation, Some(d.origin), detail);
         }
         if !self.cfg.has(PlantedBug::ForgetDeliveryOnRecover) {
@@ -309,17 +437,33 @@ impl Protocol for HonestNode {
 
     fn on_message(&mut self, now: u64, from: NodeId, msg: &RbcMsg, out: &mut Outbox<RbcMsg>) {
         match msg {
-            RbcMsg::Send { origin, seq, value, sig } => {
+            RbcMsg::Send {
+                origin,
+                seq,
+                value,
+                sig,
+            } => {
                 if self.in_window(*origin, *seq, from, out) {
                     self.on_send(now, from, *origin, *seq, value, sig, out);
                 }
             }
-            RbcMsg::Echo { origin, seq, digest, signer, sig } => {
+            RbcMsg::Echo {
+                origin,
+                seq,
+                digest,
+                signer,
+                sig,
+            } => {
                 if self.in_window(*origin, *seq, from, out) {
                     self.on_echo(now, from, (*origin, *seq), *digest, *signer, sig, out);
                 }
             }
-            RbcMsg::Final { origin, seq, value, cert } => {
+            RbcMsg::Final {
+                origin,
+                seq,
+                value,
+                cert,
+            } => {
                 if self.keys.is_member(*origin) {
                     self.on_final(now, from, (*origin, *seq), value, cert, out);
                 }
@@ -341,11 +485,19 @@ impl Protocol for HonestNode {
         let origin = self.signer.id();
         let seq = self.next_seq;
         self.next_seq += 1;
-        out.persist(super::recovery::SEQ_KEY.to_vec(), self.next_seq.to_le_bytes().to_vec());
+        out.persist(
+            super::recovery::SEQ_KEY.to_vec(),
+            self.next_seq.to_le_bytes().to_vec(),
+        );
         out.persist(super::recovery::send_key(seq), input.0.clone());
         let value: Value = Arc::from(input.0);
         let sig = self.signer.sign(&send_statement(origin, seq, &value));
-        let msg = Arc::new(RbcMsg::Send { origin, seq, value, sig });
+        let msg = Arc::new(RbcMsg::Send {
+            origin,
+            seq,
+            value,
+            sig,
+        });
         self.instances.entry((origin, seq)).or_default().own_send = Some(Arc::clone(&msg));
         self.pending.insert((origin, seq));
         for to in 0..self.cfg.n {

@@ -140,12 +140,24 @@ pub struct Delivery {
 
 /// The statement an origin signs for `Send`.
 pub fn send_statement(origin: NodeId, seq: u64, value: &[u8]) -> Vec<u8> {
-    hash_parts(&[b"rbc-send", &origin.to_le_bytes(), &seq.to_le_bytes(), value]).to_vec()
+    hash_parts(&[
+        b"rbc-send",
+        &origin.to_le_bytes(),
+        &seq.to_le_bytes(),
+        value,
+    ])
+    .to_vec()
 }
 
 /// The statement an echoing node signs (also the certificate's statement).
 pub fn echo_statement(origin: NodeId, seq: u64, digest: &Digest32) -> Vec<u8> {
-    hash_parts(&[b"rbc-echo", &origin.to_le_bytes(), &seq.to_le_bytes(), digest]).to_vec()
+    hash_parts(&[
+        b"rbc-echo",
+        &origin.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ])
+    .to_vec()
 }
 
 /// The digest a value is echoed under.

@@ -50,11 +50,20 @@ impl HonestNode {
         }
         let me = node.signer.id();
         for (k, v) in store.with_prefix(b"s") {
-            let Some(seq) = k.get(1..9).and_then(|s| <[u8; 8]>::try_from(s).ok()).map(u64::from_be_bytes) else {
+            let Some(seq) = k
+                .get(1..9)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(u64::from_be_bytes)
+            else {
                 continue;
             };
             let sig = node.signer.sign(&send_statement(me, seq, v));
-            let msg = RbcMsg::Send { origin: me, seq, value: Arc::from(v), sig };
+            let msg = RbcMsg::Send {
+                origin: me,
+                seq,
+                value: Arc::from(v),
+                sig,
+            };
             node.instances.entry((me, seq)).or_default().own_send = Some(Arc::new(msg));
             node.pending.insert((me, seq));
         }
@@ -63,7 +72,13 @@ impl HonestNode {
                 continue;
             };
             let sig = node.signer.sign(&echo_statement(id.0, id.1, &d));
-            let echo = RbcMsg::Echo { origin: id.0, seq: id.1, digest: d, signer: me, sig };
+            let echo = RbcMsg::Echo {
+                origin: id.0,
+                seq: id.1,
+                digest: d,
+                signer: me,
+                sig,
+            };
             let inst = node.instances.entry(id).or_default();
             inst.send_digest = Some(d);
             inst.my_echo = Some(Arc::new(echo));

@@ -62,7 +62,11 @@ pub fn sweep_run(seed: u64, n: u32, views: u64, scheme: Scheme) -> SimReport<Del
     let honest: Vec<u32> = (0..n).filter(|i| !built.byzantine.contains(i)).collect();
     for v in 0..views {
         let origin = honest[(v % honest.len() as u64) as usize];
-        sim.input(v * spacing_ms, origin, Broadcast(format!("view {v}").into_bytes()));
+        sim.input(
+            v * spacing_ms,
+            origin,
+            Broadcast(format!("view {v}").into_bytes()),
+        );
     }
     sim.run_until(horizon + 3_000)
 }
@@ -75,7 +79,11 @@ pub fn pinned_run(seed: u64) -> SimReport<Delivery> {
     let byz = pick_byzantine(seed, 4, 1);
     for id in &byz {
         if let Some(inner) = built.honest(*id) {
-            let faults = vec![Fault::Replay { every_ms: 150, rounds: 3, cap: 64 }];
+            let faults = vec![Fault::Replay {
+                every_ms: 150,
+                rounds: 3,
+                cap: 64,
+            }];
             built.nodes[*id as usize] = Box::new(Adversary::new(inner, faults)) as RbcNode;
         }
     }
@@ -98,13 +106,18 @@ pub fn pinned_run(seed: u64) -> SimReport<Delivery> {
     };
     let restart = built.restart();
     let keys = built.keys.clone();
-    let mut sim = Simulator::new(seed, faults, std::mem::take(&mut built.nodes), false).with_restart(restart);
+    let mut sim =
+        Simulator::new(seed, faults, std::mem::take(&mut built.nodes), false).with_restart(restart);
     for inv in safety_invariants(keys, cfg) {
         sim = sim.with_boxed_invariant(inv);
     }
     sim = sim.with_boxed_invariant(liveness_invariant(2_000));
     for node in 0..4 {
-        sim.input(u64::from(node) * 5, node, Broadcast(format!("value of {node}").into_bytes()));
+        sim.input(
+            u64::from(node) * 5,
+            node,
+            Broadcast(format!("value of {node}").into_bytes()),
+        );
     }
     sim.run_until(5_000)
 }

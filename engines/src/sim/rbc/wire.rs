@@ -34,14 +34,25 @@ fn get_cert(r: &mut Reader<'_>) -> Result<Certificate, DecodeError> {
 impl Wire for RbcMsg {
     fn wire(&self, buf: &mut Vec<u8>) {
         match self {
-            Self::Send { origin, seq, value, sig } => {
+            Self::Send {
+                origin,
+                seq,
+                value,
+                sig,
+            } => {
                 put_u8(buf, 0);
                 put_u32(buf, *origin);
                 put_u64(buf, *seq);
                 put_bytes(buf, value);
                 buf.extend_from_slice(sig);
             }
-            Self::Echo { origin, seq, digest, signer, sig } => {
+            Self::Echo {
+                origin,
+                seq,
+                digest,
+                signer,
+                sig,
+            } => {
                 put_u8(buf, 1);
                 put_u32(buf, *origin);
                 put_u64(buf, *seq);
@@ -49,7 +60,12 @@ impl Wire for RbcMsg {
                 put_u32(buf, *signer);
                 buf.extend_from_slice(sig);
             }
-            Self::Final { origin, seq, value, cert } => {
+            Self::Final {
+                origin,
+                seq,
+                value,
+                cert,
+            } => {
                 put_u8(buf, 2);
                 put_u32(buf, *origin);
                 put_u64(buf, *seq);
