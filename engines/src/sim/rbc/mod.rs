@@ -25,6 +25,7 @@
 mod byzantine;
 mod checks;
 mod honest;
+mod node;
 mod recovery;
 pub mod sweep;
 mod wire;
