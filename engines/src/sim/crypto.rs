@@ -1,9 +1,19 @@
-//! # ed25519 keyrings and quorum certificates
+//! # Keyrings, signatures and quorum certificates
 //!
-//! Keys are derived from the simulation's seeded RNG, so a replayed seed replays signatures too.
-//! A [`Certificate`] is valid iff it carries at least `threshold` signatures by *distinct members*
-//! over the certified statement, each verifying under that member's key (ENGINES.md: certificate
-//! validity). Every statement is domain-separated by a context tag.
+//! Two schemes behind one API ([`Scheme`]):
+//! * **Ed25519** (real signatures) for the correctness suites;
+//! * **Mock**, for Monte-Carlo sweeps where ed25519 would dominate the run time: a signature is
+//!   two SipHash-2-4 MACs of the message under the signer's secret 256-bit key. Inside the
+//!   simulator it is unforgeable in the sense that matters — a node holds only its own
+//!   [`NodeSigner`], and [`PublicKeys`] exposes verification only, so no Byzantine implementation
+//!   can produce another member's signature except by replaying one it saw (as with real
+//!   signatures). It is *not* a cryptographic signature outside the simulator.
+//!
+//! Keys are derived from a seeded RNG, so a replayed seed replays signatures too. A
+//! [`Certificate`] is valid iff it carries at least `threshold` signatures by *distinct members*
+//! over the certified statement, each verifying under that member's key.
+
+use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
@@ -11,6 +21,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::protocol::NodeId;
+use super::siphash::siphash24;
 
 /// A 32-byte SHA-256 digest.
 pub type Digest32 = [u8; 32];
@@ -25,55 +36,122 @@ pub fn hash_parts(parts: &[&[u8]]) -> Digest32 {
     h.finalize().into()
 }
 
-/// Every node's public key, indexed by [`NodeId`].
+/// Which signature scheme a keyring uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Ed25519,
+    Mock,
+}
+
+type MockKey = [u64; 4];
+
+fn mock_sign(key: &MockKey, msg: &[u8]) -> [u8; 64] {
+    let mut sig = [0u8; 64];
+    sig[..8].copy_from_slice(&siphash24(key[0], key[1], msg).to_le_bytes());
+    sig[8..16].copy_from_slice(&siphash24(key[2], key[3], msg).to_le_bytes());
+    sig[16] = 0x4d; // 'M': a mock signature never verifies under ed25519 and vice versa
+    sig
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verifiers {
+    Ed25519(Vec<VerifyingKey>),
+    Mock(Vec<MockKey>),
+}
+
+/// Every node's verification key, indexed by [`NodeId`]. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKeys(Vec<VerifyingKey>);
+pub struct PublicKeys(Arc<Verifiers>);
 
 impl PublicKeys {
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &*self.0 {
+            Verifiers::Ed25519(v) => v.len(),
+            Verifiers::Mock(v) => v.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     pub fn is_member(&self, id: NodeId) -> bool {
-        (id as usize) < self.0.len()
+        (id as usize) < self.len()
     }
 
     /// Whether `sig` is `id`'s signature over `msg`. Non-members never verify.
     pub fn verify(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
-        self.0
-            .get(id as usize)
-            .is_some_and(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok())
+        match &*self.0 {
+            Verifiers::Ed25519(v) => v
+                .get(id as usize)
+                .is_some_and(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok()),
+            Verifiers::Mock(v) => v
+                .get(id as usize)
+                .is_some_and(|k| mock_sign(k, msg) == *sig),
+        }
     }
 }
 
-/// All nodes' signing keys (the simulator hands each node its own).
+#[derive(Debug, Clone)]
+enum SecretKey {
+    Ed25519(SigningKey),
+    Mock(MockKey),
+}
+
+/// All nodes' signing keys (each node gets only its own [`NodeSigner`]).
 #[derive(Debug, Clone)]
 pub struct Keyring {
-    signing: Vec<SigningKey>,
+    secrets: Vec<SecretKey>,
 }
 
 impl Keyring {
-    pub fn generate(n: u32, rng: &mut impl RngCore) -> Self {
-        let signing = (0..n)
+    pub fn generate(n: u32, scheme: Scheme, rng: &mut impl RngCore) -> Self {
+        let secrets = (0..n)
             .map(|_| {
                 let mut seed = [0u8; 32];
                 rng.fill_bytes(&mut seed);
-                SigningKey::from_bytes(&seed)
+                match scheme {
+                    Scheme::Ed25519 => SecretKey::Ed25519(SigningKey::from_bytes(&seed)),
+                    Scheme::Mock => {
+                        let mut k = [0u64; 4];
+                        for (i, w) in k.iter_mut().enumerate() {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&seed[i * 8..i * 8 + 8]);
+                            *w = u64::from_le_bytes(b);
+                        }
+                        SecretKey::Mock(k)
+                    }
+                }
             })
             .collect();
-        Self { signing }
+        Self { secrets }
     }
 
     pub fn public(&self) -> PublicKeys {
-        PublicKeys(self.signing.iter().map(SigningKey::verifying_key).collect())
+        let ed: Vec<VerifyingKey> = self
+            .secrets
+            .iter()
+            .filter_map(|s| match s {
+                SecretKey::Ed25519(k) => Some(k.verifying_key()),
+                SecretKey::Mock(_) => None,
+            })
+            .collect();
+        if ed.len() == self.secrets.len() {
+            return PublicKeys(Arc::new(Verifiers::Ed25519(ed)));
+        }
+        let mock = self
+            .secrets
+            .iter()
+            .filter_map(|s| match s {
+                SecretKey::Mock(k) => Some(*k),
+                SecretKey::Ed25519(_) => None,
+            })
+            .collect();
+        PublicKeys(Arc::new(Verifiers::Mock(mock)))
     }
 
     pub fn signer(&self, id: NodeId) -> Option<NodeSigner> {
-        self.signing
+        self.secrets
             .get(id as usize)
             .map(|k| NodeSigner { id, key: k.clone() })
     }
@@ -83,7 +161,7 @@ impl Keyring {
 #[derive(Debug, Clone)]
 pub struct NodeSigner {
     id: NodeId,
-    key: SigningKey,
+    key: SecretKey,
 }
 
 impl NodeSigner {
@@ -92,7 +170,10 @@ impl NodeSigner {
     }
 
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
-        self.key.sign(msg).to_bytes()
+        match &self.key {
+            SecretKey::Ed25519(k) => k.sign(msg).to_bytes(),
+            SecretKey::Mock(k) => mock_sign(k, msg),
+        }
     }
 }
 
@@ -114,6 +195,8 @@ pub enum CertError {
     BadSignature(NodeId),
     #[error("{have} distinct signatures, {need} needed")]
     BelowThreshold { have: usize, need: usize },
+    #[error("certifies another statement than the output implies")]
+    WrongStatement,
 }
 
 impl Certificate {
@@ -138,5 +221,17 @@ impl Certificate {
             });
         }
         Ok(())
+    }
+
+    /// A digest of the whole certificate (statement and every signature), for caches.
+    pub fn digest(&self) -> Digest32 {
+        let mut h = Sha256::new();
+        h.update((self.statement.len() as u64).to_le_bytes());
+        h.update(&self.statement);
+        for (id, sig) in &self.sigs {
+            h.update(id.to_le_bytes());
+            h.update(sig);
+        }
+        h.finalize().into()
     }
 }

@@ -1,28 +1,34 @@
-//! # Invariant checkers
+//! # Incremental invariant checkers
 //!
-//! An [`Invariant`] sees a [`CommitView`]: the committed logs and the submitted inputs of every
-//! *honest* node (Byzantine nodes are unconstrained). The simulator calls [`Invariant::check`]
-//! after every step that committed something — the only steps that can change the view — and
-//! [`Invariant::check_final`] once at the end (liveness). The generic checkers here are:
-//! agreement as prefixes (consensus logs), agreement per key (broadcast instances), no duplicate
-//! commits, and certificate validity; protocols add their own integrity checks with [`FnInvariant`].
+//! The simulator feeds each [`Invariant`] only what is new — one committed output of one honest
+//! node ([`Invariant::on_commit`]), one alarm raised by an honest node ([`Invariant::on_alarm`]) —
+//! and calls [`Invariant::at_end`] once (liveness). Checkers keep their own compact state, so the
+//! cost of a check does not grow with history: agreement keeps one agreed log (one entry per
+//! position), keyed agreement one value per key, certificate validity verifies each distinct
+//! certificate once. Byzantine nodes are unconstrained and never fed.
+//!
+//! Agreement compares a *projection* of the output (a digest of what was decided), not the whole
+//! output: two honest nodes legitimately hold different certificates for one decision.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::crypto::{Certificate, PublicKeys};
-use super::protocol::NodeId;
+use super::crypto::{CertError, Certificate, Digest32, PublicKeys};
+use super::protocol::{Alarm, NodeId};
 
-/// What the invariants may look at.
+/// What a checker may look at besides the new item.
 #[derive(Debug)]
-pub struct CommitView<'a, I, O> {
+pub struct Ctx<'a, I> {
     pub now: u64,
+    pub gst_ms: u64,
     pub honest: &'a BTreeSet<NodeId>,
-    /// Committed outputs of honest nodes, in commit order.
-    pub logs: &'a BTreeMap<NodeId, Vec<O>>,
-    /// Inputs submitted to each node (honest or not), in order.
-    pub inputs: &'a BTreeMap<NodeId, Vec<I>>,
+    /// Honest nodes that are up and not crashed for good (meaningful at the end of a run).
+    pub correct: &'a BTreeSet<NodeId>,
+    /// Inputs submitted to each node, with their submission time, in order.
+    pub inputs: &'a BTreeMap<NodeId, Vec<(u64, I)>>,
+    /// The run stopped at its step cap before its end time.
+    pub truncated: bool,
 }
 
 /// A broken invariant, with everything needed to replay it.
@@ -35,13 +41,14 @@ pub struct Violation {
 }
 
 impl Violation {
-    /// The signal a broken safety invariant raises (trigger 6). Liveness is not an integrity issue.
+    /// The signal a broken safety invariant raises (trigger 6). Liveness and false accusations
+    /// are not integrity issues.
     pub fn to_event(&self, engine: &str) -> Option<dwcp_core::signals::EngineEvent> {
         use dwcp_core::signals::IntegrityKind;
         let violation = match self.invariant.as_str() {
             "agreement" => IntegrityKind::ConflictingCommit,
             "certificate-validity" => IntegrityKind::InvalidCertificate,
-            "liveness" => return None,
+            "liveness" | "no-false-accusation" => return None,
             _ => IntegrityKind::DuplicateOrUnsubmittedCommit,
         };
         let detail = format!("{}: {} (seed {})", self.invariant, self.detail, self.seed);
@@ -54,130 +61,308 @@ impl Violation {
     }
 }
 
-/// A safety (and optionally liveness) property of a run.
+/// A property of a run, checked incrementally.
 pub trait Invariant<I, O> {
     fn name(&self) -> &str;
-    fn check(&self, view: &CommitView<'_, I, O>) -> Result<(), String>;
-    fn check_final(&self, _view: &CommitView<'_, I, O>) -> Result<(), String> {
+    /// `index` is the output's position in `node`'s log.
+    fn on_commit(
+        &mut self,
+        _ctx: &Ctx<'_, I>,
+        _node: NodeId,
+        _index: u64,
+        _out: &O,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    fn on_alarm(&mut self, _ctx: &Ctx<'_, I>, _node: NodeId, _alarm: &Alarm) -> Result<(), String> {
+        Ok(())
+    }
+    fn at_end(&mut self, _ctx: &Ctx<'_, I>) -> Result<(), String> {
         Ok(())
     }
 }
 
-type CheckFn<I, O> = Box<dyn Fn(&CommitView<'_, I, O>) -> Result<(), String>>;
+type CommitFn<I, O> = Box<dyn FnMut(&Ctx<'_, I>, NodeId, &O) -> Result<(), String>>;
 
-/// An invariant made of closures.
-pub struct FnInvariant<I, O> {
+/// A protocol-specific per-commit check made of a closure (e.g. "committed only what an honest
+/// origin submitted").
+pub struct OnCommit<I, O> {
     name: String,
-    check: CheckFn<I, O>,
-    check_final: Option<CheckFn<I, O>>,
+    f: CommitFn<I, O>,
 }
 
-impl<I, O> FnInvariant<I, O> {
-    pub fn safety(
+impl<I, O> OnCommit<I, O> {
+    pub fn new(
         name: &str,
-        check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static,
+        f: impl FnMut(&Ctx<'_, I>, NodeId, &O) -> Result<(), String> + 'static,
     ) -> Self {
         Self {
             name: name.to_owned(),
-            check: Box::new(check),
-            check_final: None,
-        }
-    }
-
-    /// A property checked only at the end of the run (e.g. liveness after GST).
-    pub fn at_end(
-        name: &str,
-        check: impl Fn(&CommitView<'_, I, O>) -> Result<(), String> + 'static,
-    ) -> Self {
-        Self {
-            name: name.to_owned(),
-            check: Box::new(|_| Ok(())),
-            check_final: Some(Box::new(check)),
+            f: Box::new(f),
         }
     }
 }
 
-impl<I, O> Invariant<I, O> for FnInvariant<I, O> {
+impl<I, O> Invariant<I, O> for OnCommit<I, O> {
     fn name(&self) -> &str {
         &self.name
     }
-    fn check(&self, view: &CommitView<'_, I, O>) -> Result<(), String> {
-        (self.check)(view)
-    }
-    fn check_final(&self, view: &CommitView<'_, I, O>) -> Result<(), String> {
-        self.check_final.as_ref().map_or(Ok(()), |f| f(view))
+    fn on_commit(&mut self, ctx: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
+        (self.f)(ctx, node, out)
     }
 }
 
-/// Agreement for logs: every two honest logs are prefixes of each other.
-pub fn prefix_agreement<I, O: PartialEq + 'static>() -> FnInvariant<I, O> {
-    FnInvariant::safety("agreement", |v| {
-        let logs: Vec<(&NodeId, &Vec<O>)> = v.logs.iter().collect();
-        for (i, (a, la)) in logs.iter().enumerate() {
-            for (b, lb) in logs.iter().skip(i + 1) {
-                let common = la.len().min(lb.len());
-                if let Some(pos) = (0..common).find(|&k| la[k] != lb[k]) {
-                    return Err(format!("nodes {a} and {b} differ at position {pos}"));
-                }
-            }
-        }
-        Ok(())
-    })
+/// Agreement for logs: honest logs are prefixes of one agreed log (compared by projection).
+pub struct PrefixAgreement<O, K> {
+    project: fn(&O) -> K,
+    agreed: Vec<(NodeId, K)>,
 }
 
-/// Agreement for keyed instances: honest nodes that commit the same key commit the same value.
-pub fn keyed_agreement<I, O: 'static>(
-    key_value: fn(&O) -> (Vec<u8>, Vec<u8>),
-) -> FnInvariant<I, O> {
-    FnInvariant::safety("agreement", move |v| {
-        let mut seen: BTreeMap<Vec<u8>, (NodeId, Vec<u8>)> = BTreeMap::new();
-        for (node, log) in v.logs {
-            for out in log {
-                let (k, val) = key_value(out);
-                match seen.get(&k) {
-                    Some((other, prev)) if *prev != val => {
-                        return Err(format!(
-                            "nodes {other} and {node} committed different values for one key"
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        seen.insert(k, (*node, val));
-                    }
-                }
-            }
+impl<O, K> PrefixAgreement<O, K> {
+    pub fn new(project: fn(&O) -> K) -> Self {
+        Self {
+            project,
+            agreed: Vec::new(),
         }
-        Ok(())
-    })
+    }
 }
 
-/// Integrity, first half: no honest node commits the same key twice.
-pub fn no_duplicates<I, O: 'static>(key: fn(&O) -> Vec<u8>) -> FnInvariant<I, O> {
-    FnInvariant::safety("integrity/no-duplicates", move |v| {
-        for (node, log) in v.logs {
-            let mut keys = BTreeSet::new();
-            if log.iter().any(|o| !keys.insert(key(o))) {
-                return Err(format!("node {node} committed one key twice"));
+impl<I, O, K: PartialEq> Invariant<I, O> for PrefixAgreement<O, K> {
+    fn name(&self) -> &str {
+        "agreement"
+    }
+    fn on_commit(
+        &mut self,
+        _: &Ctx<'_, I>,
+        node: NodeId,
+        index: u64,
+        out: &O,
+    ) -> Result<(), String> {
+        let k = (self.project)(out);
+        match self.agreed.get(index as usize) {
+            Some((first, agreed)) if *agreed != k => Err(format!(
+                "nodes {first} and {node} committed different entries at position {index}"
+            )),
+            Some(_) => Ok(()),
+            None if index as usize == self.agreed.len() => {
+                self.agreed.push((node, k));
+                Ok(())
             }
+            None => Err(format!(
+                "node {node} committed position {index} out of order"
+            )),
         }
-        Ok(())
-    })
+    }
 }
 
-/// Certificate validity: every committed certificate has `threshold` distinct valid member sigs.
-pub fn certificate_validity<I, O: 'static>(
+/// Agreement for keyed instances (broadcasts, DAG vertices): one value per key.
+pub struct KeyedAgreement<O, K, V> {
+    key_value: fn(&O) -> (K, V),
+    seen: BTreeMap<K, (NodeId, V)>,
+}
+
+impl<O, K, V> KeyedAgreement<O, K, V> {
+    pub fn new(key_value: fn(&O) -> (K, V)) -> Self {
+        Self {
+            key_value,
+            seen: BTreeMap::new(),
+        }
+    }
+}
+
+impl<I, O, K: Ord + std::fmt::Debug, V: PartialEq> Invariant<I, O> for KeyedAgreement<O, K, V> {
+    fn name(&self) -> &str {
+        "agreement"
+    }
+    fn on_commit(&mut self, _: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
+        let (k, v) = (self.key_value)(out);
+        match self.seen.get(&k) {
+            Some((other, prev)) if *prev != v => Err(format!(
+                "nodes {other} and {node} committed different values for {k:?}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.seen.insert(k, (node, v));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Integrity, first half: no honest node commits one key twice.
+pub struct NoDuplicates<O, K> {
+    key: fn(&O) -> K,
+    seen: BTreeSet<(NodeId, K)>,
+}
+
+impl<O, K> NoDuplicates<O, K> {
+    pub fn new(key: fn(&O) -> K) -> Self {
+        Self {
+            key,
+            seen: BTreeSet::new(),
+        }
+    }
+}
+
+impl<I, O, K: Ord + std::fmt::Debug> Invariant<I, O> for NoDuplicates<O, K> {
+    fn name(&self) -> &str {
+        "integrity/no-duplicates"
+    }
+    fn on_commit(&mut self, _: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
+        let k = (self.key)(out);
+        let msg = format!("node {node} committed {k:?} twice");
+        if self.seen.insert((node, k)) {
+            Ok(())
+        } else {
+            Err(msg)
+        }
+    }
+}
+
+/// Certificate validity: the certificate carries `threshold` distinct valid member signatures
+/// *over the statement the output implies* (a delivery of X with a valid certificate for Y
+/// fails). Each distinct certificate is verified once; the cache is cleared when it reaches
+/// `cache_cap` entries to bound memory in long sweeps.
+pub struct CertificateValidity<O> {
     keys: PublicKeys,
     threshold: usize,
-    cert: fn(&O) -> &Certificate,
-) -> FnInvariant<I, O> {
-    FnInvariant::safety("certificate-validity", move |v| {
-        for (node, log) in v.logs {
-            for out in log {
-                cert(out)
-                    .verify(&keys, threshold)
-                    .map_err(|e| format!("node {node}: {e}"))?;
+    extract: fn(&O) -> (Vec<u8>, &Certificate),
+    verified: BTreeSet<Digest32>,
+    cache_cap: usize,
+    /// Full verifications performed (a cache hit costs one hash).
+    pub verifications: u64,
+}
+
+impl<O> CertificateValidity<O> {
+    pub fn new(
+        keys: PublicKeys,
+        threshold: usize,
+        extract: fn(&O) -> (Vec<u8>, &Certificate),
+    ) -> Self {
+        Self {
+            keys,
+            threshold,
+            extract,
+            verified: BTreeSet::new(),
+            cache_cap: 1 << 16,
+            verifications: 0,
+        }
+    }
+}
+
+impl<I, O> Invariant<I, O> for CertificateValidity<O> {
+    fn name(&self) -> &str {
+        "certificate-validity"
+    }
+    fn on_commit(&mut self, _: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
+        let (expected, cert) = (self.extract)(out);
+        if cert.statement != expected {
+            return Err(format!("node {node}: {}", CertError::WrongStatement));
+        }
+        let d = cert.digest();
+        if self.verified.contains(&d) {
+            return Ok(());
+        }
+        self.verifications += 1;
+        cert.verify(&self.keys, self.threshold)
+            .map_err(|e| format!("node {node}: {e}"))?;
+        if self.verified.len() >= self.cache_cap {
+            self.verified.clear();
+        }
+        self.verified.insert(d);
+        Ok(())
+    }
+}
+
+/// No false accusation: an alarm raised by an honest node never names an honest node.
+#[derive(Debug, Default)]
+pub struct NoFalseAccusation;
+
+impl<I, O> Invariant<I, O> for NoFalseAccusation {
+    fn name(&self) -> &str {
+        "no-false-accusation"
+    }
+    fn on_alarm(&mut self, ctx: &Ctx<'_, I>, node: NodeId, alarm: &Alarm) -> Result<(), String> {
+        match alarm.suspect {
+            Some(s) if ctx.honest.contains(&s) => Err(format!(
+                "node {node} accused honest node {s} of {} ({})",
+                alarm.kind.as_str(),
+                alarm.detail
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Liveness after GST: every input of a correct node that `expect` maps to a key is committed by
+/// every correct node within `deadline_ms` of `max(GST, submission)`. Nodes crashed for good are
+/// not correct. A run that ended before a deadline, or was truncated, fails (inconclusive is not
+/// a pass).
+pub struct Liveness<I, O, K> {
+    expect: fn(NodeId, usize, &I) -> Option<K>,
+    key: fn(&O) -> K,
+    deadline_ms: u64,
+    committed: BTreeMap<(NodeId, K), u64>,
+}
+
+impl<I, O, K> Liveness<I, O, K> {
+    pub fn new(
+        expect: fn(NodeId, usize, &I) -> Option<K>,
+        key: fn(&O) -> K,
+        deadline_ms: u64,
+    ) -> Self {
+        Self {
+            expect,
+            key,
+            deadline_ms,
+            committed: BTreeMap::new(),
+        }
+    }
+}
+
+impl<I, O, K: Ord + Clone + std::fmt::Debug> Invariant<I, O> for Liveness<I, O, K> {
+    fn name(&self) -> &str {
+        "liveness"
+    }
+    fn on_commit(&mut self, ctx: &Ctx<'_, I>, node: NodeId, _: u64, out: &O) -> Result<(), String> {
+        self.committed
+            .entry((node, (self.key)(out)))
+            .or_insert(ctx.now);
+        Ok(())
+    }
+    fn at_end(&mut self, ctx: &Ctx<'_, I>) -> Result<(), String> {
+        if ctx.truncated {
+            return Err("run truncated at its step cap: liveness not established".into());
+        }
+        for origin in ctx.correct {
+            for (idx, (at, input)) in ctx.inputs.get(origin).into_iter().flatten().enumerate() {
+                let Some(k) = (self.expect)(*origin, idx, input) else {
+                    continue;
+                };
+                let deadline = (*at).max(ctx.gst_ms) + self.deadline_ms;
+                for node in ctx.correct {
+                    match self.committed.get(&(*node, k.clone())) {
+                        Some(t) if *t <= deadline => {}
+                        Some(t) => {
+                            return Err(format!(
+                                "node {node} committed {k:?} at {t}, deadline {deadline}"
+                            ))
+                        }
+                        None if ctx.now < deadline => {
+                            return Err(format!(
+                                "run ended at {} before the deadline {deadline} of {k:?}",
+                                ctx.now
+                            ))
+                        }
+                        None => {
+                            return Err(format!(
+                                "node {node} never committed {k:?} (deadline {deadline})"
+                            ))
+                        }
+                    }
+                }
             }
         }
         Ok(())
-    })
+    }
 }

@@ -1,28 +1,43 @@
 //! # Deterministic network simulation for sans-IO protocols
 //!
-//! * [`protocol`] — the [`Protocol`] trait every distributed engine implements and its [`Outbox`].
-//! * [`faults`] — the fault model: per-link delay/drop/duplicate/reorder, partitions over time
-//!   windows, crash-stop and crash-recover, and a GST after which delays are bounded and links
-//!   between live nodes are reliable.
+//! * [`protocol`] / [`outbox`] — the [`Protocol`] trait every distributed engine implements (start
+//!   hook, messages, replaceable and cancellable timers, inputs, restart from durable state) and
+//!   the [`Outbox`] of effects, public so other crates can wrap a protocol.
+//! * [`wire`] — length-prefixed canonical encodings with decoders.
+//! * [`faults`] / [`scheduler`] — the fault model (per-link delay, drop, duplicate, reorder,
+//!   bandwidth; symmetric partitions and one-way cuts; crash-stop and crash-recover with or
+//!   without unsynced writes; GST) and pluggable adversarial delivery schedulers.
+//! * [`durable`] — the stable storage a crashed node is rebuilt from.
 //! * [`simulator`] — the single-threaded discrete-event loop. Same seed ⇒ same event order ⇒ same
-//!   [`trace::Trace`] hash. Invariants are checked after every delivery.
-//! * [`invariants`] — agreement, integrity, certificate validity and liveness checkers.
-//! * [`crypto`] — ed25519 keyrings derived from the seed, and quorum certificates.
-//! * [`rbc`] — signed echo (reliable) broadcast, honest and Byzantine node implementations.
+//!   [`trace::Trace`] hash.
+//! * [`invariants`] — incremental checkers: agreement, integrity, certificate validity, liveness
+//!   after GST, no false accusation.
+//! * [`adversary`] — protocol-independent Byzantine wrappers, twins, scripted attackers.
+//! * [`crypto`] — ed25519 and mock keyrings derived from the seed, and quorum certificates.
+//! * [`rbc`] — signed echo (reliable) broadcast, the reference protocol.
 //!
-//! Determinism rules: all state is in `BTreeMap`/`Vec`, the only randomness is the simulator's
-//! `ChaCha8Rng`, and ties in the event queue break by insertion sequence number.
+//! Determinism rules: all state is in `BTreeMap`/`Vec`, randomness is seeded `ChaCha8Rng` only,
+//! and ties in the event queue break by insertion sequence number.
 
+pub mod adversary;
 pub mod crypto;
+pub mod durable;
 pub mod faults;
 pub mod invariants;
+pub mod outbox;
 pub mod protocol;
 pub mod rbc;
+pub mod scheduler;
 pub mod simulator;
+mod siphash;
+mod step;
 pub mod trace;
+pub mod wire;
 
-pub use faults::{Crash, FaultModel, LinkFaults, Partition};
-pub use invariants::{CommitView, Invariant, Violation};
-pub use protocol::{Alarm, AlarmKind, NodeId, Outbox, Protocol, TimerId, Wire};
-pub use simulator::{SimReport, Simulator};
+pub use adversary::{pick_byzantine, Adversary, Fault, Scripted, Twins};
+pub use durable::Durable;
+pub use faults::{Crash, Cut, FaultModel, LinkFaults, Partition};
+pub use invariants::{Ctx, Invariant, Violation};
+pub use protocol::{Alarm, AlarmKind, Decode, NodeId, Outbox, Protocol, TimerId, Wire};
+pub use simulator::{MsgStats, SimReport, Simulator};
 pub use trace::{Trace, TraceEvent};

@@ -1,24 +1,31 @@
 //! # The sans-IO protocol trait
 //!
-//! A protocol node is a state machine driven by three inputs — a message, a timer, a local input —
-//! each with `now` in milliseconds. It never performs effects: it writes sends, timers and alarms
-//! into an [`Outbox`] that the caller (the simulator, or a real transport) carries out, and it hands
-//! committed outputs over through [`Protocol::drain_committed`].
+//! A protocol node is a state machine driven by a start hook, messages, timers and local inputs,
+//! each with `now` in milliseconds. It never performs effects: it writes sends, timer sets and
+//! cancels, durable writes and alarms into an [`Outbox`] that the caller (the simulator, or a real
+//! transport) carries out, and it hands committed outputs over through
+//! [`Protocol::drain_committed`].
+//!
+//! What PBFT and Bullshark need and the trait therefore offers: [`Protocol::on_start`] (arm the
+//! view timer at t = 0, propose round 0), timers that can be replaced or cancelled
+//! ([`Outbox::set_timer`] replaces a pending timer with the same id, [`Outbox::cancel_timer`]),
+//! durable state ([`Outbox::persist`], rebuilt from on restart), and a per-node seeded RNG
+//! ([`Outbox::rng`]).
 //!
 //! Invariant: the network-level `from` is *not* authenticated (Byzantine nodes may spoof it with
-//! [`Outbox::send_spoofed`]); honest implementations must authenticate with signatures.
+//! [`Outbox::send_spoofed`]); honest implementations must authenticate with signatures, and must
+//! never name `from` as a suspect on the strength of a message alone.
 
 use serde::{Deserialize, Serialize};
 
+pub use super::outbox::{Outbox, Send, TimerCmd};
+pub use super::wire::{Decode, DecodeError, Wire};
+
 /// A node index in `0..n`.
 pub type NodeId = u32;
-/// A protocol-chosen timer identifier.
+/// A protocol-chosen timer identifier. Ids with the top bit set are reserved for adversary
+/// wrappers ([`super::adversary`]).
 pub type TimerId = u64;
-
-/// Canonical byte encoding: feeds trace hashes and message-size accounting.
-pub trait Wire {
-    fn wire(&self, buf: &mut Vec<u8>);
-}
 
 /// What an honest node noticed about a peer (becomes `ByzantineAttackDetected`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,6 +35,8 @@ pub enum AlarmKind {
     Equivocation,
     Garbage,
     NotMember,
+    BadVrfProof,
+    Spam,
 }
 
 impl AlarmKind {
@@ -37,11 +46,14 @@ impl AlarmKind {
             Self::Equivocation => "equivocation",
             Self::Garbage => "garbage",
             Self::NotMember => "not_member",
+            Self::BadVrfProof => "bad_vrf_proof",
+            Self::Spam => "spam",
         }
     }
 }
 
-/// An alarm raised by a node.
+/// An alarm raised by a node. `suspect` must only name a node proven faulty by evidence it
+/// signed (the no-false-accusation checker enforces this).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alarm {
     pub kind: AlarmKind,
@@ -62,104 +74,52 @@ impl Alarm {
     }
 }
 
-/// One requested send. `claimed_from` differs from the real sender only for spoofing nodes.
-#[derive(Debug, Clone)]
-pub struct Send<M> {
-    pub claimed_from: NodeId,
-    pub to: NodeId,
-    pub msg: M,
-}
-
-/// Effects requested by one step of a node.
-#[derive(Debug, Clone)]
-pub struct Outbox<M> {
-    me: NodeId,
-    n: u32,
-    pub(crate) sends: Vec<Send<M>>,
-    pub(crate) timers: Vec<(TimerId, u64)>,
-    pub(crate) alarms: Vec<Alarm>,
-}
-
-impl<M: Clone> Outbox<M> {
-    pub fn new(me: NodeId, n: u32) -> Self {
-        Self {
-            me,
-            n,
-            sends: Vec::new(),
-            timers: Vec::new(),
-            alarms: Vec::new(),
-        }
-    }
-
-    pub fn me(&self) -> NodeId {
-        self.me
-    }
-
-    pub fn n(&self) -> u32 {
-        self.n
-    }
-
-    pub fn send(&mut self, to: NodeId, msg: M) {
-        self.sends.push(Send {
-            claimed_from: self.me,
-            to,
-            msg,
-        });
-    }
-
-    /// Send to every node, including this one (self-delivery is immediate and fault-free).
-    pub fn broadcast(&mut self, msg: M) {
-        for to in 0..self.n {
-            self.send(to, msg.clone());
-        }
-    }
-
-    /// Send with a forged network-level sender. Only Byzantine implementations call this.
-    pub fn send_spoofed(&mut self, claimed_from: NodeId, to: NodeId, msg: M) {
-        self.sends.push(Send {
-            claimed_from,
-            to,
-            msg,
-        });
-    }
-
-    /// Fire `on_timer(id)` at absolute time `at_ms`.
-    pub fn set_timer(&mut self, id: TimerId, at_ms: u64) {
-        self.timers.push((id, at_ms));
-    }
-
-    pub fn alarm(&mut self, kind: AlarmKind, suspect: Option<NodeId>, detail: impl Into<String>) {
-        self.alarms.push(Alarm {
-            kind,
-            suspect,
-            detail: detail.into(),
-        });
-    }
-
-    pub fn alarms(&self) -> &[Alarm] {
-        &self.alarms
-    }
-
-    pub fn sends(&self) -> &[Send<M>] {
-        &self.sends
-    }
-}
-
 /// A sans-IO protocol node.
 pub trait Protocol {
     type Msg: Clone + Wire;
     type Input: Clone + Wire;
-    type Output: Clone + Wire + PartialEq + std::fmt::Debug;
+    type Output: Clone + Wire + std::fmt::Debug;
 
-    fn on_message(&mut self, now: u64, from: NodeId, msg: Self::Msg, out: &mut Outbox<Self::Msg>);
+    /// Called once at t = 0 (before any message or input).
+    fn on_start(&mut self, _now: u64, _out: &mut Outbox<Self::Msg>) {}
+    fn on_message(&mut self, now: u64, from: NodeId, msg: &Self::Msg, out: &mut Outbox<Self::Msg>);
     fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<Self::Msg>);
     fn on_input(&mut self, now: u64, input: Self::Input, out: &mut Outbox<Self::Msg>);
-    /// Called when a crashed node comes back (its state survives; its timers did not).
-    fn on_recover(&mut self, _now: u64, _out: &mut Outbox<Self::Msg>) {}
+    /// Called on a node rebuilt from its durable state after a crash (its timers are gone).
+    fn on_recover(&mut self, now: u64, out: &mut Outbox<Self::Msg>) {
+        self.on_start(now, out);
+    }
     /// Take the outputs committed since the last drain, in commit order.
     fn drain_committed(&mut self) -> Vec<Self::Output>;
     /// Byzantine implementations return false; invariants only constrain honest nodes.
     fn is_honest(&self) -> bool {
         true
+    }
+}
+
+impl<P: Protocol + ?Sized> Protocol for Box<P> {
+    type Msg = P::Msg;
+    type Input = P::Input;
+    type Output = P::Output;
+    fn on_start(&mut self, now: u64, out: &mut Outbox<Self::Msg>) {
+        (**self).on_start(now, out)
+    }
+    fn on_message(&mut self, now: u64, from: NodeId, msg: &Self::Msg, out: &mut Outbox<Self::Msg>) {
+        (**self).on_message(now, from, msg, out)
+    }
+    fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<Self::Msg>) {
+        (**self).on_timer(now, id, out)
+    }
+    fn on_input(&mut self, now: u64, input: Self::Input, out: &mut Outbox<Self::Msg>) {
+        (**self).on_input(now, input, out)
+    }
+    fn on_recover(&mut self, now: u64, out: &mut Outbox<Self::Msg>) {
+        (**self).on_recover(now, out)
+    }
+    fn drain_committed(&mut self) -> Vec<Self::Output> {
+        (**self).drain_committed()
+    }
+    fn is_honest(&self) -> bool {
+        (**self).is_honest()
     }
 }

@@ -1,41 +1,56 @@
 //! # The discrete-event simulator
 //!
-//! Single-threaded; the event queue is a `BTreeMap<(time, seq), Event>` so ties break by insertion
-//! order; the only randomness is one `ChaCha8Rng` seeded from the run's seed and consumed in event
-//! order. Hence: same seed, same nodes, same fault model ⇒ same trace hash.
+//! Single-threaded; the event queue is a binary heap ordered by `(time, insertion seq)` so ties
+//! break by insertion order; randomness comes from one `ChaCha8Rng` for the network, consumed in
+//! event order, plus one stream per node handed to it through its outbox. Hence: same seed, same
+//! nodes, same fault model ⇒ same trace hash.
 //!
-//! Fault semantics (see [`super::faults`]): partitions are decided at send time on the real
-//! sender; crashes drop deliveries at delivery time and cancel the node's timers (an epoch counter);
-//! a recovered node keeps its state. Self-sends are immediate and fault-free. Invariants run after
-//! every step that committed output; the first violation of each invariant is recorded (with the
-//! seed) and, if `stop_on_violation`, ends the run.
+//! Semantics (see [`super::faults`]): partitions and cuts are decided at send time on the real
+//! sender; a crash drops the node's memory, its timers and the deliveries addressed to it; a
+//! recovery rebuilds the node from its durable store with the restart function (no restart
+//! function, or one that returns `None`: the node stays down). Self-sends are immediate and
+//! fault-free. Invariants are fed each new commit and alarm of an honest node; the first
+//! violation of each invariant is recorded with the seed and, if `stop_on_violation`, ends the
+//! run. A run that reaches `max_steps` stops with `truncated` set in its report. A panic inside a
+//! node is reported with the seed on stderr and re-raised.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
 
+use super::durable::Durable;
 use super::faults::FaultModel;
-use super::invariants::{CommitView, Invariant, Violation};
+use super::invariants::{Ctx, Invariant, Violation};
 use super::protocol::{Alarm, NodeId, Outbox, Protocol, TimerId, Wire};
-use super::trace::{digest_of, DropReason, Trace, TraceEvent};
+use super::scheduler::{Random, Scheduler};
+use super::trace::{Trace, TraceEvent};
 
 /// A node as the simulator holds it.
 pub type Node<M, I, O> = Box<dyn Protocol<Msg = M, Input = I, Output = O>>;
+/// Rebuilds a crashed node from its durable store.
+pub type Restart<M, I, O> = Box<dyn FnMut(NodeId, &Durable) -> Option<Node<M, I, O>>>;
 
-enum Event<M, I> {
+pub(super) enum Event<M, I> {
+    Start {
+        node: NodeId,
+    },
     Deliver {
         from: NodeId,
         claimed: NodeId,
         to: NodeId,
-        msg: M,
+        msg: Arc<M>,
+        digest: u64,
         sent_at: u64,
         link_seq: u64,
     },
     Timer {
         node: NodeId,
         id: TimerId,
-        epoch: u64,
+        gen: u64,
     },
     Input {
         node: NodeId,
@@ -43,11 +58,42 @@ enum Event<M, I> {
     },
     Crash {
         node: NodeId,
+        lose_unsynced: bool,
     },
     Recover {
         node: NodeId,
     },
     Gst,
+}
+
+pub(super) struct Queued<M, I> {
+    pub(super) at: u64,
+    pub(super) seq: u64,
+    pub(super) ev: Event<M, I>,
+}
+
+impl<M, I> PartialEq for Queued<M, I> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl<M, I> Eq for Queued<M, I> {}
+impl<M, I> PartialOrd for Queued<M, I> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<M, I> Ord for Queued<M, I> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Messages and bytes sent (to other nodes) of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MsgStats {
+    pub count: u64,
+    pub bytes: u64,
 }
 
 /// The outcome of a run.
@@ -57,47 +103,74 @@ pub struct SimReport<O> {
     pub trace_hash: String,
     pub end_ms: u64,
     pub steps: u64,
+    /// The run hit `max_steps` before `end_ms`: its liveness verdict is void.
+    pub truncated: bool,
     pub violations: Vec<Violation>,
     pub alarms: Vec<(u64, NodeId, Alarm)>,
-    /// Committed outputs of every node (honest and not), in commit order.
+    /// Committed outputs of every node (honest and not), in commit order (empty when logs are
+    /// not kept).
     pub logs: BTreeMap<NodeId, Vec<O>>,
+    /// Outputs committed per node (always kept).
+    pub committed: BTreeMap<NodeId, u64>,
+    /// Per message kind, what was sent to other nodes.
+    pub messages: BTreeMap<&'static str, MsgStats>,
+    /// Nodes whose recovery failed (no restart function, or it returned `None`).
+    pub unrecovered: Vec<NodeId>,
 }
 
 /// A seeded network of sans-IO nodes.
 pub struct Simulator<M, I, O> {
-    seed: u64,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
-    steps: u64,
-    max_steps: u64,
-    stop_on_violation: bool,
-    nodes: Vec<Node<M, I, O>>,
-    honest: BTreeSet<NodeId>,
-    crashed: Vec<bool>,
-    epochs: Vec<u64>,
-    faults: FaultModel,
-    queue: BTreeMap<(u64, u64), Event<M, I>>,
-    link_sent: BTreeMap<(NodeId, NodeId), u64>,
-    link_delivered: BTreeMap<(NodeId, NodeId), u64>,
-    trace: Trace,
-    invariants: Vec<Box<dyn Invariant<I, O>>>,
-    honest_logs: BTreeMap<NodeId, Vec<O>>,
-    all_logs: BTreeMap<NodeId, Vec<O>>,
-    inputs: BTreeMap<NodeId, Vec<I>>,
-    violations: Vec<Violation>,
-    alarms: Vec<(u64, NodeId, Alarm)>,
+    pub(super) seed: u64,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) now: u64,
+    pub(super) seq: u64,
+    pub(super) steps: u64,
+    pub(super) max_steps: u64,
+    pub(super) truncated: bool,
+    pub(super) stop_on_violation: bool,
+    pub(super) keep_logs: bool,
+    pub(super) n: usize,
+    pub(super) nodes: Vec<Option<Node<M, I, O>>>,
+    pub(super) honest: BTreeSet<NodeId>,
+    pub(super) correct: BTreeSet<NodeId>,
+    pub(super) crashed: Vec<bool>,
+    pub(super) timers: Vec<BTreeMap<TimerId, u64>>,
+    pub(super) timer_gen: u64,
+    pub(super) durable: Vec<Durable>,
+    pub(super) faults: FaultModel,
+    pub(super) scheduler: Box<dyn Scheduler>,
+    pub(super) queue: BinaryHeap<Reverse<Queued<M, I>>>,
+    pub(super) link_sent: Vec<u64>,
+    pub(super) link_delivered: Vec<u64>,
+    pub(super) link_busy: Vec<u64>,
+    pub(super) trace: Trace,
+    pub(super) invariants: Vec<Box<dyn Invariant<I, O>>>,
+    pub(super) violated: Vec<bool>,
+    pub(super) logs: BTreeMap<NodeId, Vec<O>>,
+    pub(super) log_len: Vec<u64>,
+    pub(super) inputs: BTreeMap<NodeId, Vec<(u64, I)>>,
+    pub(super) violations: Vec<Violation>,
+    pub(super) alarms: Vec<(u64, NodeId, Alarm)>,
+    pub(super) messages: BTreeMap<&'static str, MsgStats>,
+    pub(super) restart: Option<Restart<M, I, O>>,
+    pub(super) unrecovered: Vec<NodeId>,
+    pub(super) rngs: Vec<ChaCha8Rng>,
+    pub(super) out: Outbox<M>,
+    pub(super) scratch: Vec<u8>,
 }
 
-impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::Debug>
-    Simulator<M, I, O>
-{
+/// Node `id`'s own RNG stream for run `seed`.
+pub fn node_rng(seed: u64, id: NodeId) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(u64::from(id) + 1))
+}
+
+impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simulator<M, I, O> {
     /// Build a run. `keep_trace` retains every trace event (tests); the hash is always kept.
     pub fn new(seed: u64, faults: FaultModel, nodes: Vec<Node<M, I, O>>, keep_trace: bool) -> Self {
         let n = nodes.len();
-        let honest = (0..n as u32)
+        let honest: BTreeSet<NodeId> = (0..n as u32)
             .filter(|&i| nodes[i as usize].is_honest())
-            .collect::<BTreeSet<_>>();
+            .collect();
         let mut sim = Self {
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -105,26 +178,49 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
             seq: 0,
             steps: 0,
             max_steps: 5_000_000,
+            truncated: false,
             stop_on_violation: false,
-            nodes,
-            honest_logs: honest.iter().map(|&i| (i, Vec::new())).collect(),
-            all_logs: (0..n as u32).map(|i| (i, Vec::new())).collect(),
+            keep_logs: true,
+            n,
+            nodes: nodes.into_iter().map(Some).collect(),
+            correct: honest.clone(),
             honest,
             crashed: vec![false; n],
-            epochs: vec![0; n],
+            timers: vec![BTreeMap::new(); n],
+            timer_gen: 0,
+            durable: vec![Durable::default(); n],
             faults,
-            queue: BTreeMap::new(),
-            link_sent: BTreeMap::new(),
-            link_delivered: BTreeMap::new(),
+            scheduler: Box::new(Random),
+            queue: BinaryHeap::new(),
+            link_sent: vec![0; n * n],
+            link_delivered: vec![0; n * n],
+            link_busy: vec![0; n * n],
             trace: Trace::new(keep_trace),
             invariants: Vec::new(),
+            violated: Vec::new(),
+            logs: BTreeMap::new(),
+            log_len: vec![0; n],
             inputs: BTreeMap::new(),
             violations: Vec::new(),
             alarms: Vec::new(),
+            messages: BTreeMap::new(),
+            restart: None,
+            unrecovered: Vec::new(),
+            rngs: (0..n as u32).map(|i| node_rng(seed, i)).collect(),
+            out: Outbox::new(0, n as u32, ChaCha8Rng::seed_from_u64(0)),
+            scratch: Vec::new(),
         };
-        let crashes = sim.faults.crashes.clone();
-        for c in crashes {
-            sim.schedule(c.at_ms, Event::Crash { node: c.node });
+        for node in 0..n as u32 {
+            sim.schedule(0, Event::Start { node });
+        }
+        for c in sim.faults.crashes.clone() {
+            sim.schedule(
+                c.at_ms,
+                Event::Crash {
+                    node: c.node,
+                    lose_unsynced: c.lose_unsynced,
+                },
+            );
             if let Some(r) = c.recover_at_ms {
                 sim.schedule(r, Event::Recover { node: c.node });
             }
@@ -136,6 +232,27 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
 
     pub fn with_invariant(mut self, inv: impl Invariant<I, O> + 'static) -> Self {
         self.invariants.push(Box::new(inv));
+        self.violated.push(false);
+        self
+    }
+
+    pub fn with_boxed_invariant(mut self, inv: Box<dyn Invariant<I, O>>) -> Self {
+        self.invariants.push(inv);
+        self.violated.push(false);
+        self
+    }
+
+    /// How a crashed node is rebuilt from its durable store on recovery.
+    pub fn with_restart(
+        mut self,
+        restart: impl FnMut(NodeId, &Durable) -> Option<Node<M, I, O>> + 'static,
+    ) -> Self {
+        self.restart = Some(Box::new(restart));
+        self
+    }
+
+    pub fn with_scheduler(mut self, s: impl Scheduler + 'static) -> Self {
+        self.scheduler = Box::new(s);
         self
     }
 
@@ -149,6 +266,12 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
         self
     }
 
+    /// Keep every committed output in the report (default) or only counts (long sweeps).
+    pub fn keep_logs(mut self, keep: bool) -> Self {
+        self.keep_logs = keep;
+        self
+    }
+
     /// Submit `input` to `node` at `at_ms`.
     pub fn input(&mut self, at_ms: u64, node: NodeId, input: I) {
         self.schedule(at_ms, Event::Input { node, input });
@@ -158,281 +281,88 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
         &self.trace
     }
 
-    fn schedule(&mut self, at: u64, ev: Event<M, I>) {
+    /// A node's durable store (tests inspect what was persisted).
+    pub fn durable(&self, node: NodeId) -> Option<&Durable> {
+        self.durable.get(node as usize)
+    }
+
+    pub(super) fn schedule(&mut self, at: u64, ev: Event<M, I>) {
         self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
-    fn roll(&mut self, ppm: u32) -> bool {
-        ppm > 0 && self.rng.gen_range(0..1_000_000u32) < ppm
-    }
-
-    fn delay(&mut self, from: NodeId, to: NodeId) -> u64 {
-        let link = self.faults.link(from, to);
-        if self.now >= self.faults.gst_ms {
-            let hi = self.faults.post_gst_max_delay_ms;
-            return self.rng.gen_range(link.min_delay_ms.min(hi)..=hi);
-        }
-        let hi = link.max_delay_ms.max(link.min_delay_ms);
-        let mut d = self.rng.gen_range(link.min_delay_ms..=hi);
-        if self.roll(link.reorder_ppm) {
-            d += link.reorder_extra_ms;
-        }
-        d
-    }
-
-    fn send(&mut self, from: NodeId, claimed: NodeId, to: NodeId, msg: M) {
-        let now = self.now;
-        if to as usize >= self.nodes.len() {
-            return;
-        }
-        let link_seq = {
-            let s = self.link_sent.entry((from, to)).or_insert(0);
-            *s += 1;
-            *s
-        };
-        if from == to {
-            self.schedule(
-                now,
-                Event::Deliver {
-                    from,
-                    claimed,
-                    to,
-                    msg,
-                    sent_at: now,
-                    link_seq,
-                },
-            );
-            return;
-        }
-        if self.faults.partitioned(now, from, to) {
-            self.trace.push(TraceEvent::Dropped {
-                at: now,
-                from,
-                to,
-                reason: DropReason::Partition,
-            });
-            return;
-        }
-        let link = self.faults.link(from, to);
-        let pre_gst = now < self.faults.gst_ms;
-        if pre_gst && self.roll(link.drop_ppm) {
-            self.trace.push(TraceEvent::Dropped {
-                at: now,
-                from,
-                to,
-                reason: DropReason::Link,
-            });
-            return;
-        }
-        if pre_gst && self.roll(link.duplicate_ppm) {
-            self.trace
-                .push(TraceEvent::Duplicated { at: now, from, to });
-            let d = self.delay(from, to);
-            let copy = msg.clone();
-            self.schedule(
-                now + d,
-                Event::Deliver {
-                    from,
-                    claimed,
-                    to,
-                    msg: copy,
-                    sent_at: now,
-                    link_seq,
-                },
-            );
-        }
-        let d = self.delay(from, to);
-        self.schedule(
-            now + d,
-            Event::Deliver {
-                from,
-                claimed,
-                to,
-                msg,
-                sent_at: now,
-                link_seq,
-            },
-        );
-    }
-
-    /// Run until the queue is empty, `end_ms` is passed, or a violation stops the run.
+    /// Run until the queue is empty, `end_ms` is passed, the step cap is hit, or a violation
+    /// stops the run.
     pub fn run_until(&mut self, end_ms: u64) -> SimReport<O> {
-        while let Some(entry) = self.queue.first_entry() {
-            if entry.key().0 > end_ms || self.steps >= self.max_steps {
+        let seed = self.seed;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop(end_ms)));
+        if let Err(panic) = run {
+            eprintln!("simulation panicked at seed {seed}: replay with SIM_SEED={seed}");
+            std::panic::resume_unwind(panic);
+        }
+        if !self.truncated && (self.violations.is_empty() || !self.stop_on_violation) {
+            self.now = self.now.max(end_ms);
+        }
+        self.feed(|inv, ctx| inv.at_end(ctx));
+        self.report()
+    }
+
+    fn run_loop(&mut self, end_ms: u64) {
+        while let Some(Reverse(top)) = self.queue.peek() {
+            if top.at > end_ms {
                 break;
             }
-            let ((at, _), ev) = entry.remove_entry();
-            self.now = at;
+            if self.steps >= self.max_steps {
+                self.truncated = true;
+                break;
+            }
+            let Some(Reverse(q)) = self.queue.pop() else {
+                break;
+            };
+            self.now = q.at;
             self.steps += 1;
-            self.step(ev);
+            self.step(q.ev);
             if self.stop_on_violation && !self.violations.is_empty() {
                 break;
             }
         }
-        self.now = self.now.max(end_ms);
-        self.check(true);
-        self.report()
     }
 
-    fn step(&mut self, ev: Event<M, I>) {
-        let now = self.now;
-        match ev {
-            Event::Deliver {
-                from,
-                claimed,
-                to,
-                msg,
-                sent_at,
-                link_seq,
-            } => {
-                if self.crashed[to as usize] {
-                    self.trace.push(TraceEvent::Dropped {
-                        at: now,
-                        from,
-                        to,
-                        reason: DropReason::Crashed,
-                    });
-                    return;
-                }
-                let max = self.link_delivered.entry((from, to)).or_insert(0);
-                if link_seq < *max {
-                    self.trace.push(TraceEvent::Reordered { at: now, from, to });
-                }
-                *max = (*max).max(link_seq);
-                self.trace.push(TraceEvent::Delivered {
-                    at: now,
-                    from,
-                    to,
-                    sent_at,
-                    digest: digest_of(&msg),
-                });
-                self.with_node(to, |node, out| node.on_message(now, claimed, msg, out));
-            }
-            Event::Timer { node, id, epoch } => {
-                if self.crashed[node as usize] || self.epochs[node as usize] != epoch {
-                    return;
-                }
-                self.trace.push(TraceEvent::Timer { at: now, node, id });
-                self.with_node(node, |n, out| n.on_timer(now, id, out));
-            }
-            Event::Input { node, input } => {
-                if node as usize >= self.nodes.len() || self.crashed[node as usize] {
-                    return;
-                }
-                self.trace.push(TraceEvent::Input {
-                    at: now,
-                    node,
-                    digest: digest_of(&input),
-                });
-                self.inputs.entry(node).or_default().push(input.clone());
-                self.with_node(node, |n, out| n.on_input(now, input, out));
-            }
-            Event::Crash { node } => {
-                if let Some(c) = self.crashed.get_mut(node as usize) {
-                    *c = true;
-                    self.epochs[node as usize] += 1;
-                    self.trace.push(TraceEvent::Crashed { at: now, node });
-                }
-            }
-            Event::Recover { node } => {
-                if let Some(c) = self.crashed.get_mut(node as usize) {
-                    *c = false;
-                    self.trace.push(TraceEvent::Recovered { at: now, node });
-                    self.with_node(node, |n, out| n.on_recover(now, out));
-                }
-            }
-            Event::Gst => self.trace.push(TraceEvent::Gst { at: now }),
-        }
-    }
-
-    /// Run one node step and carry out its effects.
-    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut Node<M, I, O>, &mut Outbox<M>)) {
-        let n = self.nodes.len() as u32;
-        let mut out = Outbox::new(id, n);
-        let committed = match self.nodes.get_mut(id as usize) {
-            Some(node) => {
-                f(node, &mut out);
-                node.drain_committed()
-            }
-            None => return,
-        };
-        let now = self.now;
-        for alarm in out.alarms {
-            self.trace.push(TraceEvent::Alarm {
-                at: now,
-                node: id,
-                kind: alarm.kind,
-                suspect: alarm.suspect,
-            });
-            self.alarms.push((now, id, alarm));
-        }
-        let epoch = self.epochs[id as usize];
-        for (tid, at) in out.timers {
-            self.schedule(
-                at.max(now),
-                Event::Timer {
-                    node: id,
-                    id: tid,
-                    epoch,
-                },
-            );
-        }
-        for s in out.sends {
-            self.send(id, s.claimed_from, s.to, s.msg);
-        }
-        if committed.is_empty() {
-            return;
-        }
-        for o in &committed {
-            self.trace.push(TraceEvent::Committed {
-                at: now,
-                node: id,
-                digest: digest_of(o),
-            });
-        }
-        if self.honest.contains(&id) {
-            self.honest_logs
-                .entry(id)
-                .or_default()
-                .extend(committed.iter().cloned());
-        }
-        self.all_logs.entry(id).or_default().extend(committed);
-        self.check(false);
-    }
-
-    fn check(&mut self, at_end: bool) {
-        let view = CommitView {
+    /// Feed every not-yet-violated invariant; record the first violation of each.
+    pub(super) fn feed(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Invariant<I, O>, &Ctx<'_, I>) -> Result<(), String>,
+    ) {
+        let ctx = Ctx {
             now: self.now,
+            gst_ms: self.faults.gst_ms,
             honest: &self.honest,
-            logs: &self.honest_logs,
+            correct: &self.correct,
             inputs: &self.inputs,
+            truncated: self.truncated,
         };
-        let mut found = Vec::new();
-        for inv in &self.invariants {
-            if self.violations.iter().any(|v| v.invariant == inv.name()) {
+        for (i, inv) in self.invariants.iter_mut().enumerate() {
+            if self.violated[i] {
                 continue;
             }
-            let res = if at_end {
-                inv.check(&view).and_then(|()| inv.check_final(&view))
-            } else {
-                inv.check(&view)
-            };
-            if let Err(detail) = res {
-                found.push(Violation {
-                    invariant: inv.name().to_owned(),
+            if let Err(detail) = f(inv.as_mut(), &ctx) {
+                self.violated[i] = true;
+                let invariant = inv.name().to_owned();
+                self.trace.push(TraceEvent::Violation {
+                    at: self.now,
+                    invariant: invariant.clone(),
+                });
+                self.violations.push(Violation {
+                    invariant,
                     at_ms: self.now,
                     seed: self.seed,
                     detail,
                 });
             }
-        }
-        for v in found {
-            self.trace.push(TraceEvent::Violation {
-                at: v.at_ms,
-                invariant: v.invariant.clone(),
-            });
-            self.violations.push(v);
         }
     }
 
@@ -442,9 +372,15 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + PartialEq + std::fmt::D
             trace_hash: self.trace.hash_hex(),
             end_ms: self.now,
             steps: self.steps,
+            truncated: self.truncated,
             violations: self.violations.clone(),
             alarms: self.alarms.clone(),
-            logs: self.all_logs.clone(),
+            logs: self.logs.clone(),
+            committed: (0..self.n as u32)
+                .map(|i| (i, self.log_len[i as usize]))
+                .collect(),
+            messages: self.messages.clone(),
+            unrecovered: self.unrecovered.clone(),
         }
     }
 }

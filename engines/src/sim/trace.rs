@@ -3,7 +3,9 @@
 //! Every scheduling decision and every effect of a run is appended to a [`Trace`]: a SHA-256 over
 //! a canonical encoding of each [`TraceEvent`] (so two runs agree iff they made the same decisions
 //! in the same order), optional retention of the events for inspection, and per-kind counters.
-//! Messages and outputs enter as a 64-bit FNV-1a digest of their [`Wire`] bytes.
+//! Messages and outputs enter as a 64-bit FNV-1a digest of their [`Wire`] bytes, computed once
+//! per payload at send time. A `Reordered` event marks a delivery that overtook a later-sent
+//! message on the same link.
 
 use std::collections::BTreeMap;
 
@@ -177,13 +179,18 @@ impl TraceEvent {
     }
 }
 
+/// FNV-1a of some bytes.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// FNV-1a over the canonical encoding of a value.
 pub fn digest_of<W: Wire + ?Sized>(value: &W) -> u64 {
     let mut buf = Vec::new();
     value.wire(&mut buf);
-    buf.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    fnv1a(&buf)
 }
 
 /// The running record of one simulation.

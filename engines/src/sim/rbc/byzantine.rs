@@ -3,11 +3,12 @@
 //! Each [`Behaviour`] is an alternate implementation of the same [`Protocol`] (ENGINES.md's fault
 //! model): equivocate, double-vote (echo conflicting values, optionally to chosen recipients —
 //! the colluding attack that breaks f+1), vote for garbage (invalid signatures and certificates),
-//! stay silent, forge the sender (spoofed network sender, wrong key: must fail signature checks),
-//! replay (re-send everything seen), and spam (validly signed echoes far outside the window — the
-//! broadcast analogue of view-change spam). Byzantine nodes never commit anything.
+//! forge the sender (spoofed network sender, wrong key: must fail signature checks), and spam (validly signed echoes far outside the window — the
+//! broadcast analogue of view-change spam). Silence, withholding, replay, spoofing and delay are
+//! protocol-independent and live in [`super::super::adversary`]. Byzantine nodes never commit.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner};
 use super::super::protocol::{NodeId, Outbox, Protocol, TimerId};
@@ -18,7 +19,6 @@ use super::{
 /// What the Byzantine node does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {
-    Silent,
     /// On input: sign `a` for `to_a` and `b` for everyone else (and echo each side's value).
     Equivocate {
         a: Vec<u8>,
@@ -34,13 +34,10 @@ pub enum Behaviour {
     ForgeSender {
         victim: NodeId,
     },
-    Replay,
     Spam {
         per_message: u32,
     },
 }
-
-const REPLAY: TimerId = 7;
 
 /// A Byzantine node.
 #[derive(Debug)]
@@ -51,8 +48,6 @@ pub struct ByzantineNode {
     next_seq: u64,
     seen: BTreeSet<(InstanceId, Digest32)>,
     instances: BTreeSet<InstanceId>,
-    stored: Vec<RbcMsg>,
-    replays_left: u32,
 }
 
 impl ByzantineNode {
@@ -64,8 +59,6 @@ impl ByzantineNode {
             next_seq: 0,
             seen: BTreeSet::new(),
             instances: BTreeSet::new(),
-            stored: Vec::new(),
-            replays_left: 3,
         }
     }
 
@@ -113,8 +106,8 @@ impl ByzantineNode {
                 out.broadcast(RbcMsg::Final {
                     origin: id.0,
                     seq: id.1,
-                    value: b"garbage".to_vec(),
-                    cert,
+                    value: Arc::from(b"garbage".as_slice()),
+                    cert: Arc::new(cert),
                 });
             }
             Behaviour::Spam { per_message } if first_of_instance => {
@@ -132,20 +125,7 @@ impl Protocol for ByzantineNode {
     type Input = Broadcast;
     type Output = Delivery;
 
-    fn on_message(&mut self, now: u64, _from: NodeId, msg: RbcMsg, out: &mut Outbox<RbcMsg>) {
-        if self.behaviour == Behaviour::Replay {
-            // Bounded: forward (to everyone else) and keep only the first 256 messages seen.
-            if self.stored.len() < 256 {
-                self.stored.push(msg.clone());
-                if self.stored.len() == 1 {
-                    out.set_timer(REPLAY, now + 200);
-                }
-                for to in (0..self.n).filter(|t| *t != self.signer.id()) {
-                    out.send(to, msg.clone());
-                }
-            }
-            return;
-        }
+    fn on_message(&mut self, _now: u64, _from: NodeId, msg: &RbcMsg, out: &mut Outbox<RbcMsg>) {
         if let (
             Behaviour::DoubleVote { plan },
             RbcMsg::Echo {
@@ -154,7 +134,7 @@ impl Protocol for ByzantineNode {
                 digest,
                 ..
             },
-        ) = (&self.behaviour, &msg)
+        ) = (&self.behaviour, msg)
         {
             let id = (*origin, *seq);
             if plan.is_empty() && self.seen.insert((id, *digest)) {
@@ -172,24 +152,14 @@ impl Protocol for ByzantineNode {
         }
         if let RbcMsg::Send {
             origin, seq, value, ..
-        } = &msg
+        } = msg
         {
-            let value = value.clone();
+            let value = Arc::clone(value);
             self.on_first_send((*origin, *seq), &value, out);
         }
     }
 
-    fn on_timer(&mut self, now: u64, _id: TimerId, out: &mut Outbox<RbcMsg>) {
-        for m in &self.stored {
-            for to in (0..self.n).filter(|t| *t != self.signer.id()) {
-                out.send(to, m.clone());
-            }
-        }
-        self.replays_left = self.replays_left.saturating_sub(1);
-        if self.replays_left > 0 {
-            out.set_timer(REPLAY, now + 200);
-        }
-    }
+    fn on_timer(&mut self, _now: u64, _id: TimerId, _out: &mut Outbox<RbcMsg>) {}
 
     fn on_input(&mut self, _now: u64, input: Broadcast, out: &mut Outbox<RbcMsg>) {
         let me = self.signer.id();
@@ -205,7 +175,7 @@ impl Protocol for ByzantineNode {
                         RbcMsg::Send {
                             origin: me,
                             seq,
-                            value: v.clone(),
+                            value: Arc::from(v.as_slice()),
                             sig,
                         },
                     );
@@ -218,7 +188,7 @@ impl Protocol for ByzantineNode {
                     let msg = RbcMsg::Send {
                         origin: *victim,
                         seq,
-                        value: input.0.clone(),
+                        value: Arc::from(input.0.as_slice()),
                         sig,
                     };
                     out.send_spoofed(*victim, to, msg);
@@ -228,7 +198,7 @@ impl Protocol for ByzantineNode {
                 out.broadcast(RbcMsg::Send {
                     origin: me,
                     seq,
-                    value: input.0,
+                    value: Arc::from(input.0),
                     sig: [3; 64],
                 });
             }

@@ -1,72 +1,57 @@
 //! # The honest signed-echo-broadcast node
 //!
-//! Invariants kept locally: at most one echo per instance; one counted echo per signer per
-//! instance (a second, conflicting echo raises an equivocation alarm and is ignored); at most one
-//! delivery per instance; a delivery always carries `q` distinct valid echo signatures. Messages
-//! for instances more than `window` sequence numbers ahead of what an origin has delivered here
-//! are refused (spam bound). Each alarm is raised once per (kind, suspect).
+//! Invariants kept locally: at most one echo per instance (persisted before it leaves); one
+//! counted echo per signer per instance (a second, conflicting echo raises an equivocation alarm
+//! and is ignored); at most one delivery per instance (persisted); a delivery always carries `q`
+//! distinct valid echo signatures over the statement of its value. Messages for instances more
+//! than `window` sequence numbers ahead of what an origin has delivered here are refused (spam
+//! bound). Each alarm is raised once per (kind, suspect), and a suspect is named only on evidence
+//! that suspect signed.
+//!
+//! Memory stays bounded in long runs: once an instance is delivered its echo state is dropped,
+//! and once every other node has been seen relaying its `Final` the relay is dropped too.
+//! Retransmission (every `retransmit_ms` while there was activity in the last
+//! `retransmit_rounds` rounds) covers only instances still pending, and sends a `Final` only to
+//! nodes not yet seen relaying it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner, PublicKeys};
-use super::super::protocol::{AlarmKind, NodeId, Outbox, Protocol, TimerId};
+use super::super::protocol::{AlarmKind, NodeId, Outbox, TimerId};
 use super::{
-    echo_statement, send_statement, value_digest, Broadcast, Delivery, InstanceId, RbcMsg,
+    echo_statement, send_statement, value_digest, Delivery, InstanceId, PlantedBug, RbcConfig,
+    RbcMsg, Value,
 };
 
-const RETRANSMIT: TimerId = 1;
-
-/// Parameters shared by all nodes of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RbcConfig {
-    pub n: u32,
-    pub f: u32,
-    pub retransmit_ms: u64,
-    /// Retransmission rounds after the last new activity.
-    pub retransmit_rounds: u32,
-    pub window: u64,
-}
-
-impl RbcConfig {
-    pub fn new(n: u32, f: u32) -> Self {
-        Self {
-            n,
-            f,
-            retransmit_ms: 100,
-            retransmit_rounds: 20,
-            window: 1024,
-        }
-    }
-
-    /// `⌊(n+f)/2⌋ + 1`: any two quorums intersect in at least f+1 nodes.
-    pub fn quorum(&self) -> usize {
-        ((self.n + self.f) / 2 + 1) as usize
-    }
-}
+pub(super) const RETRANSMIT: TimerId = 1;
 
 #[derive(Debug, Default)]
-struct Instance {
-    values: BTreeMap<Digest32, Vec<u8>>,
-    send_digest: Option<Digest32>,
-    own_send: Option<RbcMsg>,
-    my_echo: Option<RbcMsg>,
-    echoes: BTreeMap<Digest32, BTreeMap<NodeId, [u8; 64]>>,
-    echoed_by: BTreeMap<NodeId, Digest32>,
-    delivered: Option<Delivery>,
+pub(super) struct Instance {
+    pub(super) values: BTreeMap<Digest32, Value>,
+    pub(super) send_digest: Option<Digest32>,
+    pub(super) own_send: Option<Arc<RbcMsg>>,
+    pub(super) my_echo: Option<Arc<RbcMsg>>,
+    pub(super) echoes: BTreeMap<Digest32, BTreeMap<NodeId, [u8; 64]>>,
+    pub(super) echoed_by: BTreeMap<NodeId, Digest32>,
+    pub(super) delivered: Option<Digest32>,
+    pub(super) relay: Option<Arc<RbcMsg>>,
+    pub(super) relayed_by: BTreeSet<NodeId>,
 }
 
 /// An honest node.
 #[derive(Debug)]
 pub struct HonestNode {
-    cfg: RbcConfig,
-    signer: NodeSigner,
-    keys: PublicKeys,
-    next_seq: u64,
-    instances: BTreeMap<InstanceId, Instance>,
-    delivered_upto: BTreeMap<NodeId, u64>,
-    committed: Vec<Delivery>,
-    rounds_left: u32,
-    alarmed: BTreeSet<(AlarmKind, Option<NodeId>)>,
+    pub(super) cfg: RbcConfig,
+    pub(super) signer: NodeSigner,
+    pub(super) keys: PublicKeys,
+    pub(super) next_seq: u64,
+    pub(super) instances: BTreeMap<InstanceId, Instance>,
+    pub(super) pending: BTreeSet<InstanceId>,
+    pub(super) delivered_upto: BTreeMap<NodeId, u64>,
+    pub(super) committed: Vec<Delivery>,
+    pub(super) rounds_left: u32,
+    pub(super) alarmed: BTreeSet<(AlarmKind, Option<NodeId>)>,
 }
 
 impl HonestNode {
@@ -77,10 +62,20 @@ impl HonestNode {
             keys,
             next_seq: 0,
             instances: BTreeMap::new(),
+            pending: BTreeSet::new(),
             delivered_upto: BTreeMap::new(),
             committed: Vec::new(),
             rounds_left: 0,
             alarmed: BTreeSet::new(),
+        }
+    }
+
+    fn local_quorum(&self) -> usize {
+        let q = self.cfg.quorum();
+        if self.cfg.has(PlantedBug::QuorumMinusOne) {
+            q - 1
+        } else {
+            q
         }
     }
 
@@ -96,15 +91,27 @@ impl HonestNode {
         }
     }
 
+    /// A bad signature proves nothing about who sent it (the network sender is unauthenticated).
+    fn bad_signature(&mut self, out: &mut Outbox<RbcMsg>, from: NodeId, detail: String) {
+        let suspect = self
+            .cfg
+            .has(PlantedBug::AccuseNetworkSender)
+            .then_some(from);
+        self.alarm(out, AlarmKind::BadSignature, suspect, detail);
+    }
+
     /// Note new activity: (re)start the retransmission rounds.
-    fn activity(&mut self, now: u64, out: &mut Outbox<RbcMsg>) {
+    pub(super) fn activity(&mut self, now: u64, out: &mut Outbox<RbcMsg>) {
+        if self.cfg.has(PlantedBug::NoRetransmit) {
+            return;
+        }
         if self.rounds_left == 0 {
             out.set_timer(RETRANSMIT, now + self.cfg.retransmit_ms);
         }
         self.rounds_left = self.cfg.retransmit_rounds;
     }
 
-    fn in_window(
+    pub(super) fn in_window(
         &mut self,
         origin: NodeId,
         seq: u64,
@@ -122,10 +129,11 @@ impl HonestNode {
         }
         let base = self.delivered_upto.get(&origin).copied().unwrap_or(0);
         if seq >= base.saturating_add(self.cfg.window) {
+            let _ = from; // spam is signed by someone, but a valid echo far ahead is not proof of fault
             self.alarm(
                 out,
-                AlarmKind::Garbage,
-                Some(from),
+                AlarmKind::Spam,
+                None,
                 format!("seq {seq} of origin {origin} outside window"),
             );
             return false;
@@ -133,16 +141,27 @@ impl HonestNode {
         true
     }
 
-    fn on_send(
+    fn is_delivered(&self, id: InstanceId) -> bool {
+        self.instances
+            .get(&id)
+            .is_some_and(|i| i.delivered.is_some())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_send(
         &mut self,
         now: u64,
+        from: NodeId,
         origin: NodeId,
         seq: u64,
-        value: Vec<u8>,
-        sig: [u8; 64],
+        value: &Value,
+        sig: &[u8; 64],
         out: &mut Outbox<RbcMsg>,
     ) {
-        let digest = value_digest(&value);
+        if self.is_delivered((origin, seq)) {
+            return;
+        }
+        let digest = value_digest(value);
         let seen = self
             .instances
             .get(&(origin, seq))
@@ -150,58 +169,65 @@ impl HonestNode {
         if seen == Some(digest) {
             return; // a retransmission of what was already verified
         }
-        if !self
-            .keys
-            .verify(origin, &send_statement(origin, seq, &value), &sig)
+        let skip = self.cfg.has(PlantedBug::SkipSendSignature);
+        if !skip
+            && !self
+                .keys
+                .verify(origin, &send_statement(origin, seq, value), sig)
         {
-            self.alarm(
-                out,
-                AlarmKind::BadSignature,
-                None,
-                format!("send for origin {origin} seq {seq}"),
-            );
+            self.bad_signature(out, from, format!("send for origin {origin} seq {seq}"));
             return;
         }
         let inst = self.instances.entry((origin, seq)).or_default();
-        match inst.send_digest {
-            Some(d) if d != digest => {
+        if let Some(d) = inst.send_digest {
+            if d != digest {
                 self.alarm(
                     out,
                     AlarmKind::Equivocation,
                     Some(origin),
                     format!("two signed values for seq {seq}"),
                 );
-                return;
             }
-            Some(_) => return,
-            None => inst.send_digest = Some(digest),
+            return;
         }
-        inst.values.insert(digest, value);
+        inst.send_digest = Some(digest);
+        inst.values.insert(digest, Arc::clone(value));
         if inst.my_echo.is_none() {
             let sig = self.signer.sign(&echo_statement(origin, seq, &digest));
-            let echo = RbcMsg::Echo {
+            let echo = Arc::new(RbcMsg::Echo {
                 origin,
                 seq,
                 digest,
                 signer: self.signer.id(),
                 sig,
-            };
-            inst.my_echo = Some(echo.clone());
-            out.broadcast(echo);
+            });
+            inst.my_echo = Some(Arc::clone(&echo));
+            if !self.cfg.has(PlantedBug::ForgetVoteOnRecover) {
+                out.persist(super::recovery::echo_key((origin, seq)), digest.to_vec());
+            }
+            for to in 0..self.cfg.n {
+                out.send_shared(to, Arc::clone(&echo));
+            }
+            self.pending.insert((origin, seq));
             self.activity(now, out);
         }
         self.try_deliver(now, (origin, seq), digest, out);
     }
 
-    fn on_echo(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_echo(
         &mut self,
         now: u64,
+        from: NodeId,
         id: InstanceId,
         digest: Digest32,
         signer: NodeId,
-        sig: [u8; 64],
+        sig: &[u8; 64],
         out: &mut Outbox<RbcMsg>,
     ) {
+        if self.is_delivered(id) {
+            return;
+        }
         if self
             .instances
             .get(&id)
@@ -212,14 +238,9 @@ impl HonestNode {
         }
         if !self
             .keys
-            .verify(signer, &echo_statement(id.0, id.1, &digest), &sig)
+            .verify(signer, &echo_statement(id.0, id.1, &digest), sig)
         {
-            self.alarm(
-                out,
-                AlarmKind::BadSignature,
-                None,
-                format!("echo claiming signer {signer}"),
-            );
+            self.bad_signature(out, from, format!("echo claiming signer {signer}"));
             return;
         }
         let inst = self.instances.entry(id).or_default();
@@ -236,70 +257,67 @@ impl HonestNode {
             Some(_) => return,
             None => {
                 inst.echoed_by.insert(signer, digest);
-                inst.echoes.entry(digest).or_default().insert(signer, sig);
+                inst.echoes.entry(digest).or_default().insert(signer, *sig);
             }
         }
         self.try_deliver(now, id, digest, out);
     }
 
-    fn on_final(
+    pub(super) fn on_final(
         &mut self,
         now: u64,
+        from: NodeId,
         id: InstanceId,
-        value: Vec<u8>,
-        cert: Certificate,
+        value: &Value,
+        cert: &Arc<Certificate>,
         out: &mut Outbox<RbcMsg>,
     ) {
-        let digest = value_digest(&value);
-        let delivered = self
-            .instances
-            .get(&id)
-            .and_then(|i| i.delivered.as_ref())
-            .map(|d| value_digest(&d.value));
-        if delivered == Some(digest) {
-            return; // already delivered this value: nothing to verify
+        let digest = value_digest(value);
+        if let Some(inst) = self.instances.get_mut(&id) {
+            if inst.delivered == Some(digest) {
+                inst.relayed_by.insert(from);
+                return; // already delivered this value: nothing to verify
+            }
         }
-        if cert.statement != echo_statement(id.0, id.1, &digest) {
-            self.alarm(
-                out,
-                AlarmKind::Garbage,
-                None,
-                format!("final for {id:?} certifies another statement"),
-            );
-            return;
-        }
-        if let Err(e) = cert.verify(&self.keys, self.cfg.quorum()) {
-            self.alarm(
-                out,
-                AlarmKind::BadSignature,
-                None,
-                format!("final for {id:?}: {e}"),
-            );
-            return;
-        }
-        let inst = self.instances.entry(id).or_default();
-        if let Some(d) = &inst.delivered {
-            if value_digest(&d.value) != digest {
+        if !self.cfg.has(PlantedBug::SkipFinalCheck) {
+            if cert.statement != echo_statement(id.0, id.1, &digest) {
                 self.alarm(
                     out,
-                    AlarmKind::Equivocation,
-                    Some(id.0),
-                    format!("conflicting certificates for {id:?}"),
+                    AlarmKind::Garbage,
+                    None,
+                    format!("final for {id:?} certifies another statement"),
                 );
+                return;
             }
+            if let Err(e) = cert.verify(&self.keys, self.cfg.quorum()) {
+                self.alarm(
+                    out,
+                    AlarmKind::BadSignature,
+                    None,
+                    format!("final for {id:?}: {e}"),
+                );
+                return;
+            }
+        }
+        let inst = self.instances.entry(id).or_default();
+        if inst.delivered.is_some() {
+            // Two valid certificates need more than f faulty echoers, but do not say who they are.
+            self.alarm(
+                out,
+                AlarmKind::Equivocation,
+                None,
+                format!("conflicting certificates for {id:?}"),
+            );
             return;
         }
-        inst.values.insert(digest, value.clone());
-        self.deliver(
-            now,
-            Delivery {
-                origin: id.0,
-                seq: id.1,
-                value,
-                cert,
-            },
-            out,
-        );
+        inst.relayed_by.insert(from);
+        let d = Delivery {
+            origin: id.0,
+            seq: id.1,
+            value: Arc::clone(value),
+            cert: Arc::clone(cert),
+        };
+        self.deliver(now, d, out);
     }
 
     fn try_deliver(
@@ -309,7 +327,7 @@ impl HonestNode {
         digest: Digest32,
         out: &mut Outbox<RbcMsg>,
     ) {
-        let q = self.cfg.quorum();
+        let q = self.local_quorum();
         let Some(inst) = self.instances.get(&id) else {
             return;
         };
@@ -323,26 +341,37 @@ impl HonestNode {
         if echoes.len() < q {
             return;
         }
-        let statement = echo_statement(id.0, id.1, &digest);
         let cert = Certificate {
-            statement,
+            statement: echo_statement(id.0, id.1, &digest),
             sigs: echoes.iter().map(|(k, s)| (*k, *s)).collect(),
         };
         let d = Delivery {
             origin: id.0,
             seq: id.1,
-            value: value.clone(),
-            cert,
+            value: Arc::clone(value),
+            cert: Arc::new(cert),
         };
         self.deliver(now, d, out);
     }
 
     fn deliver(&mut self, now: u64, d: Delivery, out: &mut Outbox<RbcMsg>) {
-        let inst = self.instances.entry((d.origin, d.seq)).or_default();
-        inst.delivered = Some(d.clone());
-        let signed_other = inst
-            .send_digest
-            .is_some_and(|s| s != value_digest(&d.value));
+        let id = (d.origin, d.seq);
+        let digest = value_digest(&d.value);
+        let relay = Arc::new(RbcMsg::Final {
+            origin: d.origin,
+            seq: d.seq,
+            value: Arc::clone(&d.value),
+            cert: Arc::clone(&d.cert),
+        });
+        let inst = self.instances.entry(id).or_default();
+        let signed_other = inst.send_digest.is_some_and(|s| s != digest);
+        inst.delivered = Some(digest);
+        inst.relay = Some(Arc::clone(&relay));
+        inst.echoes.clear();
+        inst.echoed_by.clear();
+        inst.values.clear();
+        inst.my_echo = None;
+        inst.own_send = None;
         if signed_other {
             // The origin's own signature is on a value other than the certified one.
             let detail = format!(
@@ -351,106 +380,16 @@ impl HonestNode {
             );
             self.alarm(out, AlarmKind::Equivocation, Some(d.origin), detail);
         }
+        if !self.cfg.has(PlantedBug::ForgetDeliveryOnRecover) {
+            out.persist(super::recovery::delivery_key(id), digest.to_vec());
+        }
         let upto = self.delivered_upto.entry(d.origin).or_insert(0);
         *upto = (*upto).max(d.seq + 1);
-        out.broadcast(RbcMsg::Final {
-            origin: d.origin,
-            seq: d.seq,
-            value: d.value.clone(),
-            cert: d.cert.clone(),
-        });
+        for to in 0..self.cfg.n {
+            out.send_shared(to, Arc::clone(&relay));
+        }
+        self.pending.insert(id);
         self.committed.push(d);
         self.activity(now, out);
-    }
-}
-
-impl Protocol for HonestNode {
-    type Msg = RbcMsg;
-    type Input = Broadcast;
-    type Output = Delivery;
-
-    fn on_message(&mut self, now: u64, from: NodeId, msg: RbcMsg, out: &mut Outbox<RbcMsg>) {
-        match msg {
-            RbcMsg::Send {
-                origin,
-                seq,
-                value,
-                sig,
-            } => {
-                if self.in_window(origin, seq, from, out) {
-                    self.on_send(now, origin, seq, value, sig, out);
-                }
-            }
-            RbcMsg::Echo {
-                origin,
-                seq,
-                digest,
-                signer,
-                sig,
-            } => {
-                if self.in_window(origin, seq, from, out) {
-                    self.on_echo(now, (origin, seq), digest, signer, sig, out);
-                }
-            }
-            RbcMsg::Final {
-                origin,
-                seq,
-                value,
-                cert,
-            } => {
-                if self.keys.is_member(origin) {
-                    self.on_final(now, (origin, seq), value, cert, out);
-                }
-            }
-        }
-    }
-
-    fn on_timer(&mut self, now: u64, _id: TimerId, out: &mut Outbox<RbcMsg>) {
-        for inst in self.instances.values() {
-            if let Some(d) = &inst.delivered {
-                out.broadcast(RbcMsg::Final {
-                    origin: d.origin,
-                    seq: d.seq,
-                    value: d.value.clone(),
-                    cert: d.cert.clone(),
-                });
-                continue;
-            }
-            if let Some(m) = &inst.own_send {
-                out.broadcast(m.clone());
-            }
-            if let Some(m) = &inst.my_echo {
-                out.broadcast(m.clone());
-            }
-        }
-        self.rounds_left = self.rounds_left.saturating_sub(1);
-        if self.rounds_left > 0 {
-            out.set_timer(RETRANSMIT, now + self.cfg.retransmit_ms);
-        }
-    }
-
-    fn on_input(&mut self, now: u64, input: Broadcast, out: &mut Outbox<RbcMsg>) {
-        let origin = self.signer.id();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let sig = self.signer.sign(&send_statement(origin, seq, &input.0));
-        let msg = RbcMsg::Send {
-            origin,
-            seq,
-            value: input.0,
-            sig,
-        };
-        self.instances.entry((origin, seq)).or_default().own_send = Some(msg.clone());
-        out.broadcast(msg);
-        self.activity(now, out);
-    }
-
-    fn on_recover(&mut self, now: u64, out: &mut Outbox<RbcMsg>) {
-        self.rounds_left = 0;
-        self.activity(now, out);
-    }
-
-    fn drain_committed(&mut self) -> Vec<Delivery> {
-        std::mem::take(&mut self.committed)
     }
 }

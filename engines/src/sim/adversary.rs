@@ -1,0 +1,399 @@
+//! # A generic adversary for any protocol
+//!
+//! Byzantine behaviour without writing a Byzantine implementation per protocol:
+//! * [`Adversary`] wraps an honest node and rewrites what it sends — [`Fault::Silent`],
+//!   [`Fault::Withhold`] from a subset (e.g. DAG vertices kept from some validators),
+//!   [`Fault::Spoof`] the network sender, [`Fault::Delay`] everything, [`Fault::Replay`] what it
+//!   received, and [`Fault::Mutate`], the hook for per-protocol mutators (garbage, bad VRF proofs,
+//!   view-change spam).
+//! * [`Twins`] runs two honest instances under one key (after the Twins method, Bano et al. 2020):
+//!   each talks to its own half of the network, so equivocation and double-voting come for free
+//!   from unmodified protocol code.
+//! * [`Scripted`] sends hand-built messages at set times (exact attack schedules).
+//! * [`pick_byzantine`] chooses the Byzantine ids from the seed, so leaders and low ids are hit too.
+//!
+//! All of these report `is_honest() == false`; the invariants ignore their commits and alarms.
+//! Wrapper timers use ids with the top bit set ([`ADVERSARY_TIMER`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::protocol::{NodeId, Outbox, Protocol, Send, TimerCmd, TimerId};
+
+/// Timer ids reserved for wrappers.
+pub const ADVERSARY_TIMER: TimerId = 1 << 63;
+const DELAY_TIMER: TimerId = ADVERSARY_TIMER | 1;
+const REPLAY_TIMER: TimerId = ADVERSARY_TIMER | 2;
+
+/// `count` distinct Byzantine ids out of `0..n`, chosen by `seed` (sorted).
+pub fn pick_byzantine(seed: u64, n: u32, count: u32) -> Vec<NodeId> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb42a_0000_0000_0001);
+    let mut ids: Vec<NodeId> = sample(&mut rng, n as usize, count.min(n) as usize)
+        .into_iter()
+        .map(|i| i as NodeId)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// A send rewriter: maps one outgoing send to any number of sends.
+pub type Mutator<M> = Box<dyn FnMut(u64, Send<M>, &mut ChaCha8Rng) -> Vec<Send<M>>>;
+
+/// One thing the wrapped node does wrong.
+pub enum Fault<M> {
+    /// Sends nothing.
+    Silent,
+    /// Sends nothing to these nodes.
+    Withhold(BTreeSet<NodeId>),
+    /// Every send claims to come from this node.
+    Spoof(NodeId),
+    /// Every send leaves `ms` later (held by the wrapper, released in order).
+    Delay(u64),
+    /// Re-send every distinct message received (up to `cap`) to everyone, every `every_ms`, for
+    /// `rounds` rounds after the last new one.
+    Replay {
+        every_ms: u64,
+        rounds: u32,
+        cap: usize,
+    },
+    Mutate(Mutator<M>),
+}
+
+/// An honest node made Byzantine by [`Fault`]s, applied in order to each send.
+pub struct Adversary<P: Protocol> {
+    inner: P,
+    faults: Vec<Fault<P::Msg>>,
+    held: Vec<(u64, Send<P::Msg>)>,
+    received: Vec<Arc<P::Msg>>,
+    replay_rounds: u32,
+    /// Sends the faults suppressed (tests check the inner node did try).
+    pub suppressed: u64,
+}
+
+impl<P: Protocol> Adversary<P> {
+    pub fn new(inner: P, faults: Vec<Fault<P::Msg>>) -> Self {
+        Self {
+            inner,
+            faults,
+            held: Vec::new(),
+            received: Vec::new(),
+            replay_rounds: 0,
+            suppressed: 0,
+        }
+    }
+
+    fn run(
+        &mut self,
+        now: u64,
+        out: &mut Outbox<P::Msg>,
+        f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
+    ) {
+        let mut child = out.child();
+        f(&mut self.inner, &mut child);
+        let sends = std::mem::take(&mut child.sends);
+        child.alarms.clear(); // a Byzantine node's alarms mean nothing
+        out.merge(child);
+        for s in sends {
+            self.emit(now, s, out);
+        }
+    }
+
+    fn emit(&mut self, now: u64, s: Send<P::Msg>, out: &mut Outbox<P::Msg>) {
+        let mut batch = vec![s];
+        for fault in &mut self.faults {
+            let mut next = Vec::with_capacity(batch.len());
+            for mut s in batch {
+                match fault {
+                    Fault::Silent => {}
+                    Fault::Withhold(set) if set.contains(&s.to) => {}
+                    Fault::Withhold(_) | Fault::Replay { .. } => next.push(s),
+                    Fault::Spoof(as_node) => {
+                        s.claimed_from = *as_node;
+                        next.push(s);
+                    }
+                    Fault::Delay(ms) => {
+                        if self.held.is_empty() {
+                            out.set_timer(DELAY_TIMER, now + *ms);
+                        }
+                        self.held.push((now + *ms, s));
+                    }
+                    Fault::Mutate(m) => next.extend(m(now, s, &mut out.rng)),
+                }
+            }
+            batch = next;
+        }
+        if batch.is_empty() {
+            self.suppressed += 1;
+        }
+        out.sends.extend(batch);
+    }
+
+    fn replay_cfg(&self) -> Option<(u64, u32, usize)> {
+        self.faults.iter().find_map(|f| match f {
+            Fault::Replay {
+                every_ms,
+                rounds,
+                cap,
+            } => Some((*every_ms, *rounds, *cap)),
+            _ => None,
+        })
+    }
+}
+
+impl<P: Protocol> Protocol for Adversary<P> {
+    type Msg = P::Msg;
+    type Input = P::Input;
+    type Output = P::Output;
+
+    fn on_start(&mut self, now: u64, out: &mut Outbox<P::Msg>) {
+        self.run(now, out, |p, o| p.on_start(now, o));
+    }
+
+    fn on_message(&mut self, now: u64, from: NodeId, msg: &P::Msg, out: &mut Outbox<P::Msg>) {
+        if let Some((every, rounds, cap)) = self.replay_cfg() {
+            if self.received.len() < cap {
+                if self.replay_rounds == 0 {
+                    out.set_timer(REPLAY_TIMER, now + every);
+                }
+                self.replay_rounds = rounds;
+                self.received.push(Arc::new(msg.clone()));
+            }
+        }
+        self.run(now, out, |p, o| p.on_message(now, from, msg, o));
+    }
+
+    fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<P::Msg>) {
+        match id {
+            DELAY_TIMER => {
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition(|(t, _)| *t <= now);
+                self.held = later;
+                out.sends.extend(due.into_iter().map(|(_, s)| s));
+                if let Some((t, _)) = self.held.first() {
+                    out.set_timer(DELAY_TIMER, *t);
+                }
+            }
+            REPLAY_TIMER => {
+                for m in &self.received {
+                    let me = out.me;
+                    for to in (0..out.n).filter(|t| *t != me) {
+                        out.send_shared(to, Arc::clone(m));
+                    }
+                }
+                self.replay_rounds = self.replay_rounds.saturating_sub(1);
+                if let (Some((every, _, _)), true) = (self.replay_cfg(), self.replay_rounds > 0) {
+                    out.set_timer(REPLAY_TIMER, now + every);
+                }
+            }
+            _ => self.run(now, out, |p, o| p.on_timer(now, id, o)),
+        }
+    }
+
+    fn on_input(&mut self, now: u64, input: P::Input, out: &mut Outbox<P::Msg>) {
+        self.run(now, out, |p, o| p.on_input(now, input, o));
+    }
+
+    fn on_recover(&mut self, now: u64, out: &mut Outbox<P::Msg>) {
+        self.run(now, out, |p, o| p.on_recover(now, o));
+    }
+
+    fn drain_committed(&mut self) -> Vec<P::Output> {
+        self.inner.drain_committed()
+    }
+
+    fn is_honest(&self) -> bool {
+        false
+    }
+}
+
+/// Maps twin `a`'s input to twin `b`'s.
+pub type InputMap<I> = Box<dyn FnMut(&I) -> I>;
+
+/// Two honest instances under one identity. Twin `a` talks to `a_side`, twin `b` to everyone
+/// else; messages from `a_side` reach `a`, the others reach `b`. A twin's messages to itself stay
+/// with it. `b` gets its own variant of each input (`b_input`), so an origin's twins sign two
+/// values and voters' twins vote twice.
+pub struct Twins<P: Protocol> {
+    a: P,
+    b: P,
+    a_side: BTreeSet<NodeId>,
+    b_input: InputMap<P::Input>,
+}
+
+impl<P: Protocol> Twins<P> {
+    pub fn new(
+        a: P,
+        b: P,
+        a_side: BTreeSet<NodeId>,
+        b_input: impl FnMut(&P::Input) -> P::Input + 'static,
+    ) -> Self {
+        Self {
+            a,
+            b,
+            a_side,
+            b_input: Box::new(b_input),
+        }
+    }
+
+    /// Run `f` on one twin, loop its self-sends back into it (bounded), keep the sends to its side.
+    fn drive(
+        twin: &mut P,
+        side: &dyn Fn(NodeId) -> bool,
+        now: u64,
+        out: &mut Outbox<P::Msg>,
+        f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
+    ) {
+        let me = out.me;
+        let mut child = out.child();
+        f(twin, &mut child);
+        for _ in 0..64 {
+            let (own, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut child.sends)
+                .into_iter()
+                .partition(|s| s.to == me);
+            out.sends.extend(rest.into_iter().filter(|s| side(s.to)));
+            if own.is_empty() {
+                break;
+            }
+            for s in own {
+                twin.on_message(now, me, &s.msg, &mut child);
+            }
+        }
+        child.sends.clear();
+        child.alarms.clear();
+        // Both twins share one timer namespace: tag twin b's timers.
+        out.merge(child);
+    }
+}
+
+const TWIN_B: TimerId = 1 << 62;
+
+impl<P: Protocol> Protocol for Twins<P> {
+    type Msg = P::Msg;
+    type Input = P::Input;
+    type Output = P::Output;
+
+    fn on_start(&mut self, now: u64, out: &mut Outbox<P::Msg>) {
+        let a_side = self.a_side.clone();
+        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+            p.on_start(now, o)
+        });
+        let mark = out.timers.len();
+        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+            p.on_start(now, o)
+        });
+        tag_b(&mut out.timers[mark..]);
+    }
+
+    fn on_message(&mut self, now: u64, from: NodeId, msg: &P::Msg, out: &mut Outbox<P::Msg>) {
+        let a_side = self.a_side.clone();
+        if a_side.contains(&from) {
+            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+                p.on_message(now, from, msg, o)
+            });
+        } else {
+            let mark = out.timers.len();
+            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+                p.on_message(now, from, msg, o)
+            });
+            tag_b(&mut out.timers[mark..]);
+        }
+    }
+
+    fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<P::Msg>) {
+        let a_side = self.a_side.clone();
+        if id & TWIN_B == 0 {
+            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+                p.on_timer(now, id, o)
+            });
+        } else {
+            let mark = out.timers.len();
+            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+                p.on_timer(now, id & !TWIN_B, o)
+            });
+            tag_b(&mut out.timers[mark..]);
+        }
+    }
+
+    fn on_input(&mut self, now: u64, input: P::Input, out: &mut Outbox<P::Msg>) {
+        let a_side = self.a_side.clone();
+        let other = (self.b_input)(&input);
+        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
+            p.on_input(now, input, o)
+        });
+        let mark = out.timers.len();
+        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
+            p.on_input(now, other, o)
+        });
+        tag_b(&mut out.timers[mark..]);
+    }
+
+    fn drain_committed(&mut self) -> Vec<P::Output> {
+        let mut v = self.a.drain_committed();
+        v.extend(self.b.drain_committed());
+        v
+    }
+
+    fn is_honest(&self) -> bool {
+        false
+    }
+}
+
+fn tag_b(cmds: &mut [TimerCmd]) {
+    for c in cmds {
+        match c {
+            TimerCmd::Set { id, .. } | TimerCmd::Cancel { id } => *id |= TWIN_B,
+        }
+    }
+}
+
+/// Sends `script` entries `(at_ms, to, msg)` at their times, claiming to be `claimed_from` (its
+/// own id unless it spoofs). Receives and commits nothing.
+pub struct Scripted<M, I, O> {
+    script: Vec<(u64, NodeId, Arc<M>)>,
+    _io: std::marker::PhantomData<fn(I) -> O>,
+}
+
+impl<M, I, O> Scripted<M, I, O> {
+    pub fn new(script: Vec<(u64, NodeId, M)>) -> Self {
+        Self {
+            script: script
+                .into_iter()
+                .map(|(t, to, m)| (t, to, Arc::new(m)))
+                .collect(),
+            _io: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M: Clone + super::Wire, I: Clone + super::Wire, O: Clone + super::Wire + std::fmt::Debug>
+    Protocol for Scripted<M, I, O>
+{
+    type Msg = M;
+    type Input = I;
+    type Output = O;
+
+    fn on_start(&mut self, _now: u64, out: &mut Outbox<M>) {
+        for (k, (at, ..)) in self.script.iter().enumerate() {
+            out.set_timer(ADVERSARY_TIMER | k as u64, *at);
+        }
+    }
+    fn on_message(&mut self, _: u64, _: NodeId, _: &M, _: &mut Outbox<M>) {}
+    fn on_timer(&mut self, _now: u64, id: TimerId, out: &mut Outbox<M>) {
+        if let Some((_, to, m)) = self.script.get((id & !ADVERSARY_TIMER) as usize) {
+            out.send_shared(*to, Arc::clone(m));
+        }
+    }
+    fn on_input(&mut self, _: u64, _: I, _: &mut Outbox<M>) {}
+    fn on_recover(&mut self, _: u64, _: &mut Outbox<M>) {}
+    fn drain_committed(&mut self) -> Vec<O> {
+        Vec::new()
+    }
+    fn is_honest(&self) -> bool {
+        false
+    }
+}
