@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     const TOML: &str =
-        "token = \"t\"\n[[rollout]]\nname = \"checkout\"\n[[rollout]]\nname = \"search\"\n";
+        "token = \"long-enough-token\"\n[[rollout]]\nname = \"checkout\"\n[[rollout]]\nname = \"search\"\n";
 
     #[test]
     fn reports_rollouts_in_one_config_only() {
