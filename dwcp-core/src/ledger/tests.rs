@@ -51,7 +51,10 @@ fn a_first_release_batch_is_taken_whole() {
     let mut l = ledger(3);
     let want: u64 = b.cells.iter().map(|c| c.requests).sum();
     // The fixture was cut at 1_700_000_000_000 ms (its `sent_at_ms`).
-    assert!(matches!(l.ingest(b, 1_700_000_001_000), Ok(Ingested::Accepted { .. })));
+    assert!(matches!(
+        l.ingest(b, 1_700_000_001_000),
+        Ok(Ingested::Accepted { .. })
+    ));
     let got: u64 = l
         .totals
         .values()
