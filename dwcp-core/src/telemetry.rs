@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The wire protocol this release speaks: 1 added `protocol` itself (batches and states without it are
-/// protocol 0, the first release). Bump it when a field a peer must understand is added.
+/// protocol 0, the first release). Bump it when a field a peer must understand is added. A first-release
+/// companion refuses batches with any field it does not know (this one included): upgrade the companion
+/// before the filters when leaving the first release.
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// One (rollout, track, segment) cell of a batch.
