@@ -9,6 +9,9 @@
 #       scrape a stack of our own first (scripts/scrape-metrics.sh: the built module in a real Envoy,
 #       the companion and the demo upstreams on free loopback ports, some traffic), then compare.
 # Allowed besides the scrapes: names recorded by our own recording rules, and `up` (made by Prometheus).
+# Before the scrapes: every dwcp_ name used must be in monitoring/names.json (the product's one list of
+# names, `dwcp-analyzer names`, kept current by a core test), and every companion metric of that list
+# must be in the companion's scrape (its HELP/TYPE lines are always rendered).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,10 +23,16 @@ if [ $# -eq 0 ]; then
 fi
 [ $# -eq 2 ] || { echo "usage: $0 [ENVOY_SCRAPE COMPANION_SCRAPE]" >&2; exit 64; }
 node scripts/artifact-tools/metric-names.mjs monitoring/rules/*.yaml monitoring/dashboards/*.json > "${TMPDIR:-/tmp}/dwcp-metric-uses.$$.json"
-"$TOOLS_PY" - "$1" "$2" "${TMPDIR:-/tmp}/dwcp-metric-uses.$$.json" <<'PY'
+"$TOOLS_PY" - "$1" "$2" "${TMPDIR:-/tmp}/dwcp-metric-uses.$$.json" monitoring/names.json <<'PY'
 import json, re, sys
-envoy, companion, uses_file = sys.argv[1:4]
+envoy, companion, uses_file, names_file = sys.argv[1:5]
 u = json.load(open(uses_file))
+listed, listed_companion = set(), set()
+for m in json.load(open(names_file))["metrics"]:
+    ns = {m["name"]} | ({m["name"] + s for s in ("_bucket", "_sum", "_count")} if m["kind"] in ("histogram", "summary") else set())
+    listed |= ns
+    if m["source"] == "companion":
+        listed_companion.add(m["name"])
 def names(path):
     out = set()
     for line in open(path, errors="replace"):
@@ -44,6 +53,13 @@ for src, ns in emitted.items():
         sys.exit(1)
 allowed = set(u["recorded"]) | {"up"}
 bad = 0
+for name in sorted(u["uses"]):
+    if name.startswith("dwcp_") and name not in listed:
+        bad = 1
+        print(f"FAIL {name} is used but not in {names_file} (the product's list of names)")
+for name in sorted(listed_companion - emitted["companion"]):
+    bad = 1
+    print(f"FAIL {name} is in {names_file} (companion) but not in the companion scrape {companion}")
 for e in u["errors"]:
     print(f"FAIL {e}"); bad = 1
 for name in sorted(u["uses"]):

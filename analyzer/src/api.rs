@@ -52,7 +52,7 @@ impl IntoResponse for HttpError {
 impl From<ApiError> for HttpError {
     fn from(e: ApiError) -> Self {
         match e {
-            ApiError::BadRequest(m) => HttpError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            ApiError::BadBatch(e) => HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             ApiError::UnknownRollout(m) => {
                 HttpError(StatusCode::NOT_FOUND, format!("unknown rollout {m}"))
             }
@@ -117,7 +117,7 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
 async fn get_filters(State(app): State<Shared>) -> Json<Value> {
     let c = app.lock();
     let vms = c.vms(now_ms(), FILTER_ACTIVE_MS);
-    let current = c.version;
+    let current = c.version();
     let oldest = vms.values().map(|v| v.routing_version).min();
     Json(json!({
         "version": current,
@@ -144,14 +144,16 @@ async fn post_telemetry(
 ) -> Result<Json<SyncResponse>, HttpError> {
     authorize(&app, &headers)?;
     let start = std::time::Instant::now();
+    // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        app.lock().counters.batches_rejected += 1;
+        app.lock().ledger.note_malformed();
         HttpError(
             StatusCode::BAD_REQUEST,
             format!("malformed telemetry batch: {e}"),
         )
     })?;
     let mut c = app.lock();
+    let protocol = batch.protocol;
     let skip_empty = batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
     if skip_empty {
         c.note_vm(&batch, now_ms());
@@ -160,7 +162,10 @@ async fn post_telemetry(
     }
     let us = start.elapsed().as_micros() as u64;
     c.counters.ingest_us.record(us);
-    Ok(Json(SyncResponse { state: c.state() }))
+    // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
+    Ok(Json(SyncResponse {
+        state: c.ledger.state_for(protocol),
+    }))
 }
 
 pub fn summary(r: &Rollout) -> Value {
@@ -197,9 +202,9 @@ pub fn summary(r: &Rollout) -> Value {
 async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
     let c = app.lock();
     Json(json!({
-        "version": c.version,
-        "kill_all": c.kill_all,
-        "rollouts": c.rollouts.values().map(summary).collect::<Vec<_>>(),
+        "version": c.version(),
+        "kill_all": c.kill_all(),
+        "rollouts": c.ledger.rollouts.values().map(summary).collect::<Vec<_>>(),
     }))
 }
 
@@ -209,6 +214,7 @@ async fn get_rollout(
 ) -> Result<Json<Value>, HttpError> {
     let c = app.lock();
     let r = c
+        .ledger
         .rollouts
         .get(&name)
         .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
@@ -220,11 +226,21 @@ async fn get_rollout(
         );
         m.insert(
             "shadow_samples".into(),
-            json!(c.shadow_samples.get(&name).cloned().unwrap_or_default()),
+            json!(c
+                .ledger
+                .shadow_samples
+                .get(&name)
+                .cloned()
+                .unwrap_or_default()),
         );
         m.insert(
             "shadow_totals".into(),
-            json!(c.shadow_totals.get(&name).cloned().unwrap_or_default()),
+            json!(c
+                .ledger
+                .shadow_totals
+                .get(&name)
+                .cloned()
+                .unwrap_or_default()),
         );
     }
     Ok(Json(s))
@@ -300,7 +316,7 @@ async fn post_command(
     let actor = actor_of(&headers, &body)?;
     let mut c = app.lock();
     let events = c.command(&name, command, &actor, now_ms())?;
-    let r = c.rollouts.get(&name).map(summary);
+    let r = c.ledger.rollouts.get(&name).map(summary);
     Ok(Json(json!({ "events": events, "rollout": r })))
 }
 
@@ -324,6 +340,6 @@ async fn post_kill(
     let mut c = app.lock();
     c.set_kill_all(k.kill_all, &actor, now_ms())?;
     Ok(Json(
-        json!({ "kill_all": c.kill_all, "version": c.version }),
+        json!({ "kill_all": c.kill_all(), "version": c.version() }),
     ))
 }

@@ -5,6 +5,7 @@
 //! host. `main.rs` is a thin binary: the service (`serve`) and a CLI for people over the HTTP API.
 
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -34,11 +34,20 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Check a config file and exit (0 valid, 64 invalid).
+    /// Check a config file and exit (0 valid, 64 invalid). With `--plugin-config` (the filter's
+    /// plugin config: JSON, an Istio WasmPlugin or an Envoy config) also report rollouts defined in only
+    /// one of the two (exit 65 with `--strict`).
     Check {
         #[arg(long, short)]
         config: PathBuf,
+        #[arg(long)]
+        plugin_config: Vec<PathBuf>,
+        #[arg(long)]
+        strict: bool,
     },
+    /// Print every metric and event name the filter and the companion emit (JSON; the copy in
+    /// `monitoring/names.json` is what the dashboards generator and the alert cross-check read).
+    Names,
     /// Table of every rollout: phase, shares, error rates, p99s, verdict.
     Status,
     /// Redraw the status table every interval.
@@ -112,14 +121,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config } => match Config::load(&config) {
-            Ok(c) => {
-                println!("{}: ok ({} rollouts)", config.display(), c.rollouts.len());
+        Cmd::Check {
+            config,
+            plugin_config,
+            strict,
+        } => check(&config, &plugin_config, strict),
+        Cmd::Names => match serde_json::to_string_pretty(&dwcp_core::names::to_json()) {
+            Ok(text) => {
+                println!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(64)
+                eprintln!("dwcp-analyzer: {e}");
+                ExitCode::from(70)
             }
         },
         Cmd::Status => cli::exit(client.status()),
@@ -132,5 +146,56 @@ fn main() -> ExitCode {
         Cmd::Events { name, json } => cli::exit(client.events(&name, json)),
         Cmd::Kill { state } => cli::exit(client.kill(state)),
         Cmd::Traffic(a) => cli::exit(traffic::run(&a).map_err(cli::CliError::Other)),
+    }
+}
+
+/// `check`: the companion's config, then each plugin config against it.
+fn check(config: &std::path::Path, plugin_configs: &[PathBuf], strict: bool) -> ExitCode {
+    let c = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(64);
+        }
+    };
+    println!("{}: ok ({} rollouts)", config.display(), c.rollouts.len());
+    let mut mismatched = false;
+    for p in plugin_configs {
+        let shown = p.display().to_string();
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("cannot read {shown}: {e}");
+                return ExitCode::from(64);
+            }
+        };
+        let f = match dwcp_analyzer::check::load_plugin_config(&shown, &text) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(64);
+            }
+        };
+        let m = dwcp_analyzer::check::compare(&c, &f);
+        for r in &m.only_companion {
+            println!(
+                "{shown}: rollout {r:?} is judged by the companion but the filter never routes it"
+            );
+        }
+        for r in &m.only_filter {
+            println!("{shown}: rollout {r:?} is routed by the filter but unknown to the companion (its cells are skipped and counted)");
+        }
+        if m.is_empty() {
+            println!(
+                "{shown}: ok ({} rollouts, the same as the companion's)",
+                f.rollouts.len()
+            );
+        }
+        mismatched |= !m.is_empty();
+    }
+    if mismatched && strict {
+        ExitCode::from(65)
+    } else {
+        ExitCode::SUCCESS
     }
 }

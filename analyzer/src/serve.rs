@@ -70,7 +70,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     });
-    tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "dwcp-analyzer serving");
+    tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "companion serving");
     let router = api::router(app).merge(engines_api::router(host));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {

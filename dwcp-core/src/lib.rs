@@ -12,6 +12,9 @@
 //!   and what counts as an error.
 //! * [`histogram`] / [`telemetry`] — mergeable log-bucketed latency histograms and per-VM batches.
 //! * [`stats`] / [`rollout`] — anytime-valid sequential tests and the rollout state machine.
+//! * [`ledger`] — the companion's decisions about telemetry: batch validation, crediting requests to
+//!   the state version they were routed under, the routing state served to filters, evidence.
+//! * [`names`] — every metric and event name the filter and the companion emit, in one list.
 //! * [`signals`] — the engine signal contract: typed [`signals::EngineEvent`]s and the
 //!   [`signals::Trigger`]s 5–8 they fire (the engines themselves live in the `dwcp-engines` crate).
 //!
@@ -21,6 +24,8 @@ pub mod bucket;
 pub mod config;
 pub mod decision;
 pub mod histogram;
+pub mod ledger;
+pub mod names;
 pub mod rollout;
 pub mod route;
 pub mod shadow;

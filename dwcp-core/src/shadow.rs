@@ -52,7 +52,6 @@ pub enum MismatchKind {
 
 /// One differing place: a JSON path (`item.price`, `items[2]`), `:status`, a header name, or `<body>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Diff {
     pub path: String,
     pub primary: String,

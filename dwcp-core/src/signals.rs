@@ -118,15 +118,16 @@ impl EngineEvent {
         }
     }
 
-    /// The Prometheus counter this event increments in the companion.
-    pub fn counter_name(&self) -> &'static str {
+    /// The `kind` label of `dwcp_engine_events_total` this event counts under (one of
+    /// [`crate::names::ENGINE_EVENT_KINDS`]).
+    pub fn kind_label(&self) -> &'static str {
         match self {
-            Self::ByzantineAttackDetected { .. } => "dwcp_engine_byzantine_attacks_total",
-            Self::DataIntegrityViolation { .. } => "dwcp_engine_integrity_violations_total",
-            Self::CircuitBreakerStorm { .. } => "dwcp_engine_breaker_storms_total",
-            Self::MemoryExhaustion { .. } => "dwcp_engine_memory_exhaustions_total",
-            Self::BreakerOpened { .. } => "dwcp_engine_breaker_opens_total",
-            Self::MemorySample { .. } => "dwcp_engine_memory_samples_total",
+            Self::ByzantineAttackDetected { .. } => "byzantine",
+            Self::DataIntegrityViolation { .. } => "integrity_violation",
+            Self::CircuitBreakerStorm { .. } => "breaker_storm",
+            Self::MemoryExhaustion { .. } => "memory_exhaustion",
+            Self::BreakerOpened { .. } => "breaker_open",
+            Self::MemorySample { .. } => "memory_sample",
         }
     }
 }

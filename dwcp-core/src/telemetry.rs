@@ -8,9 +8,14 @@ use crate::shadow::{MismatchSample, ShadowStats, MAX_SAMPLES_PER_BATCH};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The wire protocol this release speaks: 1 added `protocol` itself (batches and states without it are
+/// protocol 0, the first release). Bump it when a field a peer must understand is added. A first-release
+/// companion refuses batches with any field it does not know (this one included): upgrade the companion
+/// before the filters when leaving the first release.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// One (rollout, track, segment) cell of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Cell {
     pub rollout: String,
     pub track: Track,
@@ -23,8 +28,10 @@ pub struct Cell {
 
 /// The batch a filter VM POSTs to `/v1/telemetry`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// The sender's [`PROTOCOL_VERSION`] (absent in batches of the first release: 0).
+    #[serde(default)]
+    pub protocol: u32,
     /// Unique per VM instance (per worker and per VM start).
     pub vm: String,
     /// Increments by one per batch of this VM.
@@ -194,6 +201,7 @@ impl Accumulator {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         Batch {
+            protocol: PROTOCOL_VERSION,
             vm: vm.to_string(),
             seq,
             state_version,
@@ -216,20 +224,6 @@ fn push_sample(samples: &mut Vec<MismatchSample>, s: MismatchSample) {
         samples.push(s);
     }
 }
-
-/// Names of the filter-level counters.
-pub const COUNTER_NAMES: &[&str] = &[
-    "no_rollout",
-    "no_state",
-    "stale",
-    "kill_all",
-    "rollout_off",
-    "no_key",
-    "bad_header",
-    "bucketed",
-    "sync_ok",
-    "sync_failed",
-];
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,19 @@
 //! Envoy metric names. Tags are encoded in the stat name as `_<tag>=.=<value>;.;` and extracted by the
 //! `stats_config.stats_tags` regexes shipped in `envoy/envoy.yaml` (`(_<tag>=\.=(.+?);\.;)`), so
 //! `/stats/prometheus` shows e.g. `dwcp_requests_total{rollout="checkout",track="canary",segment="beta"}`.
+//! The names come from `dwcp_core::names` (the one list the dashboards and alert rules are checked
+//! against).
 
+use dwcp_core::names::{
+    ERRORS, FILTER_EVENTS_TOTAL, FILTER_SHADOW_EVENTS, REQUESTS, REQUEST_DURATION,
+    REQUEST_DURATION_US_SUM, SHADOW,
+};
 use dwcp_core::telemetry::Batch;
+
+/// Gauge of the state version the filter routes with.
+pub const STATE_VERSION: &str = dwcp_core::names::FILTER_STATE_VERSION.name;
+/// Gauge: 1 while the state is stale.
+pub const STATE_STALE: &str = dwcp_core::names::FILTER_STATE_STALE.name;
 
 /// Upper bounds (seconds) of the latency histogram buckets exported to Prometheus.
 pub const LE_SECONDS: &[(&str, f64)] = &[
@@ -43,8 +54,8 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
     let mut out = Vec::new();
     for c in &batch.cells {
         let t = cell_tags(&c.rollout, c.track.as_str(), &c.segment);
-        out.push((format!("dwcp_requests_total{t}"), c.requests));
-        out.push((format!("dwcp_errors_total{t}"), c.errors));
+        out.push((format!("{}{t}", REQUESTS.name), c.requests));
+        out.push((format!("{}{t}", ERRORS.name), c.errors));
         for (le, bound_us) in LE_SECONDS {
             let n = if bound_us.is_infinite() {
                 c.latency_us.count
@@ -52,45 +63,49 @@ pub fn deltas(batch: &Batch) -> Vec<Delta> {
                 c.latency_us.count_le(*bound_us)
             };
             out.push((
-                format!("dwcp_request_duration_seconds_bucket{t}{}", tag("le", le)),
+                format!("{}_bucket{t}{}", REQUEST_DURATION.name, tag("le", le)),
                 n,
             ));
         }
         out.push((
-            format!("dwcp_request_duration_seconds_count{t}"),
+            format!("{}_count{t}", REQUEST_DURATION.name),
             c.latency_us.count,
         ));
-        out.push((format!("dwcp_request_duration_us_sum{t}"), c.latency_us.sum));
+        out.push((
+            format!("{}{t}", REQUEST_DURATION_US_SUM.name),
+            c.latency_us.sum,
+        ));
     }
     for (reason, n) in &batch.counters {
         out.push((
-            format!("dwcp_filter_events_total{}", tag("event", reason)),
+            format!("{}{}", FILTER_EVENTS_TOTAL.name, tag("event", reason)),
             *n,
         ));
     }
     for (rollout, st) in &batch.shadow {
         let r = tag("rollout", rollout);
-        for (event, n) in [
-            ("sent", st.requests),
-            ("compared", st.compared),
-            ("mismatch", st.mismatches),
-            ("mismatch_status", st.mismatch_status),
-            ("mismatch_headers", st.mismatch_headers),
-            ("mismatch_body", st.mismatch_body),
-            ("noise", st.noise),
-            ("noise_compared", st.noise_compared),
-            ("stable_differs", st.stable_differs),
-            ("noise_call_failed", st.noise_call_failed),
-            ("shadow_error", st.shadow_errors),
-            ("primary_error", st.primary_errors),
-            ("slower", st.slower),
-            ("skipped_body_too_big", st.skipped_body_too_big),
-            ("skipped_not_eligible", st.skipped_not_eligible),
-            ("skipped_in_flight", st.skipped_in_flight),
-            ("skipped_primary_incomplete", st.skipped_primary_incomplete),
-            ("side_call_failed", st.side_call_failed),
-        ] {
-            out.push((format!("dwcp_shadow_total{r}{}", tag("event", event)), n));
+        let values = [
+            st.requests,
+            st.compared,
+            st.mismatches,
+            st.mismatch_status,
+            st.mismatch_headers,
+            st.mismatch_body,
+            st.noise,
+            st.noise_compared,
+            st.stable_differs,
+            st.noise_call_failed,
+            st.shadow_errors,
+            st.primary_errors,
+            st.slower,
+            st.skipped_body_too_big,
+            st.skipped_not_eligible,
+            st.skipped_in_flight,
+            st.skipped_primary_incomplete,
+            st.side_call_failed,
+        ];
+        for (event, n) in FILTER_SHADOW_EVENTS.iter().zip(values) {
+            out.push((format!("{}{r}{}", SHADOW.name, tag("event", event)), n));
         }
     }
     out

@@ -146,7 +146,7 @@ impl Vm {
         };
         match parsed {
             Some(resp) => {
-                self.acc.count("sync_ok");
+                self.acc.count(dwcp_core::names::SYNC_OK);
                 if self.adopt(resp.state.clone(), now_ms) {
                     // Route with it from this very request on (not from the next tick).
                     self.refresh(now_ms);
@@ -163,7 +163,7 @@ impl Vm {
                 if !matches!(status, Some(400..=499)) {
                     self.keep_unsent(batch);
                 }
-                self.acc.count("sync_failed");
+                self.acc.count(dwcp_core::names::SYNC_FAILED);
                 None
             }
         }

@@ -1,9 +1,22 @@
 #!/usr/bin/env python3
 """Writes the Grafana dashboards in this folder (JSON, schemaVersion 39, datasource chosen by the ${datasource}
 variable). Every query names only metrics the filter or the companion exports; scripts/check-dashboard-metrics.sh
-checks that against real scrapes. Run: python3 monitoring/dashboards/gen_dashboards.py"""
-import json, os
+checks that against real scrapes. Metric names must be in monitoring/names.json (the product's one list of
+names, `dwcp-analyzer names`; a core test keeps it current): a query naming anything else stops the generator.
+Run: python3 monitoring/dashboards/gen_dashboards.py"""
+import json, os, re
 OUT = os.path.dirname(os.path.abspath(__file__))
+_NAMES = json.load(open(os.path.join(OUT, "..", "names.json")))
+KNOWN = set()
+for _m in _NAMES["metrics"]:
+    KNOWN.add(_m["name"])
+    if _m["kind"] in ("histogram", "summary"):
+        KNOWN.update(_m["name"] + s for s in ("_bucket", "_sum", "_count"))
+def check_names(where, text):
+    """Every dwcp_ metric a query names is in names.json (recording rules `x:dwcp_...:y` are not metrics)."""
+    for n in re.findall(r"(?<![\w:])dwcp_[a-zA-Z0-9_]+", text):
+        if n not in KNOWN:
+            raise SystemExit(f"{where}: {n} is not in monitoring/names.json (not emitted by the product)")
 def ds():
     return {"type": "prometheus", "uid": "${datasource}"}
 def templating(extra):
@@ -23,6 +36,11 @@ def panel(title, exprs, x, y, w=12, h=8, kind="timeseries", unit=None, desc=None
     if extra: p.update(extra)
     return p
 def dash(uid, title, desc, vars_, panels):
+    for p in panels:
+        for t in p["targets"]:
+            check_names(f"{uid}: {p['title']}", t["expr"])
+    for v in vars_:
+        check_names(f"{uid}: variable {v['name']}", v["definition"])
     _id[0] = 0
     d = {"uid": uid, "title": title, "description": desc, "tags": ["dwcp"], "timezone": "browser", "schemaVersion": 39,
          "version": 1, "editable": True, "refresh": "30s", "time": {"from": "now-6h", "to": "now"},

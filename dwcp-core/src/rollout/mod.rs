@@ -9,154 +9,17 @@
 
 pub mod judge;
 pub mod spec;
+mod types;
 
 use crate::histogram::Histogram;
-use crate::signals::Trigger;
 use crate::stats::{ErrorTest, ExceedanceTest};
 pub use judge::{Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
 use std::collections::{BTreeMap, VecDeque};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pending,
-    Running,
-    Paused,
-    Succeeded,
-    RolledBack,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Succeeded => "succeeded",
-            Status::RolledBack => "rolled_back",
-        }
-    }
-}
-
-/// Requests, errors and latency of one track.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrackAgg {
-    pub requests: u64,
-    pub errors: u64,
-    pub latency_us: Histogram,
-}
-
-impl TrackAgg {
-    pub fn merge(&mut self, o: &TrackAgg) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.latency_us.merge(&o.latency_us);
-    }
-    pub fn error_rate(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            self.errors as f64 / self.requests as f64
-        }
-    }
-}
-
-/// Shadow comparisons of a window (SPEC.md 2.6).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ShadowAgg {
-    pub compared: u64,
-    pub mismatches: u64,
-    /// Mismatches that a second stable copy also showed (noise).
-    pub noise: u64,
-    pub shadow_errors: u64,
-    pub primary_errors: u64,
-    /// Comparisons whose shadow latency exceeded the primary's by more than the tolerance.
-    pub slower: u64,
-    /// Shadow − primary latency, µs (only positive deltas; negatives count as 0).
-    pub latency_delta_us: Histogram,
-}
-
-impl ShadowAgg {
-    pub fn merge(&mut self, o: &ShadowAgg) {
-        self.compared += o.compared;
-        self.mismatches += o.mismatches;
-        self.noise += o.noise;
-        self.shadow_errors += o.shadow_errors;
-        self.primary_errors += o.primary_errors;
-        self.slower += o.slower;
-        self.latency_delta_us.merge(&o.latency_delta_us);
-    }
-}
-
-/// One telemetry window of a rollout, merged from the filters' batches.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    pub stable: TrackAgg,
-    pub canary: TrackAgg,
-    /// Canary requests expected from the shares the filters routed with (Σ segment requests × share).
-    pub expected_canary: f64,
-    /// Whether the filters routed this window with the current phase's state.
-    pub current_phase: bool,
-    #[serde(default)]
-    pub shadow: ShadowAgg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Command {
-    Start,
-    Promote,
-    Pause,
-    Resume,
-    Abort,
-}
-
-/// One input to [`Rollout::step`]. Transient (built, then moved into `step` once), so the large
-/// `Window` variant stays unboxed.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    Window(Window),
-    Tick,
-    Command {
-        command: Command,
-        actor: String,
-    },
-    /// An engine safety trigger fired (triggers 5–8, evaluated by [`crate::signals::TriggerWindow`]).
-    EngineTrigger {
-        trigger: Trigger,
-        /// The evidence, stored verbatim under `engine_event` (a serialised `TriggerFired`).
-        detail: serde_json::Value,
-    },
-}
-
-/// What a step produced, for the caller to persist and publish.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub kind: String,
-    pub message: String,
-    #[serde(default)]
-    pub actor: Option<String>,
-    #[serde(default)]
-    pub verdict: Option<Verdict>,
-    /// Supporting data: verdicts of every check, last telemetry windows, engine event.
-    #[serde(default)]
-    pub evidence: serde_json::Value,
-}
-
-/// A compact record of a window kept as evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WindowSummary {
-    pub at_ms: u64,
-    pub stable_requests: u64,
-    pub stable_errors: u64,
-    pub canary_requests: u64,
-    pub canary_errors: u64,
-    pub canary_p99_ms: Option<f64>,
-    pub stable_p99_ms: Option<f64>,
-}
+pub use types::{
+    Command, Event, EventKind, Input, ShadowAgg, Status, TrackAgg, Window, WindowSummary,
+};
 
 const RECENT: usize = 20;
 
@@ -262,13 +125,13 @@ impl Rollout {
 
     fn event(
         &self,
-        kind: &str,
+        kind: EventKind,
         message: String,
         actor: Option<String>,
         verdict: Option<Verdict>,
     ) -> Event {
         Event {
-            kind: kind.to_string(),
+            kind,
             message,
             actor,
             verdict,
@@ -287,7 +150,7 @@ impl Rollout {
         self.decided_at_ms = Some(now_ms);
         self.history.push((now_ms, "rolled_back".into()));
         let mut e = self.event(
-            "rolled_back",
+            EventKind::RolledBack,
             format!(
                 "{} rolled back in phase {}: {}",
                 self.spec.name,
@@ -437,7 +300,7 @@ impl Rollout {
         self.decided_at_ms = Some(now_ms);
         let to = self.phase_name_at(next);
         let mut out = vec![self.event(
-            "promoted",
+            EventKind::Promoted,
             format!("{} promoted {from} → {to}", self.spec.name),
             actor,
             verdict,
@@ -445,7 +308,7 @@ impl Rollout {
         if next + 1 == self.spec.phases.len() {
             self.status = Status::Succeeded;
             out.push(self.event(
-                "succeeded",
+                EventKind::Succeeded,
                 format!("{} reached {to}", self.spec.name),
                 None,
                 None,
@@ -458,7 +321,7 @@ impl Rollout {
         let who = Some(actor.clone());
         let reject = |me: &Self, why: &str| {
             vec![me.event(
-                "command_rejected",
+                EventKind::CommandRejected,
                 format!(
                     "{command:?} rejected: {why} (status {})",
                     me.status.as_str()
@@ -472,7 +335,7 @@ impl Rollout {
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
                 vec![self.event(
-                    "started",
+                    EventKind::Started,
                     format!("{} started in {}", self.spec.name, self.phase_name()),
                     who,
                     None,
@@ -483,7 +346,7 @@ impl Rollout {
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
                 vec![self.event(
-                    "started",
+                    EventKind::Started,
                     format!("{} started in {}", self.spec.name, self.phase_name()),
                     who,
                     None,
@@ -492,7 +355,7 @@ impl Rollout {
             (Command::Pause, Status::Running) => {
                 self.status = Status::Paused;
                 vec![self.event(
-                    "paused",
+                    EventKind::Paused,
                     format!("{} paused in {}", self.spec.name, self.phase_name()),
                     who,
                     None,
@@ -501,7 +364,7 @@ impl Rollout {
             (Command::Resume, Status::Paused) => {
                 self.status = Status::Running;
                 vec![self.event(
-                    "resumed",
+                    EventKind::Resumed,
                     format!("{} resumed in {}", self.spec.name, self.phase_name()),
                     who,
                     None,
@@ -516,7 +379,7 @@ impl Rollout {
                 self.status = Status::Running;
                 self.enter_phase(0, now_ms);
                 vec![self.event(
-                    "resumed",
+                    EventKind::Resumed,
                     format!("{} restarted from {}", self.spec.name, self.phase_name()),
                     who,
                     None,

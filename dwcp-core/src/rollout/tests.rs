@@ -1,4 +1,5 @@
 use super::*;
+use crate::signals::Trigger;
 
 fn spec() -> RolloutSpec {
     let mut s = RolloutSpec::default_for("checkout");
@@ -104,7 +105,7 @@ fn command_table() {
         }
         let ev = r.step(cmd(c), 1);
         assert_eq!(r.status, to, "{desc}");
-        assert_eq!(ev[0].kind, kind, "{desc}");
+        assert_eq!(ev[0].kind.as_str(), kind, "{desc}");
         assert_eq!(
             ev[0].actor.as_deref(),
             Some("alice"),
@@ -193,7 +194,7 @@ fn crash_rolls_back_with_evidence() {
     }
     assert_eq!(r.status, Status::RolledBack);
     let e = &out[0];
-    assert_eq!(e.kind, "rolled_back");
+    assert_eq!(e.kind, EventKind::RolledBack);
     let v = e.verdict.as_ref().unwrap();
     assert_eq!(v.trigger, "1:error_rate");
     assert!(v.statistic > 1.5);

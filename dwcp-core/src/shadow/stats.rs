@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Per-rollout shadow counters of one VM batch window; merged by addition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ShadowStats {
     /// Copies sent to the shadow cluster.
     pub requests: u64,
@@ -101,7 +101,6 @@ impl ShadowStats {
 
 /// A mismatch kept as evidence: request line, kinds, differing paths with both values (truncated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MismatchSample {
     pub rollout: String,
     /// `GET /path?query` (path truncated).

@@ -65,12 +65,13 @@ fn batch_json_round_trip() {
 #[test]
 fn shadow_stats_and_samples_travel_in_batches() {
     use crate::shadow::{compare, Answer, MismatchSample, ShadowSettings, MAX_SAMPLES_PER_BATCH};
-    // Old batches (no shadow fields) still parse; unknown fields are still refused.
+    // Old batches (no shadow fields) still parse; unknown fields are ignored (rolling upgrades).
     let old = r#"{"vm":"a","seq":1,"state_version":0,"cells":[],"counters":{}}"#;
     let b: Batch = serde_json::from_str(old).unwrap();
     assert!(b.shadow.is_empty() && b.samples.is_empty() && b.is_empty());
-    assert!(
-        serde_json::from_str::<Batch>(r#"{"vm":"a","seq":1,"state_version":0,"x":1}"#).is_err()
+    assert_eq!(
+        serde_json::from_str::<Batch>(r#"{"vm":"a","seq":1,"state_version":0,"x":1}"#).unwrap(),
+        serde_json::from_str::<Batch>(r#"{"vm":"a","seq":1,"state_version":0}"#).unwrap()
     );
     // A batch without shadow data serialises as before (no new keys).
     let txt = serde_json::to_string(&b).unwrap();

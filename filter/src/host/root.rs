@@ -119,10 +119,10 @@ impl Root {
             let vm = vm_rc.borrow();
             (vm.state_version(), vm.freshness)
         };
-        if let Some(id) = self.metric("dwcp_state_version", MetricType::Gauge) {
+        if let Some(id) = self.metric(metrics::STATE_VERSION, MetricType::Gauge) {
             let _ = hc::record_metric(id, freshness_gauge.0);
         }
-        if let Some(id) = self.metric("dwcp_state_stale", MetricType::Gauge) {
+        if let Some(id) = self.metric(metrics::STATE_STALE, MetricType::Gauge) {
             let stale = !matches!(freshness_gauge.1, dwcp_core::decision::Freshness::Fresh);
             let _ = hc::record_metric(id, u64::from(stale));
         }

@@ -118,3 +118,55 @@ fn a_batch_straddling_a_state_change_carries_the_older_version() {
     assert_eq!(v.cut_batch(3).state_version, 3, "straddles 3 -> 4");
     assert_eq!(v.cut_batch(4).state_version, 4);
 }
+
+/// The answer of a first-release companion, committed verbatim.
+const V0_SYNC: &str = include_str!("../../../dwcp-core/testdata/wire/sync-response-v0.json");
+
+#[test]
+fn states_of_older_and_newer_companions_route_alike() {
+    // Older: the first release's answer (no protocol field) is adopted as it is.
+    let mut old = vm();
+    old.in_flight = Some((1, Batch::default()));
+    assert!(old
+        .on_sync_response(1, Some(200), V0_SYNC.as_bytes(), 1_000)
+        .is_some());
+    let held = old.state.clone().unwrap();
+    assert_eq!(held.protocol, 0);
+    assert_eq!(
+        (
+            held.version,
+            held.rollouts["checkout"].canary_bp("standard")
+        ),
+        (4, 500)
+    );
+    assert_eq!(held.rollouts["checkout"].canary_bp("beta"), 10_000);
+    // Newer: fields and a rollout this filter does not know are ignored; what it knows is the same.
+    let mut v: serde_json::Value = serde_json::from_str(V0_SYNC).unwrap();
+    v["state"]["protocol"] = serde_json::json!(9);
+    v["state"]["region_overrides"] = serde_json::json!({"eu": {"kill_all": true}});
+    v["state"]["rollouts"]["checkout"]["ramp"] = serde_json::json!({"next_bp": 1000});
+    v["state"]["rollouts"]["not-in-this-filter"] =
+        serde_json::json!({"phase": "50%", "segments": {"standard": 5000}, "colour": "red"});
+    v["added_later"] = serde_json::json!(true);
+    let mut new = vm();
+    new.in_flight = Some((1, Batch::default()));
+    assert!(new
+        .on_sync_response(1, Some(200), &serde_json::to_vec(&v).unwrap(), 1_000)
+        .is_some());
+    let got = new.state.clone().unwrap();
+    assert_eq!(got.version, held.version);
+    assert_eq!(got.kill_all, held.kill_all);
+    assert_eq!(got.rollouts["checkout"], held.rollouts["checkout"]);
+    assert!(
+        new.cfg
+            .rollouts
+            .iter()
+            .all(|r| r.name != "not-in-this-filter"),
+        "a rollout absent from the plugin config is never routed"
+    );
+    // And the batch this filter sends says which protocol it speaks.
+    assert_eq!(
+        new.cut_batch(2_000).protocol,
+        dwcp_core::telemetry::PROTOCOL_VERSION
+    );
+}

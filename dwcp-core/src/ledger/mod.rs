@@ -1,0 +1,383 @@
+//! The ingest ledger: everything the companion decides about telemetry and routing, as a pure state
+//! machine (no clock, no I/O; `now_ms` is an input). The companion's `controller.rs` wraps it with SQLite,
+//! the clock and HTTP, and persists what each call returns.
+//!
+//! * **Batch validation** ([`validate`]): a batch is taken whole or refused whole; cells, shadow stats
+//!   and samples of a rollout the ledger does not know are skipped and counted
+//!   ([`Counters::unknown`]), never a reason to refuse the batch (rolling upgrades).
+//! * **Crediting** ([`credit`]): a batch is labelled with the oldest state version used in its window;
+//!   its requests count for the current phase only if that version is not older than the phase, and its
+//!   expected canary count uses the shares of that version.
+//! * **Routing state**: the versioned [`DynamicState`] served to filters; the version is bumped whenever
+//!   routing changes (a rollout's status or phase, the kill switch).
+//! * **Evidence**: promotions and rollbacks carry the rollout's latest shadow mismatch samples.
+
+pub mod credit;
+mod outputs;
+pub mod reconcile;
+pub mod validate;
+
+use crate::decision::Track;
+use crate::rollout::{Command, Event, EventKind, Input, Rollout, Status, TrackAgg, Window};
+use crate::shadow::{MismatchSample, ShadowStats};
+use crate::signals::Trigger;
+use crate::state::{DynamicState, RolloutState};
+use crate::telemetry::{Batch, PROTOCOL_VERSION};
+pub use credit::{Credit, SharesByRollout, VmSeen, Vms};
+pub use outputs::{Counters, Ingested, Part, SavedShadow, Stepped, Totals};
+pub use reconcile::{reconcile, Definition};
+use std::collections::{BTreeMap, VecDeque};
+pub use validate::{validate, BatchError};
+
+/// Shadow mismatch samples kept per rollout as evidence.
+pub const SHADOW_SAMPLES_KEPT: usize = 32;
+/// Distinct unknown rollouts counted by name; beyond that they are counted under [`OTHER_ROLLOUTS`].
+pub const MAX_UNKNOWN_ROLLOUTS: usize = 256;
+/// The name unknown rollouts beyond [`MAX_UNKNOWN_ROLLOUTS`] are counted under.
+pub const OTHER_ROLLOUTS: &str = "(other)";
+
+/// The companion's state, without its I/O.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub rollouts: BTreeMap<String, Rollout>,
+    pub version: u64,
+    pub kill_all: bool,
+    credit: Credit,
+    vms: Vms,
+    /// Cumulative counts per (rollout, segment).
+    pub totals: BTreeMap<(String, String), Totals>,
+    pub counters: Counters,
+    /// Latest mismatch samples per rollout (at most [`SHADOW_SAMPLES_KEPT`]), evidence of decisions.
+    pub shadow_samples: BTreeMap<String, VecDeque<MismatchSample>>,
+    /// Cumulative shadow counters per rollout.
+    pub shadow_totals: BTreeMap<String, ShadowStats>,
+    max_future_skew_ms: u64,
+}
+
+impl Ledger {
+    /// A ledger serving `version` with these rollouts (every phase taken to start at `version`).
+    pub fn new(
+        rollouts: BTreeMap<String, Rollout>,
+        version: u64,
+        kill_all: bool,
+        max_future_skew_ms: u64,
+    ) -> Self {
+        let mut l = Ledger {
+            rollouts,
+            version,
+            kill_all,
+            credit: Credit::default(),
+            vms: Vms::default(),
+            totals: BTreeMap::new(),
+            counters: Counters::default(),
+            shadow_samples: BTreeMap::new(),
+            shadow_totals: BTreeMap::new(),
+            max_future_skew_ms,
+        };
+        for name in l.rollouts.keys() {
+            l.credit.phase_started(name, version);
+        }
+        l.record_shares();
+        l
+    }
+
+    /// Restores a rollout's shadow totals and samples saved by an earlier run.
+    pub fn restore_shadow(&mut self, rollout: &str, saved: SavedShadow) {
+        self.shadow_totals.insert(rollout.to_string(), saved.totals);
+        self.shadow_samples
+            .insert(rollout.to_string(), saved.samples.into());
+    }
+
+    /// What to save of a rollout's shadow totals and samples.
+    pub fn saved_shadow(&self, rollout: &str) -> SavedShadow {
+        SavedShadow {
+            totals: self.shadow_totals.get(rollout).cloned().unwrap_or_default(),
+            samples: self
+                .shadow_samples
+                .get(rollout)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn record_shares(&mut self) {
+        let shares = self
+            .rollouts
+            .iter()
+            .map(|(n, r)| {
+                let s = if self.kill_all {
+                    BTreeMap::new()
+                } else {
+                    r.shares()
+                };
+                (n.clone(), s)
+            })
+            .collect();
+        self.credit.record(self.version, shares);
+    }
+
+    /// The dynamic state served to filters, at the current protocol.
+    pub fn state(&self) -> DynamicState {
+        self.state_for(PROTOCOL_VERSION)
+    }
+
+    /// The dynamic state for a filter speaking `protocol`: never newer than the filter's, so a filter of
+    /// an older release (which may parse strictly) gets only the fields it knows.
+    pub fn state_for(&self, protocol: u32) -> DynamicState {
+        DynamicState {
+            protocol: protocol.min(PROTOCOL_VERSION),
+            version: self.version,
+            kill_all: self.kill_all,
+            rollouts: self
+                .rollouts
+                .iter()
+                .map(|(n, r)| {
+                    let rs = RolloutState {
+                        phase: r.phase_name().to_string(),
+                        segments: r.shares(),
+                        killed: r.status == Status::RolledBack,
+                        shadow_bp: r.shadow_bp(),
+                    };
+                    (n.clone(), rs)
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a batch refused before it reached the ledger (malformed JSON).
+    pub fn note_malformed(&mut self) {
+        self.counters.batches_rejected += 1;
+    }
+
+    fn count_unknown(&mut self, rollout: &str, part: Part, n: u64) {
+        let distinct = self.counters.unknown.len();
+        let key = (rollout.to_string(), part);
+        let key = if self.counters.unknown.contains_key(&key) || distinct < MAX_UNKNOWN_ROLLOUTS {
+            key
+        } else {
+            (OTHER_ROLLOUTS.to_string(), part)
+        };
+        *self.counters.unknown.entry(key).or_insert(0) += n;
+    }
+
+    fn seen(&self, b: &Batch, now_ms: u64) -> VmSeen {
+        VmSeen {
+            seq: b.seq,
+            at_ms: now_ms,
+            // Filters before `routing_version` existed send 0: the window's version is the best known.
+            routing_version: b.routing_version.max(b.state_version).min(self.version),
+        }
+    }
+
+    /// Ingests one batch at `now_ms`: validates it, drops replays, credits its cells and shadow stats to
+    /// the rollouts they were routed under, and steps every rollout it touched.
+    pub fn ingest(&mut self, b: Batch, now_ms: u64) -> Result<Ingested, BatchError> {
+        if let Err(e) = validate(&b, self.version, now_ms, self.max_future_skew_ms) {
+            self.counters.batches_rejected += 1;
+            return Err(e);
+        }
+        if self.vms.is_replay(&b.vm, b.seq) {
+            self.counters.batches_duplicate += 1;
+            return Ok(Ingested::Duplicate);
+        }
+        let seen = self.seen(&b, now_ms);
+        self.vms.take(&b.vm, seen);
+        self.counters.batches_accepted += 1;
+        *self.counters.by_protocol.entry(b.protocol).or_insert(0) += 1;
+        let mut windows: BTreeMap<String, Window> = BTreeMap::new();
+        for c in b.cells {
+            if !self.rollouts.contains_key(&c.rollout) {
+                self.count_unknown(&c.rollout, Part::Cells, 1);
+                continue;
+            }
+            let share = self
+                .credit
+                .share_at(b.state_version, &c.rollout, &c.segment);
+            let t = self
+                .totals
+                .entry((c.rollout.clone(), c.segment))
+                .or_default();
+            t.requests[c.track.index()] += c.requests;
+            t.errors[c.track.index()] += c.errors;
+            let w = windows.entry(c.rollout).or_default();
+            w.expected_canary += c.requests as f64 * f64::from(share) / 10_000.0;
+            let agg = TrackAgg {
+                requests: c.requests,
+                errors: c.errors,
+                latency_us: c.latency_us,
+            };
+            match c.track {
+                Track::Stable => w.stable.merge(&agg),
+                Track::Canary => w.canary.merge(&agg),
+            }
+        }
+        let mut shadow_touched = Vec::new();
+        for (name, st) in b.shadow {
+            if !self.rollouts.contains_key(&name) {
+                self.count_unknown(&name, Part::Shadow, 1);
+                continue;
+            }
+            windows
+                .entry(name.clone())
+                .or_default()
+                .shadow
+                .merge(&st.to_agg());
+            self.shadow_totals
+                .entry(name.clone())
+                .or_default()
+                .merge(&st);
+            shadow_touched.push(name);
+        }
+        for smp in b.samples {
+            if !self.rollouts.contains_key(&smp.rollout) {
+                self.count_unknown(&smp.rollout, Part::Samples, 1);
+                continue;
+            }
+            shadow_touched.push(smp.rollout.clone());
+            let ring = self.shadow_samples.entry(smp.rollout.clone()).or_default();
+            ring.push_back(smp);
+            while ring.len() > SHADOW_SAMPLES_KEPT {
+                ring.pop_front();
+            }
+        }
+        shadow_touched.sort();
+        shadow_touched.dedup();
+        let mut stepped = Vec::new();
+        for (name, mut w) in windows {
+            w.current_phase = self.credit.in_current_phase(&name, b.state_version);
+            stepped.extend(self.step(&name, Input::Window(w), now_ms));
+        }
+        Ok(Ingested::Accepted {
+            stepped,
+            shadow_touched,
+        })
+    }
+
+    /// Notes a VM's empty batch (nothing to judge): it is alive and routes with `routing_version`.
+    pub fn note_vm(&mut self, b: &Batch, now_ms: u64) {
+        if b.vm.is_empty() || b.vm.len() > 128 || b.state_version > self.version {
+            return;
+        }
+        let seen = self.seen(b, now_ms);
+        self.vms.note(&b.vm, seen);
+    }
+
+    /// The filter VMs seen in the last `window_ms`, with the state version each routes with.
+    pub fn vms(&self, now_ms: u64, window_ms: u64) -> BTreeMap<&str, VmSeen> {
+        self.vms.active(now_ms, window_ms)
+    }
+
+    /// Steps every rollout on the clock (promotions when a phase's evidence is complete).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Stepped> {
+        let names: Vec<String> = self.rollouts.keys().cloned().collect();
+        names
+            .iter()
+            .filter_map(|n| self.step(n, Input::Tick, now_ms))
+            .collect()
+    }
+
+    /// An operator command. `None`: no such rollout.
+    pub fn command(
+        &mut self,
+        rollout: &str,
+        command: Command,
+        actor: &str,
+        now_ms: u64,
+    ) -> Option<Stepped> {
+        let input = Input::Command {
+            command,
+            actor: actor.to_string(),
+        };
+        self.step(rollout, input, now_ms)
+    }
+
+    /// An engine trigger (5–8) fired for `rollout`. `None`: no such rollout.
+    pub fn engine_trigger(
+        &mut self,
+        rollout: &str,
+        trigger: Trigger,
+        detail: serde_json::Value,
+        now_ms: u64,
+    ) -> Option<Stepped> {
+        self.step(rollout, Input::EngineTrigger { trigger, detail }, now_ms)
+    }
+
+    /// The event and the state after setting the global kill switch, without applying it (the caller
+    /// stores it first, then calls [`Ledger::set_kill_all`]). `None`: already so.
+    pub fn kill_all_event(&self, on: bool, actor: &str) -> Option<(Event, u64)> {
+        (self.kill_all != on).then(|| {
+            let e = Event {
+                kind: if on {
+                    EventKind::KillAll
+                } else {
+                    EventKind::KillAllOff
+                },
+                message: format!("global kill switch {}", if on { "on" } else { "off" }),
+                actor: Some(actor.to_string()),
+                verdict: None,
+                evidence: serde_json::Value::Null,
+            };
+            (e, self.version + 1)
+        })
+    }
+
+    /// Applies the kill switch (routing changes: new version).
+    pub fn set_kill_all(&mut self, on: bool) {
+        if self.kill_all != on {
+            self.kill_all = on;
+            self.version += 1;
+            self.record_shares();
+        }
+    }
+
+    /// Steps one rollout and settles the outputs: evidence, counters, version.
+    fn step(&mut self, name: &str, input: Input, now_ms: u64) -> Option<Stepped> {
+        let r = self.rollouts.get_mut(name)?;
+        let before = (r.status, r.phase);
+        let mut events = r.step(input, now_ms);
+        let routing_changed = (r.status, r.phase) != before;
+        if let Some(samples) = self.shadow_samples.get(name).filter(|s| !s.is_empty()) {
+            attach_samples(&mut events, samples);
+        }
+        for e in &events {
+            let counter = match e.kind {
+                EventKind::RolledBack => &mut self.counters.rollbacks,
+                EventKind::Promoted => &mut self.counters.promotions,
+                _ => continue,
+            };
+            *counter.entry(name.to_string()).or_insert(0) += 1;
+        }
+        if routing_changed {
+            self.version += 1;
+            self.credit.phase_started(name, self.version);
+            self.record_shares();
+        }
+        Some(Stepped {
+            rollout: name.to_string(),
+            events,
+            routing_changed,
+        })
+    }
+}
+
+/// Adds the shadow mismatch samples to the evidence of promotions and rollbacks.
+fn attach_samples(events: &mut [Event], samples: &VecDeque<MismatchSample>) {
+    for e in events.iter_mut() {
+        if !matches!(e.kind, EventKind::RolledBack | EventKind::Promoted) {
+            continue;
+        }
+        let v = serde_json::to_value(samples).unwrap_or_default();
+        match &mut e.evidence {
+            serde_json::Value::Object(m) => {
+                m.insert("shadow_samples".into(), v);
+            }
+            serde_json::Value::Null => {
+                e.evidence = serde_json::json!({ "shadow_samples": v });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,342 @@
+use super::*;
+use crate::rollout::{RolloutSpec, Status};
+use crate::telemetry::{Accumulator, Cell};
+use proptest::prelude::*;
+
+const V0_BATCH: &str = include_str!("../../testdata/wire/batch-v0.json");
+
+fn spec(name: &str) -> RolloutSpec {
+    let mut s = RolloutSpec::default_for(name);
+    for p in &mut s.phases {
+        p.min_duration_ms = p.min_duration_ms.min(10_000);
+        p.min_requests = p.min_requests.min(300);
+    }
+    s
+}
+
+/// A ledger with `checkout` started (at version `version`), skew limit 60 s.
+fn ledger(version: u64) -> Ledger {
+    let defs = [Definition {
+        spec: spec("checkout"),
+        autostart: true,
+    }];
+    let (rollouts, events) = reconcile(BTreeMap::new(), &defs, 0);
+    assert_eq!(events.len(), 1, "autostart records the start");
+    Ledger::new(rollouts, version, false, 60_000)
+}
+
+fn batch(vm: &str, seq: u64, version: u64, cells: &[(&str, Track, &str, u64, u64)]) -> Batch {
+    let rollouts: Vec<String> = cells.iter().map(|c| c.0.to_string()).collect();
+    let segments: Vec<String> = cells.iter().map(|c| c.2.to_string()).collect();
+    let mut a = Accumulator::new(rollouts.clone(), segments.clone());
+    for (i, (_, track, _, requests, errors)) in cells.iter().enumerate() {
+        for k in 0..*requests {
+            a.record(i, *track, i, k < *errors, 1_000 + k);
+        }
+    }
+    a.take_batch(vm, seq, version, 1_000)
+}
+
+fn total(l: &Ledger, rollout: &str, seg: &str) -> Totals {
+    l.totals
+        .get(&(rollout.to_string(), seg.to_string()))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_first_release_batch_is_taken_whole() {
+    let b: Batch = serde_json::from_str(V0_BATCH).unwrap();
+    assert_eq!(b.protocol, 0, "the fixture predates the protocol field");
+    let mut l = ledger(3);
+    let want: u64 = b.cells.iter().map(|c| c.requests).sum();
+    // The fixture was cut at 1_700_000_000_000 ms (its `sent_at_ms`).
+    assert!(matches!(
+        l.ingest(b, 1_700_000_001_000),
+        Ok(Ingested::Accepted { .. })
+    ));
+    let got: u64 = l
+        .totals
+        .values()
+        .map(|t| t.requests[0] + t.requests[1])
+        .sum();
+    assert_eq!(got, want, "every request of the old batch is counted");
+    assert_eq!(total(&l, "checkout", "standard").errors, [1, 1]);
+    assert_eq!(l.counters.by_protocol.get(&0), Some(&1));
+    let r = &l.rollouts["checkout"];
+    assert_eq!(r.phase_stable.requests + r.phase_canary.requests, want);
+}
+
+#[test]
+fn unknown_fields_are_ignored_on_the_wire() {
+    let mut v: serde_json::Value = serde_json::from_str(V0_BATCH).unwrap();
+    v["added_by_a_later_release"] = serde_json::json!({"x": 1});
+    v["cells"][0]["new_cell_field"] = serde_json::json!([1, 2]);
+    let with: Batch = serde_json::from_value(v).unwrap();
+    let without: Batch = serde_json::from_str(V0_BATCH).unwrap();
+    assert_eq!(with, without);
+}
+
+#[test]
+fn cells_of_an_unknown_rollout_are_counted_not_a_reason_to_refuse() {
+    let mut l = ledger(1);
+    let b = batch(
+        "vm",
+        1,
+        1,
+        &[
+            ("checkout", Track::Stable, "standard", 5, 1),
+            ("newer", Track::Canary, "standard", 3, 0),
+        ],
+    );
+    assert!(matches!(l.ingest(b, 2_000), Ok(Ingested::Accepted { .. })));
+    assert_eq!(total(&l, "checkout", "standard").requests, [5, 0]);
+    assert_eq!(total(&l, "newer", "standard"), Totals::default());
+    assert_eq!(
+        l.counters.unknown.get(&("newer".to_string(), Part::Cells)),
+        Some(&1)
+    );
+    assert_eq!(l.counters.batches_accepted, 1);
+}
+
+#[test]
+fn unknown_rollouts_beyond_the_cap_are_counted_together() {
+    let mut l = ledger(1);
+    for i in 0..MAX_UNKNOWN_ROLLOUTS + 5 {
+        let name = format!("r{i}");
+        let b = batch("vm", i as u64 + 1, 1, &[(&name, Track::Stable, "s", 1, 0)]);
+        l.ingest(b, 2_000).unwrap();
+    }
+    assert_eq!(l.counters.unknown.len(), MAX_UNKNOWN_ROLLOUTS + 1);
+    assert_eq!(
+        l.counters
+            .unknown
+            .get(&(OTHER_ROLLOUTS.to_string(), Part::Cells)),
+        Some(&5)
+    );
+}
+
+#[test]
+fn a_refused_batch_changes_nothing() {
+    let mut l = ledger(1);
+    let mut b = batch("vm", 1, 1, &[("checkout", Track::Stable, "standard", 5, 1)]);
+    b.cells.push(Cell {
+        errors: 9,
+        ..b.cells[0].clone()
+    });
+    let err = l.ingest(b, 2_000).unwrap_err();
+    assert!(err.to_string().starts_with("cells[1].errors"), "{err}");
+    assert!(l.totals.is_empty());
+    assert_eq!(l.counters.batches_rejected, 1);
+    assert_eq!(l.rollouts["checkout"].phase_stable.requests, 0);
+}
+
+#[test]
+fn replays_are_acknowledged_and_ignored() {
+    let mut l = ledger(1);
+    let b = batch("vm", 3, 1, &[("checkout", Track::Stable, "standard", 5, 0)]);
+    l.ingest(b.clone(), 2_000).unwrap();
+    assert_eq!(l.ingest(b.clone(), 2_001), Ok(Ingested::Duplicate));
+    let mut older = b;
+    older.seq = 2;
+    assert_eq!(l.ingest(older, 2_002), Ok(Ingested::Duplicate));
+    assert_eq!(total(&l, "checkout", "standard").requests, [5, 0]);
+    assert_eq!(l.counters.batches_duplicate, 2);
+}
+
+#[test]
+fn requests_routed_under_an_older_phase_are_not_credited_to_the_new_one() {
+    let mut l = ledger(1);
+    let s = l
+        .command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    assert!(s.routing_changed);
+    assert_eq!(l.version, 2, "a phase change is a new state version");
+    let old = batch("a", 1, 1, &[("checkout", Track::Stable, "standard", 7, 0)]);
+    l.ingest(old, 2_000).unwrap();
+    let r = &l.rollouts["checkout"];
+    assert_eq!(r.phase_stable.requests, 0, "routed under version 1");
+    assert_eq!(total(&l, "checkout", "standard").requests, [7, 0]);
+    let new = batch("b", 1, 2, &[("checkout", Track::Stable, "standard", 4, 0)]);
+    l.ingest(new, 2_000).unwrap();
+    assert_eq!(l.rollouts["checkout"].phase_stable.requests, 4);
+}
+
+#[test]
+fn expected_canary_uses_the_shares_the_batch_was_routed_with() {
+    let mut l = ledger(1);
+    let before = l.rollouts["checkout"].shares();
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    let after = l.rollouts["checkout"].shares();
+    let seg = "standard";
+    assert_ne!(
+        before.get(seg),
+        after.get(seg),
+        "the ladder moved the share"
+    );
+    let b = batch("a", 1, 3, &[("checkout", Track::Stable, seg, 1_000, 0)]);
+    l.ingest(b, 2_000).unwrap();
+    let want = 1_000.0 * f64::from(after.get(seg).copied().unwrap_or(0)) / 10_000.0;
+    assert!((l.rollouts["checkout"].phase_expected_canary - want).abs() < 1e-9);
+}
+
+#[test]
+fn state_for_a_first_release_filter_has_only_the_fields_it_knows() {
+    let l = ledger(5);
+    let old = serde_json::to_value(l.state_for(0)).unwrap();
+    assert!(old.get("protocol").is_none(), "{old}");
+    let new = serde_json::to_value(l.state_for(99)).unwrap();
+    assert_eq!(new["protocol"], PROTOCOL_VERSION, "capped at ours");
+    assert_eq!(old["rollouts"], new["rollouts"]);
+}
+
+#[test]
+fn kill_all_is_applied_only_when_asked_and_bumps_the_version() {
+    let mut l = ledger(1);
+    assert!(l.kill_all_event(false, "x").is_none());
+    let (e, next) = l.kill_all_event(true, "x").unwrap();
+    assert_eq!(e.kind, EventKind::KillAll);
+    assert_eq!((l.version, l.kill_all), (1, false), "not applied yet");
+    l.set_kill_all(true);
+    assert_eq!((l.version, l.kill_all), (next, true));
+    // Routed while killed: no canary is expected.
+    let b = batch(
+        "a",
+        1,
+        next,
+        &[("checkout", Track::Stable, "standard", 100, 0)],
+    );
+    l.ingest(b, 2_000).unwrap();
+    assert_eq!(l.rollouts["checkout"].phase_expected_canary, 0.0);
+}
+
+#[test]
+fn a_rollback_carries_the_shadow_samples_as_evidence() {
+    let mut l = ledger(1);
+    let mut b = batch("a", 1, 1, &[("checkout", Track::Stable, "standard", 1, 0)]);
+    b.samples.push(crate::shadow::MismatchSample {
+        rollout: "checkout".into(),
+        request: "GET /x".into(),
+        kinds: vec![],
+        primary_status: 200,
+        shadow_status: 500,
+        latency_delta_ms: 1.0,
+        diffs: vec![],
+        noise_paths: vec![],
+    });
+    let Ok(Ingested::Accepted { shadow_touched, .. }) = l.ingest(b, 2_000) else {
+        panic!("accepted");
+    };
+    assert_eq!(shadow_touched, vec!["checkout".to_string()]);
+    let s = l
+        .command("checkout", Command::Abort, "alice", 3_000)
+        .unwrap();
+    assert_eq!(l.rollouts["checkout"].status, Status::RolledBack);
+    assert_eq!(
+        s.events[0].evidence["shadow_samples"][0]["request"],
+        "GET /x"
+    );
+    assert_eq!(l.counters.rollbacks.get("checkout"), Some(&1));
+}
+
+#[test]
+fn reconcile_keeps_stored_progress_and_history() {
+    let (mut stored, _) = reconcile(
+        BTreeMap::new(),
+        &[Definition {
+            spec: spec("checkout"),
+            autostart: true,
+        }],
+        0,
+    );
+    stored.get_mut("checkout").unwrap().phase = 3;
+    let mut gone = Rollout::new(spec("gone"));
+    gone.status = Status::Succeeded;
+    stored.insert("gone".into(), gone);
+    let (out, events) = reconcile(
+        stored,
+        &[Definition {
+            spec: spec("checkout"),
+            autostart: true,
+        }],
+        5,
+    );
+    assert!(events.is_empty(), "already started");
+    assert_eq!(out["checkout"].phase, 3);
+    assert_eq!(out["gone"].status, Status::Succeeded);
+}
+
+fn cells() -> impl Strategy<Value = Vec<(bool, bool, u64, u64)>> {
+    // (known rollout?, canary?, requests, errors ≤ requests)
+    prop::collection::vec(
+        (any::<bool>(), any::<bool>(), 0u64..50)
+            .prop_flat_map(|(k, c, n)| (Just(k), Just(c), Just(n), 0..=n)),
+        1..12,
+    )
+}
+
+fn to_batch(vm: &str, seq: u64, cells: &[(bool, bool, u64, u64)]) -> Batch {
+    let spec: Vec<(&str, Track, &str, u64, u64)> = cells
+        .iter()
+        .map(|(known, canary, n, e)| {
+            let r = if *known { "checkout" } else { "unknown" };
+            let t = if *canary {
+                Track::Canary
+            } else {
+                Track::Stable
+            };
+            (r, t, "standard", *n, *e)
+        })
+        .collect();
+    batch(vm, seq, 1, &spec)
+}
+
+proptest! {
+    /// Splitting a VM's telemetry into batches changes nothing: the totals and the phase counts are the
+    /// sums of the known cells, unknown cells are all counted, and replays add nothing.
+    #[test]
+    fn counts_are_additive_and_replays_add_nothing(parts in prop::collection::vec(cells(), 1..6)) {
+        let mut l = ledger(1);
+        let (mut want_known, mut want_unknown) = (0u64, 0u64);
+        for (i, cs) in parts.iter().enumerate() {
+            let b = to_batch("vm", i as u64 + 1, cs);
+            for c in &b.cells {
+                if c.rollout == "checkout" { want_known += c.requests } else { want_unknown += 1 }
+            }
+            l.ingest(b.clone(), 2_000).unwrap();
+            prop_assert_eq!(l.ingest(b, 2_000), Ok(Ingested::Duplicate));
+        }
+        let t = total(&l, "checkout", "standard");
+        prop_assert_eq!(t.requests[0] + t.requests[1], want_known);
+        let r = &l.rollouts["checkout"];
+        if r.status == Status::Running {
+            prop_assert_eq!(r.phase_stable.requests + r.phase_canary.requests, want_known);
+        }
+        let unknown: u64 = l.counters.unknown.values().sum();
+        prop_assert_eq!(unknown, want_unknown);
+        prop_assert_eq!(l.counters.batches_accepted, parts.len() as u64);
+    }
+
+    /// The served version never goes back, and every routing change is a new version.
+    #[test]
+    fn versions_only_grow(cmds in prop::collection::vec(0u8..6, 1..20)) {
+        let mut l = ledger(1);
+        let mut last = l.version;
+        for c in cmds {
+            let before = l.state();
+            let changed = match c {
+                0..=4 => {
+                    let cmd = [Command::Start, Command::Promote, Command::Pause, Command::Resume, Command::Abort][c as usize];
+                    l.command("checkout", cmd, "p", 1_000).is_some_and(|s| s.routing_changed)
+                }
+                _ => { let on = !l.kill_all; l.set_kill_all(on); true }
+            };
+            prop_assert!(l.version >= last);
+            if changed { prop_assert!(l.version > last) } else { prop_assert_eq!(l.state(), before) }
+            last = l.version;
+        }
+    }
+}

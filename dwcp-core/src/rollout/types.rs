@@ -1,0 +1,200 @@
+//! The values a rollout machine consumes and produces: statuses, per-track aggregates, telemetry windows,
+//! commands, inputs and events. Kept apart from the machine (`mod.rs`) so the wire and storage shapes are
+//! read in one place; `Event` is stored verbatim in SQLite and served by the API, so its JSON is stable.
+
+use super::judge::Verdict;
+use crate::histogram::Histogram;
+use crate::signals::Trigger;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Running,
+    Paused,
+    Succeeded,
+    RolledBack,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Succeeded => "succeeded",
+            Status::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// Requests, errors and latency of one track.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackAgg {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_us: Histogram,
+}
+
+impl TrackAgg {
+    pub fn merge(&mut self, o: &TrackAgg) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.latency_us.merge(&o.latency_us);
+    }
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+/// Shadow comparisons of a window (SPEC.md 2.6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowAgg {
+    pub compared: u64,
+    pub mismatches: u64,
+    /// Mismatches that a second stable copy also showed (noise).
+    pub noise: u64,
+    pub shadow_errors: u64,
+    pub primary_errors: u64,
+    /// Comparisons whose shadow latency exceeded the primary's by more than the tolerance.
+    pub slower: u64,
+    /// Shadow − primary latency, µs (only positive deltas; negatives count as 0).
+    pub latency_delta_us: Histogram,
+}
+
+impl ShadowAgg {
+    pub fn merge(&mut self, o: &ShadowAgg) {
+        self.compared += o.compared;
+        self.mismatches += o.mismatches;
+        self.noise += o.noise;
+        self.shadow_errors += o.shadow_errors;
+        self.primary_errors += o.primary_errors;
+        self.slower += o.slower;
+        self.latency_delta_us.merge(&o.latency_delta_us);
+    }
+}
+
+/// One telemetry window of a rollout, merged from the filters' batches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub stable: TrackAgg,
+    pub canary: TrackAgg,
+    /// Canary requests expected from the shares the filters routed with (Σ segment requests × share).
+    pub expected_canary: f64,
+    /// Whether the filters routed this window with the current phase's state.
+    pub current_phase: bool,
+    #[serde(default)]
+    pub shadow: ShadowAgg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Start,
+    Promote,
+    Pause,
+    Resume,
+    Abort,
+}
+
+/// One input to [`Rollout::step`]. Transient (built, then moved into `step` once), so the large
+/// `Window` variant stays unboxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Window(Window),
+    Tick,
+    Command {
+        command: Command,
+        actor: String,
+    },
+    /// An engine safety trigger fired (triggers 5–8, evaluated by [`crate::signals::TriggerWindow`]).
+    EngineTrigger {
+        trigger: Trigger,
+        /// The evidence, stored verbatim under `engine_event` (a serialised `TriggerFired`).
+        detail: serde_json::Value,
+    },
+}
+
+/// What a step produced, for the caller to persist and publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub message: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Supporting data: verdicts of every check, last telemetry windows, engine event.
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+}
+
+/// A compact record of a window kept as evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    pub at_ms: u64,
+    pub stable_requests: u64,
+    pub stable_errors: u64,
+    pub canary_requests: u64,
+    pub canary_errors: u64,
+    pub canary_p99_ms: Option<f64>,
+    pub stable_p99_ms: Option<f64>,
+}
+
+/// What an [`Event`] records. Stored and served as the snake_case string (`"rolled_back"`, …), the same
+/// strings the companion has always written, so old databases and API clients read them unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Started,
+    Promoted,
+    Succeeded,
+    Paused,
+    Resumed,
+    RolledBack,
+    CommandRejected,
+    /// The global kill switch was turned on (recorded under rollout `*`).
+    KillAll,
+    KillAllOff,
+}
+
+impl EventKind {
+    /// Every kind, in a fixed order (the names list and the tests walk it).
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Started,
+        EventKind::Promoted,
+        EventKind::Succeeded,
+        EventKind::Paused,
+        EventKind::Resumed,
+        EventKind::RolledBack,
+        EventKind::CommandRejected,
+        EventKind::KillAll,
+        EventKind::KillAllOff,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Promoted => "promoted",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::RolledBack => "rolled_back",
+            EventKind::CommandRejected => "command_rejected",
+            EventKind::KillAll => "kill_all",
+            EventKind::KillAllOff => "kill_all_off",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
