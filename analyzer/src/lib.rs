@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod serve;
 pub mod store;
 pub mod traffic;
+pub mod train;

@@ -1,7 +1,7 @@
 //! `dwcp-analyzer`: the companion service (`serve`) and the operator CLI over its HTTP API.
 
 use clap::{Parser, Subcommand};
-use dwcp_analyzer::{cli, config::Config, serve, traffic};
+use dwcp_analyzer::{cli, config::Config, serve, traffic, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,10 +34,18 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Check a config file and exit (0 valid, 64 invalid).
+    /// Check a config file and/or a plan file and exit (0 valid, 64 invalid). With both, the plan's
+    /// rollouts and phases are checked against the config's.
     Check {
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// The release train: status, why a rollout waits, and a person's hold / release / skip / approve.
+    Plan {
+        #[command(subcommand)]
+        cmd: PlanCmd,
     },
     /// Table of every rollout: phase, shares, error rates, p99s, verdict.
     Status,
@@ -75,6 +83,72 @@ enum Cmd {
     Traffic(traffic::Args),
 }
 
+#[derive(Subcommand)]
+enum PlanCmd {
+    /// Table of the plan's rollouts: state, phase, started, planned start and end, why it waits.
+    Status {
+        /// Redraw every second.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Why a rollout is waiting: each gate, `not_before`, freezes.
+    Explain { rollout: String },
+    /// Approve the promotion the rollout is waiting for.
+    Approve { rollout: String },
+    /// Stop the train for this rollout (nothing starts or moves) until released.
+    Hold {
+        rollout: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Undo a hold, or a pause the train made after an upstream rollback.
+    Release { rollout: String },
+    /// Take the rollout out of the train; what waits on it no longer does.
+    Skip { rollout: String },
+}
+
+/// Validates the config and, when it names one or `plan` is given, the plan (against the config).
+fn check(
+    config: Option<&std::path::Path>,
+    plan: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let cfg = match config {
+        Some(p) => Some(Config::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let plan_path = plan.map(std::path::Path::to_path_buf).or_else(|| {
+        cfg.as_ref()
+            .and_then(|c| c.train.as_ref())
+            .map(|t| t.plan.clone())
+    });
+    let mut out = Vec::new();
+    if let (Some(p), Some(c)) = (config, &cfg) {
+        out.push(format!(
+            "{}: ok ({} rollouts)",
+            p.display(),
+            c.rollouts.len()
+        ));
+    }
+    if let Some(pp) = plan_path {
+        let plan = train::load_plan(&pp).map_err(|e| e.to_string())?;
+        if let Some(c) = &cfg {
+            let specs: Vec<_> = c.rollouts.iter().map(|d| &d.spec).collect();
+            train::check_against(&plan, &pp.display().to_string(), &specs)
+                .map_err(|e| e.to_string())?;
+        }
+        out.push(format!(
+            "{}: ok (plan {}, {} rollouts)",
+            pp.display(),
+            plan.name,
+            plan.rollouts.len()
+        ));
+    }
+    if out.is_empty() {
+        return Err("give --config FILE and/or --plan FILE".into());
+    }
+    Ok(out.join("\n"))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let client = cli::Client::new(&args.url, &args.token);
@@ -94,6 +168,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(64);
                 }
             };
+            if cfg.train.is_some() {
+                if let Err(e) = check(None, cfg.train.as_ref().map(|t| t.plan.as_path())) {
+                    eprintln!("dwcp-analyzer: bad plan: {e}");
+                    return ExitCode::from(64);
+                }
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -112,9 +192,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config } => match Config::load(&config) {
-            Ok(c) => {
-                println!("{}: ok ({} rollouts)", config.display(), c.rollouts.len());
+        Cmd::Check { config, plan } => match check(config.as_deref(), plan.as_deref()) {
+            Ok(m) => {
+                println!("{m}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -131,6 +211,16 @@ fn main() -> ExitCode {
         Cmd::Abort { name } => cli::exit(client.command(&name, "abort")),
         Cmd::Events { name, json } => cli::exit(client.events(&name, json)),
         Cmd::Kill { state } => cli::exit(client.kill(state)),
+        Cmd::Plan { cmd } => cli::exit(match cmd {
+            PlanCmd::Status { watch } => train::cli::status(&client, watch.then_some(1.0)),
+            PlanCmd::Explain { rollout } => train::cli::explain(&client, &rollout),
+            PlanCmd::Approve { rollout } => train::cli::command(&client, &rollout, "approve", None),
+            PlanCmd::Hold { rollout, reason } => {
+                train::cli::command(&client, &rollout, "hold", reason.as_deref())
+            }
+            PlanCmd::Release { rollout } => train::cli::command(&client, &rollout, "release", None),
+            PlanCmd::Skip { rollout } => train::cli::command(&client, &rollout, "skip", None),
+        }),
         Cmd::Traffic(a) => cli::exit(traffic::run(&a).map_err(cli::CliError::Other)),
     }
 }

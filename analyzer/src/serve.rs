@@ -58,20 +58,41 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
+    // The release train, when configured: ticks right after the rollouts, on the plan clock.
+    let train = match &cfg.train {
+        Some(t) => {
+            let plan = crate::train::load_plan(&t.plan)?;
+            let specs: Vec<_> = cfg.rollouts.iter().map(|d| &d.spec).collect();
+            crate::train::check_against(&plan, &t.plan.display().to_string(), &specs)?;
+            let host = crate::train::TrainHost::open(plan, &cfg.db, t.speed, now_ms())?;
+            Some(Arc::new(Mutex::new(host)))
+        }
+        None => None,
+    };
     let ticker = app.clone();
+    let train_ticker = train.clone();
     let tick = Duration::from_millis(cfg.tick_ms);
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
-            if let Err(e) = ticker.lock().tick(now_ms()) {
+            let mut c = ticker.lock();
+            if let Err(e) = c.tick(now_ms()) {
                 tracing::error!(error = %e, "tick failed");
+            }
+            if let Some(t) = &train_ticker {
+                if let Err(e) = crate::train::api::lock(t).tick(&mut c, now_ms()) {
+                    tracing::error!(error = %e, "train tick failed");
+                }
             }
         }
     });
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "dwcp-analyzer serving");
-    let router = api::router(app).merge(engines_api::router(host));
+    let mut router = api::router(app.clone()).merge(engines_api::router(host));
+    if let Some(t) = train {
+        router = router.merge(crate::train::api::router(app, t));
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
