@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod engines_api;
 pub mod metrics;
+pub mod ofrep;
 pub mod serve;
 pub mod store;
 pub mod traffic;

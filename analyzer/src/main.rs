@@ -41,6 +41,9 @@ enum Cmd {
         config: Option<PathBuf>,
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// A flagd flag file for OFREP.
+        #[arg(long)]
+        flags: Option<PathBuf>,
     },
     /// The release train: status, why a rollout waits, and a person's hold / release / skip / approve.
     Plan {
@@ -107,10 +110,12 @@ enum PlanCmd {
     Skip { rollout: String },
 }
 
-/// Validates the config and, when it names one or `plan` is given, the plan (against the config).
+/// Validates the config and, when it names them or they are given, the plan (against the config) and
+/// the flag file.
 fn check(
     config: Option<&std::path::Path>,
     plan: Option<&std::path::Path>,
+    flags: Option<&std::path::Path>,
 ) -> Result<String, String> {
     let cfg = match config {
         Some(p) => Some(Config::load(p).map_err(|e| e.to_string())?),
@@ -143,8 +148,17 @@ fn check(
             plan.rollouts.len()
         ));
     }
+    let flags_path = flags
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| cfg.as_ref().and_then(|c| c.flags.clone()));
+    if let Some(fp) = flags_path {
+        let text = std::fs::read_to_string(&fp)
+            .map_err(|e| format!("cannot read {}: {e}", fp.display()))?;
+        let f = dwcp_analyzer::ofrep::parse(&text).map_err(|e| format!("{}: {e}", fp.display()))?;
+        out.push(format!("{}: ok ({} flags)", fp.display(), f.set.len()));
+    }
     if out.is_empty() {
-        return Err("give --config FILE and/or --plan FILE".into());
+        return Err("give --config FILE, --plan FILE and/or --flags FILE".into());
     }
     Ok(out.join("\n"))
 }
@@ -168,9 +182,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(64);
                 }
             };
-            if cfg.train.is_some() {
-                if let Err(e) = check(None, cfg.train.as_ref().map(|t| t.plan.as_path())) {
-                    eprintln!("dwcp-analyzer: bad plan: {e}");
+            if cfg.train.is_some() || cfg.flags.is_some() {
+                let plan = cfg.train.as_ref().map(|t| t.plan.as_path());
+                if let Err(e) = check(None, plan, cfg.flags.as_deref()) {
+                    eprintln!("dwcp-analyzer: {e}");
                     return ExitCode::from(64);
                 }
             }
@@ -192,7 +207,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config, plan } => match check(config.as_deref(), plan.as_deref()) {
+        Cmd::Check {
+            config,
+            plan,
+            flags,
+        } => match check(config.as_deref(), plan.as_deref(), flags.as_deref()) {
             Ok(m) => {
                 println!("{m}");
                 ExitCode::SUCCESS

@@ -69,8 +69,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Flags for the applications (OFREP), re-read when the file changes.
+    let flags = match &cfg.flags {
+        Some(path) => {
+            let mut src = crate::ofrep::FlagSource::new(path);
+            if let crate::ofrep::Reload::Refused(e) = src.poll() {
+                return Err(anyhow::anyhow!("flag file refused: {e}"));
+            }
+            Some(Arc::new(Mutex::new(src)))
+        }
+        None => None,
+    };
     let ticker = app.clone();
     let train_ticker = train.clone();
+    let flags_ticker = flags.clone();
     let tick = Duration::from_millis(cfg.tick_ms);
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
@@ -80,6 +92,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let mut c = ticker.lock();
             if let Err(e) = c.tick(now_ms()) {
                 tracing::error!(error = %e, "tick failed");
+            }
+            if let Some(f) = &flags_ticker {
+                f.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .poll_and_apply(&mut c, now_ms());
             }
             if let Some(t) = &train_ticker {
                 if let Err(e) = crate::train::api::lock(t).tick(&mut c, now_ms()) {
@@ -91,7 +108,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "dwcp-analyzer serving");
     let mut router = api::router(app.clone()).merge(engines_api::router(host));
     if let Some(t) = train {
-        router = router.merge(crate::train::api::router(app, t));
+        router = router.merge(crate::train::api::router(app.clone(), t));
+    }
+    if let Some(f) = flags {
+        router = router.merge(crate::ofrep::api::router(app, f));
     }
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
