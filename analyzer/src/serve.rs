@@ -107,9 +107,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "dwcp-analyzer serving");
     let mut router = api::router(app.clone()).merge(engines_api::router(host));
-    if let Some(t) = train {
-        router = router.merge(crate::train::api::router(app.clone(), t));
-    }
+    router = router.merge(crate::train::api::router(app.clone(), train));
     if let Some(f) = flags {
         router = router.merge(crate::ofrep::api::router(app, f));
     }

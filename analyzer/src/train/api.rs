@@ -28,11 +28,13 @@ pub fn lock(t: &SharedTrain) -> MutexGuard<'_, TrainHost> {
 #[derive(Clone)]
 struct St {
     app: Shared,
-    train: SharedTrain,
+    train: Option<SharedTrain>,
 }
 
-pub fn router(app: Shared, train: SharedTrain) -> Router {
+/// The status page is served with or without a plan; the `/v1/plan` routes answer 404 without one.
+pub fn router(app: Shared, train: Option<SharedTrain>) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/plan", get(page))
         .route("/v1/plan", get(status))
         .route("/v1/plan/metrics", get(metrics))
@@ -104,17 +106,28 @@ pub fn status_json(h: &TrainHost) -> Value {
     })
 }
 
-async fn status(State(s): State<St>) -> Json<Value> {
-    Json(status_json(&lock(&s.train)))
+fn no_plan() -> Response {
+    err(
+        StatusCode::NOT_FOUND,
+        "no plan: the companion's config has no [train]".into(),
+    )
+}
+
+async fn status(State(s): State<St>) -> Response {
+    match &s.train {
+        Some(t) => Json(status_json(&lock(t))).into_response(),
+        None => no_plan(),
+    }
 }
 
 async fn page(State(s): State<St>) -> Html<String> {
-    let v = status_json(&lock(&s.train));
-    Html(super::page::render(&v))
+    let v = s.train.as_ref().map(|t| status_json(&lock(t)));
+    Html(super::page::render(v.as_ref()))
 }
 
 async fn explain(State(s): State<St>, Path(name): Path<String>) -> Response {
-    let h = lock(&s.train);
+    let Some(t) = &s.train else { return no_plan() };
+    let h = lock(t);
     let Some(r) = h.plan.rollout(&name) else {
         return err(
             StatusCode::NOT_FOUND,
@@ -195,8 +208,9 @@ async fn command(
             )
         }
     };
+    let Some(t) = &s.train else { return no_plan() };
     let mut c = s.app.lock();
-    let mut h = lock(&s.train);
+    let mut h = lock(t);
     match h.command(&mut c, &name, &cmd, &actor, now_ms()) {
         Ok(events) => Json(json!({ "rollout": name, "events": events })).into_response(),
         Err(m) if m.starts_with("no rollout") => err(StatusCode::NOT_FOUND, m),
@@ -205,7 +219,8 @@ async fn command(
 }
 
 async fn metrics(State(s): State<St>) -> Response {
-    let v = status_json(&lock(&s.train));
+    let Some(t) = &s.train else { return no_plan() };
+    let v = status_json(&lock(t));
     let mut out = String::new();
     out.push_str("# HELP dwcp_train_rollout_state 1 for the state each plan rollout is in.\n# TYPE dwcp_train_rollout_state gauge\n");
     let empty = Vec::new();

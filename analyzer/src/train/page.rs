@@ -1,7 +1,8 @@
-//! `GET /plan`: the train as a self-contained web page — a timeline per system, planned (hollow) vs
-//! actual (filled) per phase, freezes shaded, "now" marked — plus the companion's rollouts table
-//! (phase, per-segment shares, verdict), fetched by inline script from `/v1/rollouts`. No build step,
-//! no CDN, nothing to install: server-rendered SVG, refreshed every few seconds.
+//! `GET /` (and `/plan`): the companion's status page, self-contained — the rollouts (status, phase,
+//! per-segment shares, verdict, the last decision with its evidence), fetched by inline script from
+//! `/v1/rollouts` and each rollout's events, and, with a plan, the train: a timeline per system, planned
+//! (hollow) vs actual (filled) per phase, freezes shaded, "now" marked, and why each one waits. No
+//! build step, no CDN, nothing to install: server-rendered SVG plus a few lines of script.
 
 use serde_json::Value;
 
@@ -16,8 +17,44 @@ fn ms(v: &Value) -> Option<f64> {
     v.get("ms").and_then(Value::as_u64).map(|m| m as f64)
 }
 
-/// Renders the page from the `/v1/plan` JSON.
-pub fn render(v: &Value) -> String {
+/// Renders the page from the `/v1/plan` JSON (`None`: no plan configured).
+pub fn render(plan: Option<&Value>) -> String {
+    let train = plan.map_or_else(
+        || "<p id=\"noplan\">No release train configured (<code>[train]</code> in the companion's config).</p>".to_string(),
+        train_section,
+    );
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>dwcp companion</title>
+<style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px;text-align:left;vertical-align:top}}pre{{margin:0;font-size:11px;max-width:60em;white-space:pre-wrap}}</style></head>
+<body><h1>dwcp companion</h1>
+<h2>Rollouts</h2><table id="rollouts"><tr><td>loading…</td></tr></table>
+{train}
+<script>
+const esc=s=>String(s==null?'':s).replace(/[&<>"]/g,c=>({{'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}}[c]));
+async function load(){{
+  const v=await (await fetch('/v1/rollouts')).json();
+  const rows=await Promise.all((v.rollouts||[]).map(async r=>{{
+    const sh=Object.entries(r.shares_bp||{{}}).map(([k,x])=>esc(k)+' '+(x/100)+'%').join(', ');
+    const vd=r.verdict?(esc(r.verdict.outcome)+': '+esc(r.verdict.reason)):'';
+    let last='';
+    try{{
+      const e=await (await fetch('/v1/rollouts/'+encodeURIComponent(r.name)+'/events?limit=1')).json();
+      const x=(e.events||[])[0];
+      if(x) last='<b>'+esc(x.kind)+'</b> '+esc(x.message)+(x.evidence?'<pre>'+esc(JSON.stringify(x.evidence).slice(0,400))+'</pre>':'');
+    }}catch(err){{last=esc(err);}}
+    return '<tr class="rollout" data-rollout="'+esc(r.name)+'"><td>'+esc(r.name)+'</td><td class="status">'+esc(r.status)+'</td><td class="phase">'+esc(r.phase)+'</td><td class="shares">'+sh+'</td><td class="verdict">'+vd+'</td><td class="evidence">'+last+'</td></tr>';
+  }}));
+  document.getElementById('rollouts').innerHTML='<tr><th>rollout</th><th>status</th><th>phase</th><th>shares per segment</th><th>verdict</th><th>last decision and evidence</th></tr>'+rows.join('');
+  document.body.dataset.loaded='yes';
+}}
+load().catch(e=>{{document.getElementById('rollouts').innerHTML='<tr><td>'+esc(e)+'</td></tr>';}});
+setTimeout(()=>location.reload(),3000);
+</script></body></html>"#
+    )
+}
+
+/// The train part of the page: the timeline and the table.
+fn train_section(v: &Value) -> String {
     let empty = Vec::new();
     let rollouts = v["rollouts"].as_array().unwrap_or(&empty);
     let start = ms(&v["start"]).unwrap_or(0.0);
@@ -105,25 +142,10 @@ pub fn render(v: &Value) -> String {
         .as_str()
         .map_or(String::new(), |f| format!(" — <b>freeze {}</b>", esc(f)));
     format!(
-        r#"<!doctype html><html><head><meta charset="utf-8"><title>dwcp — {plan}</title>
-<meta http-equiv="refresh" content="3">
-<style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px;text-align:left}}</style></head>
-<body><h1>Release train: {plan}</h1><p id="clock">plan time {now} (speed ×{speed}){freeze}</p>
+        r#"<h2>Release train: {plan}</h2><p id="clock">plan time {now} (speed ×{speed}){freeze}</p>
 {svg}
 <p>hollow: planned, filled: actual; shaded: freeze; red line: now.</p>
-<h2>Train</h2>{table}
-<h2>Rollouts</h2><table id="rollouts"><tr><td>loading…</td></tr></table>
-<script>
-fetch('/v1/rollouts').then(r=>r.json()).then(v=>{{
-  const t=document.getElementById('rollouts');
-  const rows=(v.rollouts||[]).map(r=>{{
-    const sh=Object.entries(r.shares_bp||{{}}).map(([k,x])=>k+' '+(x/100)+'%').join(', ');
-    const vd=r.verdict?(r.verdict.outcome+': '+r.verdict.reason):'';
-    return '<tr data-rollout="'+r.name+'"><td>'+r.name+'</td><td>'+r.status+'</td><td>'+r.phase+'</td><td>'+sh+'</td><td>'+vd+'</td></tr>';
-  }});
-  t.innerHTML='<tr><th>rollout</th><th>status</th><th>phase</th><th>shares</th><th>verdict</th></tr>'+rows.join('');
-}}).catch(e=>{{document.getElementById('rollouts').innerHTML='<tr><td>'+e+'</td></tr>';}});
-</script></body></html>"#,
+{table}"#,
         plan = esc(v["plan"].as_str().unwrap_or("")),
         now = esc(v["now"]["time"].as_str().unwrap_or("")),
         speed = v["speed"],
