@@ -1,6 +1,7 @@
 //! The plan format, the shipped 12-week plan's planned timeline, the train's rules, and a property:
 //! in any plan, nothing starts before its gates open and nothing starts or is promoted in a freeze.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers: a failed unwrap is a failed test
 use dwcp_plan::schedule::planned;
 use dwcp_plan::time::{DAY, WEEK};
 use dwcp_plan::train::{ObservedStatus, TrackState};

@@ -15,153 +15,20 @@
 
 use crate::model::{Gate, Plan, PlanRollout};
 use crate::time::{format_duration, format_ms};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum TrackState {
-    Waiting,
-    Running,
-    Done,
-    RolledBack {
-        reason: String,
-    },
-    /// By the train: something it depends on rolled back.
-    Paused {
-        reason: String,
-    },
-    /// By a person.
-    Held {
-        by: String,
-        reason: String,
-    },
-    Skipped {
-        by: String,
-    },
-}
+mod person;
+mod types;
+pub use types::*;
 
-impl TrackState {
-    pub fn name(&self) -> &'static str {
-        match self {
-            TrackState::Waiting => "waiting",
-            TrackState::Running => "running",
-            TrackState::Done => "done",
-            TrackState::RolledBack { .. } => "rolled_back",
-            TrackState::Paused { .. } => "paused",
-            TrackState::Held { .. } => "held",
-            TrackState::Skipped { .. } => "skipped",
-        }
-    }
-}
-
-/// The train's record of one rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Track {
-    pub state: TrackState,
-    /// Index in the plan ladder once started.
-    pub phase: Option<usize>,
-    /// When each plan phase was first reached in the current attempt (plan ms).
-    pub reached_ms: Vec<Option<u64>>,
-    pub started_ms: Option<u64>,
-    pub finished_ms: Option<u64>,
-    /// Plan phases whose promotion out was approved by a person.
-    pub approved: Vec<usize>,
-    /// Why it is not moving right now (empty when it just moved).
-    pub waiting: String,
-    /// Since when it has been waiting for its gates (plan ms), for the "waited longer than planned" alert.
-    pub waiting_since_ms: Option<u64>,
-    /// The phase whose approval was already asked for (asked once per phase).
-    asked: Option<usize>,
-}
-
-impl Track {
-    fn new(phases: usize) -> Self {
-        Self {
-            state: TrackState::Waiting,
-            phase: None,
-            reached_ms: vec![None; phases],
-            started_ms: None,
-            finished_ms: None,
-            approved: Vec::new(),
-            waiting: String::new(),
-            waiting_since_ms: None,
-            asked: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObservedStatus {
-    Pending,
-    Running,
-    Paused,
-    Succeeded,
-    RolledBack,
-}
-
-/// What the companion reports of one rollout this tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Observed {
-    pub status: ObservedStatus,
-    pub phase: String,
-    /// The companion's own judgment of the phase passes (minimum duration and samples met, no test or
-    /// guardrail failing).
-    pub judge_pass: bool,
-    /// The companion's last verdict reason (why it holds, or why it rolled back).
-    pub reason: String,
-    pub canary_requests: u64,
-    pub canary_errors: u64,
-    pub p99_ratio: Option<f64>,
-}
-
-/// What the caller must do to its rollouts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Start the rollout and bring it to `entry` (the first phase of its plan ladder), held there.
-    Start { rollout: String, entry: String },
-    /// Promote one phase, to `to`.
-    Promote { rollout: String, to: String },
-    /// Stop its automatic progress (it keeps serving its current share).
-    Pause { rollout: String, reason: String },
-    /// Roll it back.
-    Abort { rollout: String, reason: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainEvent {
-    pub rollout: String,
-    pub kind: String,
-    pub message: String,
-    pub actor: Option<String>,
-    /// Plan time.
-    pub at_ms: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Output {
-    pub actions: Vec<Action>,
-    pub events: Vec<TrainEvent>,
-}
-
-/// A person's command to the train.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Person {
-    Hold { reason: String },
-    Release,
-    Skip,
-    Approve,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Train {
-    pub tracks: BTreeMap<String, Track>,
-}
-
-fn ev(out: &mut Output, rollout: &str, kind: &str, message: String, actor: Option<&str>, now: u64) {
+pub(crate) fn ev(
+    out: &mut Output,
+    rollout: &str,
+    kind: &str,
+    message: String,
+    actor: Option<&str>,
+    now: u64,
+) {
     out.events.push(TrainEvent {
         rollout: rollout.to_string(),
         kind: kind.to_string(),
@@ -310,7 +177,7 @@ impl Train {
         };
         let failed = obs.status == ObservedStatus::RolledBack;
         match state {
-            TrackState::Skipped { .. } | TrackState::Done => return,
+            TrackState::Skipped { .. } | TrackState::Done => {}
             TrackState::RolledBack { .. } => {
                 if !failed && obs.status != ObservedStatus::Pending {
                     // A person resumed it in the companion: the ladder restarts, the train re-enters it.
@@ -333,7 +200,6 @@ impl Train {
                         now,
                     );
                 }
-                return;
             }
             _ if failed => {
                 if matches!(
@@ -347,9 +213,8 @@ impl Train {
                     };
                     self.roll_back(plan, name, &reason, now, out);
                 }
-                return;
             }
-            TrackState::Paused { .. } | TrackState::Held { .. } => return,
+            TrackState::Paused { .. } | TrackState::Held { .. } => {}
             TrackState::Waiting => self.try_start(plan, r, now, out),
             TrackState::Running => self.try_promote(plan, r, obs, now, out),
         }
@@ -551,112 +416,5 @@ impl Train {
                 }
             }
         }
-    }
-
-    /// A person's command; refused (with why, changing nothing) when it does not apply.
-    pub fn command(
-        &mut self,
-        plan: &Plan,
-        rollout: &str,
-        cmd: &Person,
-        actor: &str,
-        now: u64,
-    ) -> Result<Output, String> {
-        let r = plan
-            .rollout(rollout)
-            .ok_or_else(|| format!("no rollout {rollout:?} in the plan"))?;
-        let t = self
-            .tracks
-            .get_mut(rollout)
-            .ok_or_else(|| format!("no rollout {rollout:?} in the train"))?;
-        let mut out = Output::default();
-        match cmd {
-            Person::Hold { reason } => {
-                if matches!(
-                    t.state,
-                    TrackState::Done | TrackState::Skipped { .. } | TrackState::RolledBack { .. }
-                ) {
-                    return Err(format!("{rollout} is {}: nothing to hold", t.state.name()));
-                }
-                if t.state == TrackState::Running {
-                    out.actions.push(Action::Pause {
-                        rollout: rollout.into(),
-                        reason: reason.clone(),
-                    });
-                }
-                t.state = TrackState::Held {
-                    by: actor.into(),
-                    reason: reason.clone(),
-                };
-                t.waiting = format!("held by {actor}: {reason}");
-                ev(
-                    &mut out,
-                    rollout,
-                    "train_held",
-                    format!("{rollout} held by {actor}: {reason}"),
-                    Some(actor),
-                    now,
-                );
-            }
-            Person::Release => {
-                if !matches!(t.state, TrackState::Held { .. } | TrackState::Paused { .. }) {
-                    return Err(format!(
-                        "{rollout} is {}: only a held or paused rollout is released",
-                        t.state.name()
-                    ));
-                }
-                t.state = if t.phase.is_some() {
-                    TrackState::Running
-                } else {
-                    TrackState::Waiting
-                };
-                t.waiting.clear();
-                ev(
-                    &mut out,
-                    rollout,
-                    "train_released",
-                    format!("{rollout} released by {actor}"),
-                    Some(actor),
-                    now,
-                );
-            }
-            Person::Skip => {
-                if matches!(t.state, TrackState::Done | TrackState::Skipped { .. }) {
-                    return Err(format!("{rollout} is {}: nothing to skip", t.state.name()));
-                }
-                t.state = TrackState::Skipped { by: actor.into() };
-                t.waiting = format!("skipped by {actor}");
-                ev(
-                    &mut out,
-                    rollout,
-                    "train_skipped",
-                    format!("{rollout} skipped by {actor}: its dependents no longer wait for it"),
-                    Some(actor),
-                    now,
-                );
-            }
-            Person::Approve => {
-                let i = match (&t.state, t.phase) {
-                    (TrackState::Running, Some(i))
-                        if r.phases.get(i).is_some_and(|p| p.approve) =>
-                    {
-                        i
-                    }
-                    _ => return Err(format!("{rollout} has no promotion waiting for approval")),
-                };
-                if !t.approved.contains(&i) {
-                    t.approved.push(i);
-                }
-                ev(
-                    &mut out,
-                    rollout,
-                    "train_approved",
-                    format!("{actor} approved {rollout} out of {}", r.phases[i].name),
-                    Some(actor),
-                    now,
-                );
-            }
-        }
-        Ok(out)
     }
 }
