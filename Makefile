@@ -1,13 +1,17 @@
 # One task runner: the README and .ci/run call these targets verbatim.
 SHELL := /bin/bash
 VENV := .venv
+# The e2e's OpenFeature application (PyPI openfeature-sdk + its OFREP provider), its own venv.
+OFREP_VENV := .venv-ofrep
+export OFREP_PYTHON := $(abspath $(OFREP_VENV)/bin/python)
 ENVOY := $(VENV)/bin/envoy
 WASM := dist/dwcp_filter.wasm
 NOOP_WASM := dist/noop_filter.wasm
 MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
-.PHONY: setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean
+# (ofrep-venv is a file target: the venv's python)
+.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -64,7 +68,13 @@ test-unit:
 test-wasm:
 	./scripts/test-wasm.sh
 
-test-e2e: build
+## ofrep-venv: the OpenFeature Python SDK and its OFREP provider for the app-side flags e2e
+ofrep-venv: $(OFREP_VENV)/bin/python
+$(OFREP_VENV)/bin/python:
+	python3 -m venv $(OFREP_VENV)
+	$(OFREP_VENV)/bin/pip install --quiet openfeature-sdk==0.10.0 openfeature-provider-ofrep==0.3.0
+
+test-e2e: build ofrep-venv
 	cargo test -p dwcp-e2e --release -- --test-threads 1
 
 test-artifacts: build

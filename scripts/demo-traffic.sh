@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./target/release/dwcp-analyzer
 phase() { curl -s http://127.0.0.1:8080/v1/rollouts/demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])'; }
+field() { curl -s http://127.0.0.1:8080/v1/rollouts/demo | python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
+status=$(field 'r["status"]')
+case "$status" in
+  succeeded|rolled_back)
+    echo "rollout 'demo' has already $( [ "$status" = succeeded ] && echo 'finished (100 % canary)' || echo 'been rolled back (everyone on stable)' ) in a previous run:"
+    echo "its state is kept in .run/analyzer.db. Start over with:  make demo-reset && make demo"
+    [ "$status" = rolled_back ] && echo "  (or restart its ladder: DWCP_TOKEN=dev-token $bin resume demo)"
+    echo ;;
+esac
 p=$(phase)
 if [ "$p" = shadow ]; then
   echo "rollout 'demo' is in the shadow phase: mirroring traffic to the shadow upstream and comparing answers…"
@@ -23,5 +32,13 @@ if [ "$p" = shadow ]; then
   done
   sleep 1.2
 fi
+# Requests the companion has counted in this phase, so the status printed below includes this traffic.
+counted() { field 'r["stable"]["requests"] + r["canary"]["requests"]'; }
+before=$(counted)
 $bin traffic --users 2000 --requests-per-user 2
+# Filters ship their counts every second: wait until the companion has this traffic (or 5 s).
+for _ in $(seq 1 25); do
+  [ "$(counted)" -ge $((before + 4000)) ] && break
+  sleep 0.2
+done
 $bin status

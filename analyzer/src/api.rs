@@ -68,7 +68,7 @@ impl From<ApiError> for HttpError {
     }
 }
 
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+pub(crate) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
     let ok = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

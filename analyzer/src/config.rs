@@ -43,6 +43,25 @@ struct RawConfig {
     max_future_skew_ms: u64,
     #[serde(default, rename = "rollout")]
     rollouts: Vec<RawRollout>,
+    /// The release train: a plan file driving these rollouts (`crate::train`).
+    #[serde(default)]
+    train: Option<TrainConfig>,
+    /// flagd flag-definition JSON served to applications over OFREP (`crate::ofrep`), reloaded on change.
+    #[serde(default)]
+    flags: Option<PathBuf>,
+}
+
+/// `[train]`: which plan to run and how fast its clock goes (1 = calendar time).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub plan: PathBuf,
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+}
+
+fn default_speed() -> f64 {
+    1.0
 }
 
 fn default_listen() -> String {
@@ -104,6 +123,8 @@ pub struct Config {
     pub tick_ms: u64,
     pub max_future_skew_ms: u64,
     pub rollouts: Vec<RolloutDef>,
+    pub train: Option<TrainConfig>,
+    pub flags: Option<PathBuf>,
 }
 
 impl Config {
@@ -220,6 +241,16 @@ impl Config {
             tick_ms: raw.tick_ms,
             max_future_skew_ms: raw.max_future_skew_ms,
             rollouts,
+            train: match raw.train {
+                Some(t) if !(t.speed.is_finite() && t.speed > 0.0 && t.speed <= 1e7) => {
+                    return Err(field(
+                        "train.speed",
+                        "must be above 0 and at most 10 000 000",
+                    ))
+                }
+                t => t,
+            },
+            flags: raw.flags,
         })
     }
 }

@@ -11,6 +11,8 @@ pub mod config;
 pub mod controller;
 pub mod engines_api;
 pub mod metrics;
+pub mod ofrep;
 pub mod serve;
 pub mod store;
 pub mod traffic;
+pub mod train;

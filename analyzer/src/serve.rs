@@ -58,20 +58,59 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
+    // The release train, when configured: ticks right after the rollouts, on the plan clock.
+    let train = match &cfg.train {
+        Some(t) => {
+            let plan = crate::train::load_plan(&t.plan)?;
+            let specs: Vec<_> = cfg.rollouts.iter().map(|d| &d.spec).collect();
+            crate::train::check_against(&plan, &t.plan.display().to_string(), &specs)?;
+            let host = crate::train::TrainHost::open(plan, &cfg.db, t.speed, now_ms())?;
+            Some(Arc::new(Mutex::new(host)))
+        }
+        None => None,
+    };
+    // Flags for the applications (OFREP), re-read when the file changes.
+    let flags = match &cfg.flags {
+        Some(path) => {
+            let mut src = crate::ofrep::FlagSource::new(path);
+            if let crate::ofrep::Reload::Refused(e) = src.poll() {
+                return Err(anyhow::anyhow!("flag file refused: {e}"));
+            }
+            Some(Arc::new(Mutex::new(src)))
+        }
+        None => None,
+    };
     let ticker = app.clone();
+    let train_ticker = train.clone();
+    let flags_ticker = flags.clone();
     let tick = Duration::from_millis(cfg.tick_ms);
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
-            if let Err(e) = ticker.lock().tick(now_ms()) {
+            let mut c = ticker.lock();
+            if let Err(e) = c.tick(now_ms()) {
                 tracing::error!(error = %e, "tick failed");
+            }
+            if let Some(f) = &flags_ticker {
+                f.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .poll_and_apply(&mut c, now_ms());
+            }
+            if let Some(t) = &train_ticker {
+                if let Err(e) = crate::train::api::lock(t).tick(&mut c, now_ms()) {
+                    tracing::error!(error = %e, "train tick failed");
+                }
             }
         }
     });
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "companion serving");
-    let router = api::router(app).merge(engines_api::router(host));
+    let mut router = api::router(app.clone()).merge(engines_api::router(host));
+    router = router.merge(crate::train::api::router(app.clone(), train));
+    if let Some(f) = flags {
+        router = router.merge(crate::ofrep::api::router(app, f));
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

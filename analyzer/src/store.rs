@@ -120,6 +120,20 @@ impl Store {
         Ok(())
     }
 
+    /// Appends audit-log events on their own (the train's decisions, recorded under the rollout they
+    /// concern so `events ROLLOUT` shows them with the rollout's own).
+    pub fn append_events(&mut self, events: &[(String, u64, Event)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (name, at, e) in events {
+            tx.execute(
+                "INSERT INTO events (rollout, at_ms, json) VALUES (?1, ?2, ?3)",
+                params![name, *at as i64, serde_json::to_string(e)?],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn events(&self, rollout: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT id, at_ms, json FROM (SELECT id, at_ms, json FROM events WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",

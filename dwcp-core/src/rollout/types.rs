@@ -162,11 +162,24 @@ pub enum EventKind {
     /// The global kill switch was turned on (recorded under rollout `*`).
     KillAll,
     KillAllOff,
+    // The release train's decisions (recorded under the rollout they concern).
+    TrainStarted,
+    TrainPromoted,
+    TrainHeld,
+    TrainReleased,
+    TrainSkipped,
+    TrainApprovalNeeded,
+    TrainApproved,
+    TrainPaused,
+    TrainRolledBack,
+    TrainDone,
+    TrainRestarted,
+    TrainActionFailed,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (the names list and the tests walk it).
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Started,
         EventKind::Promoted,
         EventKind::Succeeded,
@@ -176,6 +189,18 @@ impl EventKind {
         EventKind::CommandRejected,
         EventKind::KillAll,
         EventKind::KillAllOff,
+        EventKind::TrainStarted,
+        EventKind::TrainPromoted,
+        EventKind::TrainHeld,
+        EventKind::TrainReleased,
+        EventKind::TrainSkipped,
+        EventKind::TrainApprovalNeeded,
+        EventKind::TrainApproved,
+        EventKind::TrainPaused,
+        EventKind::TrainRolledBack,
+        EventKind::TrainDone,
+        EventKind::TrainRestarted,
+        EventKind::TrainActionFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,7 +214,24 @@ impl EventKind {
             EventKind::CommandRejected => "command_rejected",
             EventKind::KillAll => "kill_all",
             EventKind::KillAllOff => "kill_all_off",
+            EventKind::TrainStarted => "train_started",
+            EventKind::TrainPromoted => "train_promoted",
+            EventKind::TrainHeld => "train_held",
+            EventKind::TrainReleased => "train_released",
+            EventKind::TrainSkipped => "train_skipped",
+            EventKind::TrainApprovalNeeded => "train_approval_needed",
+            EventKind::TrainApproved => "train_approved",
+            EventKind::TrainPaused => "train_paused",
+            EventKind::TrainRolledBack => "train_rolled_back",
+            EventKind::TrainDone => "train_done",
+            EventKind::TrainRestarted => "train_restarted",
+            EventKind::TrainActionFailed => "train_action_failed",
         }
+    }
+
+    /// The kind with this stored name, if there is one.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
