@@ -87,7 +87,7 @@ clean:
 
 ## Allocator (MADDPG, candle on CPU; the `train` feature builds candle: slow the first time)
 ALLOC_SEED ?= 1
-ALLOC_EPISODES ?= 200
+ALLOC_EPISODES ?= 40
 ALLOC := cargo run --release -p dwcp-allocator --features train --
 ## train-allocator: retrain the shipped weights (allocator/model) from the seed; bit-identical on the same CPU
 train-allocator:

@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod allocator_api;
 pub mod engines_api;
 pub mod metrics;
 pub mod serve;

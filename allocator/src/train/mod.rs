@@ -60,7 +60,7 @@ impl Default for TrainConfig {
             batch: 128,
             buffer: 50_000,
             warmup: 1_000,
-            update_every: 4,
+            update_every: 8,
             actor_hidden: 64,
             critic_hidden: 128,
             eps_start: 1.0,
