@@ -119,7 +119,11 @@ impl Arrivals {
             let u: f64 = r.gen_range(f64::EPSILON..1.0);
             duration = (3.0 * u.powf(-1.0 / 1.3)).min(120.0) as u32;
             if r.gen_bool(0.1) {
-                demand = [r.gen_range(8..=16), r.gen_range(16..=32), r.gen_range(3..=8)];
+                demand = [
+                    r.gen_range(8..=16),
+                    r.gen_range(16..=32),
+                    r.gen_range(3..=8),
+                ];
             }
         }
         Spec {

@@ -48,9 +48,10 @@ impl Baseline {
             Self::BestFit => best_fit(cluster, demand),
             Self::LeastLoaded => {
                 let util = cluster.node_utilisation();
-                argmin((0..cluster.len()).filter(|&n| cluster.fits(n, demand)), |n| {
-                    util.get(n).copied().unwrap_or(f64::INFINITY)
-                })
+                argmin(
+                    (0..cluster.len()).filter(|&n| cluster.fits(n, demand)),
+                    |n| util.get(n).copied().unwrap_or(f64::INFINITY),
+                )
             }
         }
     }
@@ -58,8 +59,9 @@ impl Baseline {
 
 /// Best-fit: the fitting node with the least normalised free capacity left after placement.
 pub fn best_fit(cluster: &Cluster, demand: Demand) -> Option<usize> {
-    argmin((0..cluster.len()).filter(|&n| cluster.fits(n, demand)), |n| {
-        match (cluster.free(n), cluster.capacity(n)) {
+    argmin(
+        (0..cluster.len()).filter(|&n| cluster.fits(n, demand)),
+        |n| match (cluster.free(n), cluster.capacity(n)) {
             (Some(f), Some(c)) => (0..RESOURCES)
                 .map(|r| {
                     if c[r] == 0 {
@@ -70,8 +72,8 @@ pub fn best_fit(cluster: &Cluster, demand: Demand) -> Option<usize> {
                 })
                 .sum(),
             _ => f64::INFINITY,
-        }
-    })
+        },
+    )
 }
 
 /// The first item with the smallest key (stable: ties go to the earlier item).

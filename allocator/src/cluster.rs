@@ -181,7 +181,13 @@ impl Cluster {
                 let s: f64 = c
                     .iter()
                     .zip(u)
-                    .map(|(c, u)| if *c == 0 { 0.0 } else { f64::from(*u) / f64::from(*c) })
+                    .map(|(c, u)| {
+                        if *c == 0 {
+                            0.0
+                        } else {
+                            f64::from(*u) / f64::from(*c)
+                        }
+                    })
                     .sum();
                 s / RESOURCES as f64
             })

@@ -238,7 +238,11 @@ impl Env {
         match action {
             Action::Defer => false,
             Action::Place(node) => {
-                if self.cluster.place(node, w.demand, self.tick + w.duration).is_ok() {
+                if self
+                    .cluster
+                    .place(node, w.demand, self.tick + w.duration)
+                    .is_ok()
+                {
                     q.pop_front();
                     self.stats.placed += 1;
                     self.round_reward += REWARD_PLACED;

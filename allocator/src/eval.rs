@@ -100,11 +100,17 @@ impl Interval {
     pub fn of(x: &[f64]) -> Self {
         let n = x.len();
         if n == 0 {
-            return Self { mean: f64::NAN, half: f64::NAN };
+            return Self {
+                mean: f64::NAN,
+                half: f64::NAN,
+            };
         }
         let mean = x.iter().sum::<f64>() / n as f64;
         if n < 2 {
-            return Self { mean, half: f64::NAN };
+            return Self {
+                mean,
+                half: f64::NAN,
+            };
         }
         let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         Self {
@@ -185,7 +191,11 @@ pub fn evaluate(
         m.sla_miss /= e;
         m.utilisation /= e;
         m.jain /= e;
-        m.fallback_rate = if dec == 0 { 0.0 } else { fb as f64 / dec as f64 };
+        m.fallback_rate = if dec == 0 {
+            0.0
+        } else {
+            fb as f64 / dec as f64
+        };
         out.push(m);
     }
     Ok(out)

@@ -11,7 +11,10 @@ use dwcp_allocator::weights::{self, Manifest};
 mod report;
 
 #[derive(Parser)]
-#[command(name = "dwcp-allocator", about = "MADDPG allocator: train, evaluate, benchmark")]
+#[command(
+    name = "dwcp-allocator",
+    about = "MADDPG allocator: train, evaluate, benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -57,7 +60,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Train { seed, episodes, out } => train_cmd(seed, episodes, &out),
+        Cmd::Train {
+            seed,
+            episodes,
+            out,
+        } => train_cmd(seed, episodes, &out),
         Cmd::Eval {
             model,
             seeds,
@@ -105,8 +112,21 @@ fn train_cmd(seed: u64, episodes: u32, out: &Path) -> Result<(), String> {
     let mpath = out.join(weights::MANIFEST_FILE);
     std::fs::write(&mpath, json + "\n").map_err(|e| format!("{}: {e}", mpath.display()))?;
     let k = rep.critic_loss.len().min(10).max(1);
-    let first: Vec<f64> = rep.critic_loss.iter().copied().filter(|v| v.is_finite()).take(k).collect();
-    let last: Vec<f64> = rep.critic_loss.iter().rev().copied().filter(|v| v.is_finite()).take(k).collect();
+    let first: Vec<f64> = rep
+        .critic_loss
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .take(k)
+        .collect();
+    let last: Vec<f64> = rep
+        .critic_loss
+        .iter()
+        .rev()
+        .copied()
+        .filter(|v| v.is_finite())
+        .take(k)
+        .collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
         "trained seed {seed}, {episodes} episodes, {} updates; critic loss first/last {k} episodes: {:.4} -> {:.4}; return first/last: {:.2} -> {:.2}; sha256 {}",

@@ -20,7 +20,12 @@ fn cell(i: Interval, pct: bool) -> String {
 
 /// The evaluation table: every policy × pattern, each metric with its 95 % interval, and the
 /// paired difference of MADDPG to best-fit.
-pub fn eval_table(m: &Manifest, model: &Model, seeds: u64, episodes: u32) -> Result<String, String> {
+pub fn eval_table(
+    m: &Manifest,
+    model: &Model,
+    seeds: u64,
+    episodes: u32,
+) -> Result<String, String> {
     let cfg = &m.env;
     let mut s = format!(
         "# Allocator evaluation\n\nWeights: seed {}, {} training episodes, sha256 {}.\n\
@@ -53,10 +58,20 @@ pub fn eval_table(m: &Manifest, model: &Model, seeds: u64, episodes: u32) -> Res
                 cell(iv("sla_miss"), true),
                 cell(iv("utilisation"), true),
                 cell(iv("jain"), false),
-                if *name == "maddpg" { cell(iv("fallback"), true) } else { "—".into() },
+                if *name == "maddpg" {
+                    cell(iv("fallback"), true)
+                } else {
+                    "—".into()
+                },
             ));
         }
-        let get = |n: &str| results.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+        let get = |n: &str| {
+            results
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let (ma, bf) = (get("maddpg"), get("best_fit"));
         let d: Vec<Interval> = METRICS.iter().map(|k| paired_diff(&ma, &bf, k)).collect();
         // At least as good: success not significantly lower and SLA misses not significantly higher.
@@ -93,7 +108,13 @@ pub fn bench(cfg: &EnvConfig, model: &Model, iters: usize) -> String {
         let used: Vec<[u32; 3]> = cfg
             .nodes
             .iter()
-            .map(|c| [rng.gen_range(0..=c[0]), rng.gen_range(0..=c[1]), rng.gen_range(0..=c[2])])
+            .map(|c| {
+                [
+                    rng.gen_range(0..=c[0]),
+                    rng.gen_range(0..=c[1]),
+                    rng.gen_range(0..=c[2]),
+                ]
+            })
             .collect();
         let Ok(mut cluster) = Cluster::from_used(cfg.nodes.clone(), used) else {
             continue;
@@ -101,7 +122,11 @@ pub fn bench(cfg: &EnvConfig, model: &Model, iters: usize) -> String {
         let heads: Vec<Option<Head>> = (0..cfg.agents)
             .map(|_| {
                 Some(Head {
-                    demand: [rng.gen_range(1..=8), rng.gen_range(1..=16), rng.gen_range(1..=5)],
+                    demand: [
+                        rng.gen_range(1..=8),
+                        rng.gen_range(1..=16),
+                        rng.gen_range(1..=5),
+                    ],
                     slack: rng.gen_range(0..=cfg.max_slack),
                     queue_len: rng.gen_range(1..=8),
                 })
@@ -113,7 +138,12 @@ pub fn bench(cfg: &EnvConfig, model: &Model, iters: usize) -> String {
         sink += d.len();
     }
     samples.sort_by(f64::total_cmp);
-    let q = |p: f64| samples.get(((samples.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    let q = |p: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     format!(
         "placement round for {} agents × {} nodes: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {} rounds ({sink} decisions)",
         cfg.agents,

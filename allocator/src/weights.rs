@@ -123,7 +123,10 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
     fn f32s(&mut self, n: usize) -> Result<Vec<f32>, LoadError> {
-        let b = self.take(n.checked_mul(4).ok_or_else(|| LoadError::Malformed("size".into()))?)?;
+        let b = self.take(
+            n.checked_mul(4)
+                .ok_or_else(|| LoadError::Malformed("size".into()))?,
+        )?;
         Ok(b.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
@@ -154,7 +157,12 @@ pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
         for &(input, output) in &shapes {
             let w = r.f32s(input * output)?;
             let b = r.f32s(output)?;
-            ls.push(Dense { input, output, w, b });
+            ls.push(Dense {
+                input,
+                output,
+                w,
+                b,
+            });
         }
         actors.push(Mlp { layers: ls });
     }

@@ -1,5 +1,7 @@
 //! Environment: invariants (no over-commit, conservation, deadlines accounted), seeded
 //! determinism, and property tests over random arrival streams and random (often invalid) actions.
+// Test helpers outside #[test] fns fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use dwcp_allocator::arrivals::Pattern;
 use dwcp_allocator::baselines::Baseline;
@@ -49,9 +51,15 @@ fn place_refuses_over_commit_and_release_restores_capacity() {
     let mut c = Cluster::new(vec![[4, 4, 4]]);
     c.place(0, [3, 1, 1], 5).unwrap();
     let err = c.place(0, [2, 1, 1], 5).unwrap_err();
-    assert!(matches!(err, PlaceError::WouldOverCommit { node: 0, .. }), "{err}");
+    assert!(
+        matches!(err, PlaceError::WouldOverCommit { node: 0, .. }),
+        "{err}"
+    );
     assert_eq!(c.free(0), Some([1, 3, 3]));
-    assert!(matches!(c.place(7, [1, 1, 1], 5), Err(PlaceError::NoSuchNode(7))));
+    assert!(matches!(
+        c.place(7, [1, 1, 1], 5),
+        Err(PlaceError::NoSuchNode(7))
+    ));
     assert_eq!(c.release_until(4), 0);
     assert_eq!(c.release_until(5), 1);
     assert_eq!(c.free(0), Some([4, 4, 4]));
@@ -75,7 +83,10 @@ fn same_seed_same_episode_different_seed_different_stream() {
         let b = run_episode(&cfg, p, 11, Placer::Baseline(Baseline::Random)).unwrap();
         assert_eq!(a.stats, b.stats, "{p:?}");
         let c = run_episode(&cfg, p, 12, Placer::Baseline(Baseline::Random)).unwrap();
-        assert_ne!(a.stats, c.stats, "{p:?}: seeds 11 and 12 gave the same episode");
+        assert_ne!(
+            a.stats, c.stats,
+            "{p:?}: seeds 11 and 12 gave the same episode"
+        );
     }
 }
 
@@ -85,9 +96,17 @@ fn the_arrival_stream_does_not_depend_on_the_policy() {
     for p in Pattern::ALL {
         let arrived: Vec<u64> = Baseline::ALL
             .iter()
-            .map(|b| run_episode(&cfg, p, 5, Placer::Baseline(*b)).unwrap().stats.arrived)
+            .map(|b| {
+                run_episode(&cfg, p, 5, Placer::Baseline(*b))
+                    .unwrap()
+                    .stats
+                    .arrived
+            })
             .collect();
-        assert!(arrived.iter().all(|a| *a == arrived[0] && *a > 0), "{p:?}: {arrived:?}");
+        assert!(
+            arrived.iter().all(|a| *a == arrived[0] && *a > 0),
+            "{p:?}: {arrived:?}"
+        );
     }
 }
 
@@ -117,16 +136,25 @@ fn patterns_have_their_shape() {
     };
     let mv = |x: &[f64]| {
         let m = x.iter().sum::<f64>() / x.len() as f64;
-        (m, x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64)
+        (
+            m,
+            x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64,
+        )
     };
     let (ms, vs) = mv(&counts(Pattern::Steady));
     let (mb, vb) = mv(&counts(Pattern::Bursty));
-    assert!((ms - 4.0).abs() < 0.3 && (mb - 4.0).abs() < 0.6, "means {ms} {mb}");
+    assert!(
+        (ms - 4.0).abs() < 0.3 && (mb - 4.0).abs() < 0.6,
+        "means {ms} {mb}"
+    );
     assert!(vb > 2.0 * vs, "bursty variance {vb} vs steady {vs}");
     let d = counts(Pattern::Diurnal);
     let first_quarter: f64 = d[..500].iter().sum();
     let third_quarter: f64 = d[1000..1500].iter().sum();
-    assert!(first_quarter > 2.0 * third_quarter, "{first_quarter} {third_quarter}");
+    assert!(
+        first_quarter > 2.0 * third_quarter,
+        "{first_quarter} {third_quarter}"
+    );
 }
 
 proptest! {

@@ -1,5 +1,7 @@
 //! The guard and the weight files: NaN weights, invalid and over-committing actions fall back to
 //! best-fit; a corrupted weight file is refused with a `DataIntegrityViolation`.
+// Test helpers outside #[test] fns fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use dwcp_allocator::baselines::best_fit;
 use dwcp_allocator::cluster::{Cluster, Head};
@@ -39,7 +41,11 @@ fn cluster() -> Cluster {
 }
 
 fn head(d: [u32; 3]) -> Head {
-    Head { demand: d, slack: 2, queue_len: 1 }
+    Head {
+        demand: d,
+        slack: 2,
+        queue_len: 1,
+    }
 }
 
 #[test]
@@ -62,17 +68,32 @@ fn over_committing_and_invalid_actions_are_refused_by_the_guard() {
     let c = cluster();
     let h = head([6, 1, 1]); // fits node 1 only (node 0 has 4 CPU free, node 2 none)
     let scores = [0.0f32; 4];
-    assert_eq!(validate(&c, &h, &scores, 0), Err(FallbackReason::WouldOverCommit));
-    assert_eq!(validate(&c, &h, &scores, 2), Err(FallbackReason::WouldOverCommit));
+    assert_eq!(
+        validate(&c, &h, &scores, 0),
+        Err(FallbackReason::WouldOverCommit)
+    );
+    assert_eq!(
+        validate(&c, &h, &scores, 2),
+        Err(FallbackReason::WouldOverCommit)
+    );
     assert_eq!(validate(&c, &h, &scores, 1), Ok(Action::Place(1)));
     assert_eq!(validate(&c, &h, &scores, 3), Ok(Action::Defer));
-    assert_eq!(validate(&c, &h, &scores, 4), Err(FallbackReason::InvalidAction));
+    assert_eq!(
+        validate(&c, &h, &scores, 4),
+        Err(FallbackReason::InvalidAction)
+    );
     assert_eq!(
         validate(&c, &h, &[0.0, f32::INFINITY, 0.0, 0.0], 1),
         Err(FallbackReason::NonFinite)
     );
-    assert_eq!(dwcp_allocator::policy::safe_action(&c, &h), Action::Place(1));
-    assert_eq!(dwcp_allocator::policy::safe_action(&c, &head([9, 1, 1])), Action::Defer);
+    assert_eq!(
+        dwcp_allocator::policy::safe_action(&c, &h),
+        Action::Place(1)
+    );
+    assert_eq!(
+        dwcp_allocator::policy::safe_action(&c, &head([9, 1, 1])),
+        Action::Defer
+    );
 }
 
 #[test]
@@ -80,7 +101,12 @@ fn a_model_for_fewer_agents_falls_back_for_the_extra_agent() {
     let m = random_model(1, 3, 2);
     let mut c = cluster();
     let scale = Scale::new(&c, 6, 8);
-    let d = m.place_all(&mut c, &[Some(head([1, 1, 1])), Some(head([1, 1, 1]))], &scale, &mut Scratch::default());
+    let d = m.place_all(
+        &mut c,
+        &[Some(head([1, 1, 1])), Some(head([1, 1, 1]))],
+        &scale,
+        &mut Scratch::default(),
+    );
     assert_eq!(d[0].fallback, None);
     assert_eq!(d[1].fallback, Some(FallbackReason::InvalidAction));
     c.check().unwrap();
@@ -136,12 +162,24 @@ fn weights_round_trip_and_a_corrupted_file_is_an_integrity_violation() {
     let mid = bad.len() / 2;
     bad[mid] ^= 0x40;
     std::fs::write(dir.path().join(weights::WEIGHTS_FILE), &bad).unwrap();
-    std::fs::write(dir.path().join(weights::MANIFEST_FILE), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join(weights::MANIFEST_FILE),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
     let err = weights::load_dir(dir.path()).unwrap_err();
     assert!(matches!(err, LoadError::HashMismatch { .. }), "{err}");
     match err.to_event(77) {
-        Some(EngineEvent::DataIntegrityViolation { engine, at_ms, violation, .. }) => {
-            assert_eq!((engine.as_str(), at_ms, violation), ("allocator", 77, IntegrityKind::WeightHashMismatch));
+        Some(EngineEvent::DataIntegrityViolation {
+            engine,
+            at_ms,
+            violation,
+            ..
+        }) => {
+            assert_eq!(
+                (engine.as_str(), at_ms, violation),
+                ("allocator", 77, IntegrityKind::WeightHashMismatch)
+            );
         }
         other => panic!("no integrity event: {other:?}"),
     }
@@ -151,7 +189,10 @@ fn weights_round_trip_and_a_corrupted_file_is_an_integrity_violation() {
     assert!(matches!(err, LoadError::Malformed(_)), "{err}");
     // A file for another shape is refused.
     let other = weights::encode(&random_model(3, 3, 3));
-    assert!(matches!(weights::verify_and_decode(&manifest_for(&other), &other), Err(LoadError::Shape { .. })));
+    assert!(matches!(
+        weights::verify_and_decode(&manifest_for(&other), &other),
+        Err(LoadError::Shape { .. })
+    ));
 }
 
 #[test]
@@ -159,5 +200,7 @@ fn the_shipped_weights_match_their_manifest() {
     let (manifest, model) = weights::shipped().unwrap();
     assert_eq!(model.agents(), manifest.env.agents);
     assert_eq!(model.nodes, manifest.env.nodes.len());
-    assert!(manifest.command.contains(&format!("--seed {}", manifest.seed)));
+    assert!(manifest
+        .command
+        .contains(&format!("--seed {}", manifest.seed)));
 }

@@ -1,5 +1,7 @@
 //! Seeded smoke training (seconds): deterministic given the seed, the critic loss falls, the trained
 //! policy beats random placement, and the exported plain-f32 actor equals the candle actor.
+// Test helpers outside #[test] fns fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg(feature = "train")]
 
 use candle_core::{Device, Tensor};
@@ -53,21 +55,46 @@ fn smoke_training_is_deterministic_loss_falls_and_beats_random() {
     let episodes = 40;
     let a = train(&env, &cfg, 7, episodes).unwrap();
     let b = train(&env, &cfg, 7, episodes).unwrap();
-    assert_eq!(weights::encode(&a.model), weights::encode(&b.model), "same seed, different weights");
+    assert_eq!(
+        weights::encode(&a.model),
+        weights::encode(&b.model),
+        "same seed, different weights"
+    );
     assert_eq!(a.critic_loss.len(), episodes as usize);
     let c = train(&env, &cfg, 8, 2).unwrap();
     assert_ne!(weights::encode(&a.model), weights::encode(&c.model));
 
-    let losses: Vec<f64> = a.critic_loss.iter().copied().filter(|v| v.is_finite()).collect();
+    let losses: Vec<f64> = a
+        .critic_loss
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     assert!(losses.len() >= 20, "too few updated episodes: {losses:?}");
     let early: f64 = losses[..5].iter().sum::<f64>() / 5.0;
     let late: f64 = losses[losses.len() - 5..].iter().sum::<f64>() / 5.0;
-    assert!(late < early, "critic loss did not fall: {early} -> {late} ({losses:?})");
+    assert!(
+        late < early,
+        "critic loss did not fall: {early} -> {late} ({losses:?})"
+    );
 
     // Paired on the same evaluation streams: trained MADDPG vs random placement.
     let m = evaluate(&env, Pattern::Bursty, 8, 4, Placer::Maddpg(&a.model)).unwrap();
-    let r = evaluate(&env, Pattern::Bursty, 8, 4, Placer::Baseline(Baseline::Random)).unwrap();
+    let r = evaluate(
+        &env,
+        Pattern::Bursty,
+        8,
+        4,
+        Placer::Baseline(Baseline::Random),
+    )
+    .unwrap();
     let d = paired_diff(&m, &r, "success");
-    eprintln!("maddpg - random success: {:.4} ± {:.4}; losses {early:.4} -> {late:.4}", d.mean, d.half);
-    assert!(d.lo() > 0.0, "the trained policy does not beat random: {d:?}");
+    eprintln!(
+        "maddpg - random success: {:.4} ± {:.4}; losses {early:.4} -> {late:.4}",
+        d.mean, d.half
+    );
+    assert!(
+        d.lo() > 0.0,
+        "the trained policy does not beat random: {d:?}"
+    );
 }

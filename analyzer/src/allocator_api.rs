@@ -43,7 +43,12 @@ pub struct AllocatorHost {
     utilisation: f64,
 }
 
-const REASONS: [&str; 4] = ["non_finite", "invalid_action", "would_over_commit", "breaker_open"];
+const REASONS: [&str; 4] = [
+    "non_finite",
+    "invalid_action",
+    "would_over_commit",
+    "breaker_open",
+];
 
 impl Default for AllocatorHost {
     fn default() -> Self {
@@ -102,23 +107,54 @@ impl EngineHost {
                 s.push_str(&format!("{name}{labels} {v}\n"));
             }
         };
-        m("dwcp_allocator_model_loaded", "gauge", "1 when verified allocator weights are loaded",
-          vec![(String::new(), f64::from(u8::from(a.model.is_some())))]);
-        m("dwcp_allocator_decisions_total", "counter", "Allocator decisions by outcome",
-          vec![("{outcome=\"placed\"}".into(), a.placed as f64), ("{outcome=\"deferred\"}".into(), a.deferred as f64)]);
-        m("dwcp_allocator_sla_misses_total", "counter", "Deferred workloads whose deadline slack was 0",
-          vec![(String::new(), a.sla_misses as f64)]);
-        m("dwcp_allocator_fallbacks_total", "counter", "Guard fallbacks to best-fit by reason",
-          REASONS.iter().zip(a.fallbacks).map(|(r, v)| (format!("{{reason=\"{r}\"}}"), v as f64)).collect());
-        m("dwcp_allocator_utilisation", "gauge", "Mean node utilisation after the last placement round",
-          vec![(String::new(), a.utilisation)]);
+        m(
+            "dwcp_allocator_model_loaded",
+            "gauge",
+            "1 when verified allocator weights are loaded",
+            vec![(String::new(), f64::from(u8::from(a.model.is_some())))],
+        );
+        m(
+            "dwcp_allocator_decisions_total",
+            "counter",
+            "Allocator decisions by outcome",
+            vec![
+                ("{outcome=\"placed\"}".into(), a.placed as f64),
+                ("{outcome=\"deferred\"}".into(), a.deferred as f64),
+            ],
+        );
+        m(
+            "dwcp_allocator_sla_misses_total",
+            "counter",
+            "Deferred workloads whose deadline slack was 0",
+            vec![(String::new(), a.sla_misses as f64)],
+        );
+        m(
+            "dwcp_allocator_fallbacks_total",
+            "counter",
+            "Guard fallbacks to best-fit by reason",
+            REASONS
+                .iter()
+                .zip(a.fallbacks)
+                .map(|(r, v)| (format!("{{reason=\"{r}\"}}"), v as f64))
+                .collect(),
+        );
+        m(
+            "dwcp_allocator_utilisation",
+            "gauge",
+            "Mean node utilisation after the last placement round",
+            vec![(String::new(), a.utilisation)],
+        );
         let state = match a.breaker.state() {
             BreakerState::Closed => 0.0,
             BreakerState::HalfOpen => 1.0,
             BreakerState::Open => 2.0,
         };
-        m("dwcp_allocator_breaker_state", "gauge", "Fallback breaker (0 closed, 1 half-open, 2 open)",
-          vec![(String::new(), state)]);
+        m(
+            "dwcp_allocator_breaker_state",
+            "gauge",
+            "Fallback breaker (0 closed, 1 half-open, 2 open)",
+            vec![(String::new(), state)],
+        );
         s
     }
 }
@@ -161,13 +197,22 @@ pub async fn place(
     let a = &mut *guard;
     let Some((_, model, scale)) = &a.model else {
         let why = a.load_error.clone().unwrap_or_default();
-        return Err(bad(StatusCode::SERVICE_UNAVAILABLE, format!("allocator model not loaded: {why}")));
+        return Err(bad(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("allocator model not loaded: {why}"),
+        ));
     };
     if req.nodes.len() != model.nodes || req.agents.len() > model.agents() {
-        return Err(bad(StatusCode::UNPROCESSABLE_ENTITY, format!(
-            "the model places {} agents on {} nodes; got {} agents, {} nodes",
-            model.agents(), model.nodes, req.agents.len(), req.nodes.len()
-        )));
+        return Err(bad(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the model places {} agents on {} nodes; got {} agents, {} nodes",
+                model.agents(),
+                model.nodes,
+                req.agents.len(),
+                req.nodes.len()
+            ),
+        ));
     }
     let (cap, used) = req.nodes.iter().map(|n| (n.capacity, n.used)).unzip();
     let mut cluster = Cluster::from_used(cap, used)
@@ -175,7 +220,13 @@ pub async fn place(
     let heads: Vec<Option<Head>> = req
         .agents
         .iter()
-        .map(|h| h.as_ref().map(|h| Head { demand: h.demand, slack: h.slack, queue_len: h.queue_len.max(1) }))
+        .map(|h| {
+            h.as_ref().map(|h| Head {
+                demand: h.demand,
+                slack: h.slack,
+                queue_len: h.queue_len.max(1),
+            })
+        })
         .collect();
     let decisions: Vec<Decision>;
     let mut breaker_open = false;
@@ -190,11 +241,17 @@ pub async fn place(
             decisions = heads
                 .iter()
                 .map(|h| {
-                    let action = h.as_ref().map_or(Action::Defer, |h| safe_action(&cluster, h));
+                    let action = h
+                        .as_ref()
+                        .map_or(Action::Defer, |h| safe_action(&cluster, h));
                     if let (Action::Place(n), Some(h)) = (action, h) {
                         let _ = cluster.place(n, h.demand, u32::MAX);
                     }
-                    Decision { action, scores: Vec::new(), fallback: None }
+                    Decision {
+                        action,
+                        scores: Vec::new(),
+                        fallback: None,
+                    }
                 })
                 .collect();
         }
@@ -238,7 +295,13 @@ pub async fn place(
     let utilisation = a.utilisation;
     drop(guard);
     for _ in 0..opened {
-        host.emit(EngineEvent::BreakerOpened { engine: ENGINE.into(), at_ms: now, component: "policy".into() });
+        host.emit(EngineEvent::BreakerOpened {
+            engine: ENGINE.into(),
+            at_ms: now,
+            component: "policy".into(),
+        });
     }
-    Ok(Json(json!({ "placements": out, "fallbacks": fallbacks, "utilisation": utilisation })))
+    Ok(Json(
+        json!({ "placements": out, "fallbacks": fallbacks, "utilisation": utilisation }),
+    ))
 }

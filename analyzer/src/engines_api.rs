@@ -415,6 +415,9 @@ pub fn router(host: Arc<EngineHost>) -> Router {
         .route("/v1/engines/compression/compress", post(compress))
         .route("/v1/engines/compression/decompress", post(decompress))
         .route("/v1/engines/compression/model", get(model))
-        .route("/v1/engines/allocator/place", post(crate::allocator_api::place))
+        .route(
+            "/v1/engines/allocator/place",
+            post(crate::allocator_api::place),
+        )
         .with_state(host)
 }

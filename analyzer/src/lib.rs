@@ -4,11 +4,11 @@
 //! control, the versioned dynamic state for filters, persistence in SQLite, `/metrics`, and the engine
 //! host. `main.rs` is a thin binary: the service (`serve`) and a CLI for people over the HTTP API.
 
+pub mod allocator_api;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
-pub mod allocator_api;
 pub mod engines_api;
 pub mod metrics;
 pub mod serve;

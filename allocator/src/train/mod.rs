@@ -174,7 +174,12 @@ pub fn gumbel(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 /// Train MADDPG for `episodes` episodes from `seed`. Pure: no clock, no thread RNG.
-pub fn train(env_cfg: &EnvConfig, cfg: &TrainConfig, seed: u64, episodes: u32) -> Result<TrainReport> {
+pub fn train(
+    env_cfg: &EnvConfig,
+    cfg: &TrainConfig,
+    seed: u64,
+    episodes: u32,
+) -> Result<TrainReport> {
     let dev = Device::Cpu;
     let mut learner = Learner::new(env_cfg, cfg, seed, &dev)?;
     let mut replay = Replay::new(cfg.buffer);
@@ -197,9 +202,14 @@ pub fn train(env_cfg: &EnvConfig, cfg: &TrainConfig, seed: u64, episodes: u32) -
                 let head = env.head(agent);
                 let obs = observation(env.cluster(), head.as_ref(), &scale);
                 let a = match behaviour.actors.get(agent) {
-                    Some(actor) if head.is_some() => {
-                        explore(actor, &obs, k, eps, cfg.gumbel_temperature, &mut explore_rng)
-                    }
+                    Some(actor) if head.is_some() => explore(
+                        actor,
+                        &obs,
+                        k,
+                        eps,
+                        cfg.gumbel_temperature,
+                        &mut explore_rng,
+                    ),
                     _ => k,
                 };
                 let action = Action::from_index(a, k).unwrap_or(Action::Defer);
@@ -228,7 +238,9 @@ pub fn train(env_cfg: &EnvConfig, cfg: &TrainConfig, seed: u64, episodes: u32) -
                 pending = Some(t);
             }
             rounds += 1;
-            if replay.len() >= cfg.warmup.max(cfg.batch) && rounds.is_multiple_of(cfg.update_every.max(1)) {
+            if replay.len() >= cfg.warmup.max(cfg.batch)
+                && rounds.is_multiple_of(cfg.update_every.max(1))
+            {
                 losses.push(learner.update(&replay)?);
                 behaviour = learner.export()?;
             }
@@ -255,13 +267,23 @@ pub fn train(env_cfg: &EnvConfig, cfg: &TrainConfig, seed: u64, episodes: u32) -
 
 /// Build the actor sizes (`obs → h → h → actions`).
 pub fn actor_sizes(env: &EnvConfig, cfg: &TrainConfig) -> Vec<usize> {
-    vec![env.obs_dim(), cfg.actor_hidden, cfg.actor_hidden, env.actions()]
+    vec![
+        env.obs_dim(),
+        cfg.actor_hidden,
+        cfg.actor_hidden,
+        env.actions(),
+    ]
 }
 
 /// Build the critic sizes (`joint obs + joint one-hot actions → h → h → 1`).
 pub fn critic_sizes(env: &EnvConfig, cfg: &TrainConfig) -> Vec<usize> {
     let n = env.agents;
-    vec![n * env.obs_dim() + n * env.actions(), cfg.critic_hidden, cfg.critic_hidden, 1]
+    vec![
+        n * env.obs_dim() + n * env.actions(),
+        cfg.critic_hidden,
+        cfg.critic_hidden,
+        1,
+    ]
 }
 
 /// Convenience for tests and the binary: a fresh network (e.g. for NaN-weight tests).

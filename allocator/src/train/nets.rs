@@ -39,7 +39,9 @@ impl Net {
         let mut h = x.clone();
         let last = self.layers.len().saturating_sub(1);
         for (i, l) in self.layers.iter().enumerate() {
-            h = h.matmul(&l.w.as_tensor().t()?)?.broadcast_add(l.b.as_tensor())?;
+            h = h
+                .matmul(&l.w.as_tensor().t()?)?
+                .broadcast_add(l.b.as_tensor())?;
             if i < last {
                 h = h.relu()?;
             }
@@ -80,12 +82,11 @@ impl Net {
         let mut layers = Vec::new();
         for l in &self.layers {
             let (output, input) = l.w.as_tensor().dims2()?;
-            let w = l
-                .w
-                .as_tensor()
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
+            let w =
+                l.w.as_tensor()
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
             let b = l.b.as_tensor().to_vec1::<f32>()?;
             layers.push(Dense {
                 input,

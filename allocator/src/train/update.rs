@@ -122,7 +122,10 @@ impl Learner {
         let a = self.one_hot(&acts)?;
         let r = Tensor::from_vec(batch.iter().map(|t| t.reward).collect(), (b, 1), &self.dev)?;
         let not_done = Tensor::from_vec(
-            batch.iter().map(|t| if t.done { 0f32 } else { 1.0 }).collect(),
+            batch
+                .iter()
+                .map(|t| if t.done { 0f32 } else { 1.0 })
+                .collect(),
             (b, 1),
             &self.dev,
         )?;
@@ -130,7 +133,10 @@ impl Learner {
         let next_obs: Vec<Vec<f32>> = batch.iter().map(|t| t.next_obs.clone()).collect();
         let mut next_acts = vec![Vec::with_capacity(n); b];
         for (j, ag) in self.agents.iter().enumerate() {
-            let scores = ag.actor_target.forward(&x2.narrow(1, j * d, d)?)?.to_vec2::<f32>()?;
+            let scores = ag
+                .actor_target
+                .forward(&x2.narrow(1, j * d, d)?)?
+                .to_vec2::<f32>()?;
             for (row, (s, o)) in scores.iter().zip(&next_obs).enumerate() {
                 let obs_j = o.get(j * d..(j + 1) * d).unwrap_or(&[]);
                 if let Some(v) = next_acts.get_mut(row) {
@@ -173,7 +179,11 @@ impl Learner {
             let a_i = ((hard - soft.detach())? + soft)?;
             let mut blocks = Vec::with_capacity(n);
             for j in 0..n {
-                blocks.push(if j == i { a_i.clone() } else { a.narrow(1, j * na, na)? });
+                blocks.push(if j == i {
+                    a_i.clone()
+                } else {
+                    a.narrow(1, j * na, na)?
+                });
             }
             let joint = Tensor::cat(&[x.clone(), Tensor::cat(&blocks, 1)?], 1)?;
             let q_pi = ag.critic.forward(&joint)?.mean_all()?;
