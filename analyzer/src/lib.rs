@@ -4,6 +4,7 @@
 //! control, the versioned dynamic state for filters, persistence in SQLite, `/metrics`, and the engine
 //! host. `main.rs` is a thin binary: the service (`serve`) and a CLI for people over the HTTP API.
 
+pub mod allocator_api;
 pub mod api;
 pub mod check;
 pub mod cli;

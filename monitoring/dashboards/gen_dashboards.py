@@ -100,12 +100,15 @@ p = [
  panel("Memory / budget (trigger 7 at > 95 % for 5 min)", [f'dwcp_engine_memory_ratio{{{E}}}'], 0, 16, 24, 8, unit="percentunit", legend=["{{engine}}"]),
 ]
 dash("dwcp-consensus-engines", "dwcp / Consensus engines", "Health and safety events of the engines hosted by the companion (ProBFT, Bullshark, T-PBFT, manager).", [ev], p)
-# 4. allocator
+# 4. allocator (metrics from the companion's POST /v1/engines/allocator/place)
 A = 'engine="allocator"'
 p = [
- panel("Allocator events by kind", [f'sum by (kind) (rate(dwcp_engine_events_total{{{A}}}[5m]))'], 0, 0, 12, 8, unit="ops", legend=["{{kind}}"]),
- panel("Allocator over-commit / integrity violations (trigger 6)", [f'sum(increase(dwcp_engine_events_total{{{A},kind="integrity_violation"}}[5m]))'], 12, 0, 12, 8, kind="stat"),
- panel("Allocator memory / budget", [f'dwcp_engine_memory_ratio{{{A}}}'], 0, 8, 12, 8, unit="percentunit", legend=["allocator"]),
- panel("Allocator circuit breaker (0 closed, 1 half-open, 2 open)", [f'dwcp_engine_breaker_state{{{A}}}'], 12, 8, 12, 8, kind="state-timeline", legend=["allocator"]),
+ panel("Allocator decisions by outcome", ['sum by (outcome) (rate(dwcp_allocator_decisions_total[5m]))'], 0, 0, 12, 8, unit="ops", legend=["{{outcome}}"]),
+ panel("Guard fallbacks to best-fit by reason", ['sum by (reason) (rate(dwcp_allocator_fallbacks_total[5m]))'], 12, 0, 12, 8, unit="ops", legend=["{{reason}}"]),
+ panel("SLA misses (deferred with zero slack)", ['rate(dwcp_allocator_sla_misses_total[5m])'], 0, 8, 8, 8, unit="ops", legend=["sla misses"]),
+ panel("Utilisation after the last placement round", ['dwcp_allocator_utilisation'], 8, 8, 8, 8, unit="percentunit", legend=["utilisation"]),
+ panel("Fallback breaker (0 closed, 1 half-open, 2 open)", ['dwcp_allocator_breaker_state'], 16, 8, 8, 8, kind="state-timeline", legend=["breaker"]),
+ panel("Weights loaded and verified", ['dwcp_allocator_model_loaded'], 0, 16, 8, 8, kind="stat"),
+ panel("Allocator integrity violations (trigger 6)", [f'sum(increase(dwcp_engine_events_total{{{A},kind="integrity_violation"}}[5m]))'], 8, 16, 8, 8, kind="stat"),
 ]
-dash("dwcp-allocator", "dwcp / Allocator (MADDPG)", "The MADDPG allocator engine: its events, memory and breaker.", [], p)
+dash("dwcp-allocator", "dwcp / Allocator (MADDPG)", "The MADDPG allocator: decisions, guard fallbacks, SLA misses, utilisation, breaker, weight integrity.", [], p)

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// An error answer: `{"error": "..."}` with a status.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -206,5 +206,9 @@ pub fn router(host: Arc<EngineHost>) -> Router {
         .route("/v1/engines/compression/compress", post(compress))
         .route("/v1/engines/compression/decompress", post(decompress))
         .route("/v1/engines/compression/model", get(model))
+        .route(
+            "/v1/engines/allocator/place",
+            post(crate::allocator_api::place),
+        )
         .with_state(host)
 }

@@ -46,5 +46,6 @@ pub fn render_engines(host: &crate::engines_api::EngineHost) -> String {
         &[("engine", "manager"), ("kind", "budget")],
         report.memory_budget_bytes as f64,
     );
+    o.0.push_str(&host.allocator_metrics());
     o.0
 }

@@ -1,0 +1,89 @@
+//! # Baseline placements
+//!
+//! The heuristics the learned policy is measured against, and the safe fallback it uses:
+//!
+//! * `random` — a uniform choice among the nodes the demand fits on (seeded);
+//! * `first_fit` — the lowest-numbered node it fits on;
+//! * `best_fit` — the node left with the least normalised free capacity after placement (Σ over
+//!   resources of free/capacity), ties to the lower number: packs tightly, keeps big holes open;
+//! * `least_loaded` — the node with the lowest utilisation now, among those it fits on.
+//!
+//! Every baseline only ever returns a node the demand fits on, or `None` (defer).
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{Cluster, Demand, RESOURCES};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    Random,
+    FirstFit,
+    BestFit,
+    LeastLoaded,
+}
+
+impl Baseline {
+    pub const ALL: [Baseline; 4] = [
+        Baseline::Random,
+        Baseline::FirstFit,
+        Baseline::BestFit,
+        Baseline::LeastLoaded,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::FirstFit => "first_fit",
+            Self::BestFit => "best_fit",
+            Self::LeastLoaded => "least_loaded",
+        }
+    }
+
+    /// The node to place `demand` on, or `None` when it fits nowhere.
+    pub fn choose(self, cluster: &Cluster, demand: Demand, rng: &mut ChaCha8Rng) -> Option<usize> {
+        match self {
+            Self::Random => crate::env::random_fit(cluster, demand, rng),
+            Self::FirstFit => (0..cluster.len()).find(|&n| cluster.fits(n, demand)),
+            Self::BestFit => best_fit(cluster, demand),
+            Self::LeastLoaded => {
+                let util = cluster.node_utilisation();
+                argmin(
+                    (0..cluster.len()).filter(|&n| cluster.fits(n, demand)),
+                    |n| util.get(n).copied().unwrap_or(f64::INFINITY),
+                )
+            }
+        }
+    }
+}
+
+/// Best-fit: the fitting node with the least normalised free capacity left after placement.
+pub fn best_fit(cluster: &Cluster, demand: Demand) -> Option<usize> {
+    argmin(
+        (0..cluster.len()).filter(|&n| cluster.fits(n, demand)),
+        |n| match (cluster.free(n), cluster.capacity(n)) {
+            (Some(f), Some(c)) => (0..RESOURCES)
+                .map(|r| {
+                    if c[r] == 0 {
+                        0.0
+                    } else {
+                        f64::from(f[r] - demand[r]) / f64::from(c[r])
+                    }
+                })
+                .sum(),
+            _ => f64::INFINITY,
+        },
+    )
+}
+
+/// The first item with the smallest key (stable: ties go to the earlier item).
+fn argmin(items: impl Iterator<Item = usize>, key: impl Fn(usize) -> f64) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for i in items {
+        let k = key(i);
+        if best.is_none_or(|(_, b)| k < b) {
+            best = Some((i, k));
+        }
+    }
+    best.map(|(i, _)| i)
+}
