@@ -19,4 +19,5 @@
 
 pub mod compression;
 pub mod manager;
+pub mod pbft;
 pub mod sim;
