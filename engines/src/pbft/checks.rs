@@ -78,7 +78,10 @@ impl Built {
 /// integrity (an honest client's request is what it submitted, and it sits in the certified
 /// batch), commit-certificate validity against the statement the output implies, and no false
 /// accusation.
-pub fn safety_invariants(keys: PublicKeys, cfg: PbftConfig) -> Vec<Box<dyn Invariant<Submit, Decided>>> {
+pub fn safety_invariants(
+    keys: PublicKeys,
+    cfg: PbftConfig,
+) -> Vec<Box<dyn Invariant<Submit, Decided>>> {
     // Certificates are checked against the honest threshold even when the replicas run a
     // planted bug: the checker encodes the specification, not the implementation.
     let honest_q = (2 * cfg.f + 1) as usize;
@@ -96,19 +99,25 @@ pub fn safety_invariants(keys: PublicKeys, cfg: PbftConfig) -> Vec<Box<dyn Invar
                 if !ctx.honest.contains(&r.client) {
                     return Ok(());
                 }
-                let submitted = ctx
-                    .inputs
-                    .get(&r.client)
-                    .is_some_and(|i| i.iter().any(|(_, s)| s.id == r.id && *s.payload == *r.payload));
+                let submitted = ctx.inputs.get(&r.client).is_some_and(|i| {
+                    i.iter()
+                        .any(|(_, s)| s.id == r.id && *s.payload == *r.payload)
+                });
                 if submitted {
                     Ok(())
                 } else {
-                    Err(format!("node {node} executed ({}, {}) never submitted", r.client, r.id))
+                    Err(format!(
+                        "node {node} executed ({}, {}) never submitted",
+                        r.client, r.id
+                    ))
                 }
             },
         )),
         Box::new(CertificateValidity::new(keys, honest_q, |d: &Decided| {
-            (commit_statement(d.view, d.seq, &batch_digest(&d.batch)), &*d.cert)
+            (
+                commit_statement(d.view, d.seq, &batch_digest(&d.batch)),
+                &*d.cert,
+            )
         })),
         Box::new(NoFalseAccusation),
     ]

@@ -51,7 +51,7 @@ impl Replica {
         self.executed = seq;
         self.persist_entry(&entry, out);
         self.ledger.insert(seq, entry);
-        if seq % self.cfg.checkpoint_interval == 0 {
+        if seq.is_multiple_of(self.cfg.checkpoint_interval) {
             let me = self.id();
             let state = self.state;
             let sig = self.signer.sign(&checkpoint_statement(seq, &state));
@@ -105,21 +105,33 @@ impl Replica {
         sig: &[u8; 64],
         out: &mut Outbox<PbftMsg>,
     ) {
-        if seq <= self.stable.seq || seq % self.cfg.checkpoint_interval != 0 {
+        if seq <= self.stable.seq || !seq.is_multiple_of(self.cfg.checkpoint_interval) {
             return;
         }
         let votes = self.checkpoints.entry(seq).or_default();
         if votes.get(state).and_then(|v| v.get(&signer)) == Some(sig) {
             return;
         }
-        if !self.keys.verify(signer, &checkpoint_statement(seq, state), sig) {
-            out.alarm(AlarmKind::BadSignature, None, "checkpoint with a bad signature");
+        if !self
+            .keys
+            .verify(signer, &checkpoint_statement(seq, state), sig)
+        {
+            out.alarm(
+                AlarmKind::BadSignature,
+                None,
+                "checkpoint with a bad signature",
+            );
             return;
         }
         votes.entry(*state).or_default().insert(signer, *sig);
         if seq > self.executed {
             // Behind: ask this signer for what it executed (certificates are checked).
-            out.send(signer, PbftMsg::Fetch { from_seq: self.executed + 1 });
+            out.send(
+                signer,
+                PbftMsg::Fetch {
+                    from_seq: self.executed + 1,
+                },
+            );
         }
         self.try_stabilise(now, seq, out);
     }
@@ -163,7 +175,12 @@ impl Replica {
         self.commits.retain(|(_, q), _| *q > s);
         self.committed.retain(|q, _| *q > s);
         self.checkpoints.retain(|q, _| *q > s);
-        let dropped: Vec<(u64, u64)> = self.voted.range(..).filter(|((_, q), _)| *q <= s).map(|(k, _)| *k).collect();
+        let dropped: Vec<(u64, u64)> = self
+            .voted
+            .range(..)
+            .filter(|((_, q), _)| *q <= s)
+            .map(|(k, _)| *k)
+            .collect();
         for k in dropped {
             self.voted.remove(&k);
             self.commit_voted.remove(&k);
@@ -185,7 +202,11 @@ impl Replica {
         if seq == self.executed {
             return Some(self.state);
         }
-        let mut state = if self.stable.seq < seq { self.stable.state } else { return None };
+        let mut state = if self.stable.seq < seq {
+            self.stable.state
+        } else {
+            return None;
+        };
         for q in self.stable.seq + 1..=seq {
             let e = self.ledger.get(&q)?;
             state = next_state(&state, q, &batch_digest(&e.batch));
@@ -194,7 +215,7 @@ impl Replica {
     }
 
     pub(super) fn retransmit_checkpoint(&self, out: &mut Outbox<PbftMsg>) {
-        let k = self.cfg.checkpoint_interval;
+        let k = self.cfg.checkpoint_interval.max(1);
         let last = self.executed / k * k;
         if last == 0 {
             return;
@@ -215,18 +236,32 @@ impl Replica {
         if from_seq > self.executed || to == self.id() {
             return;
         }
-        if self.last_served.get(&to).is_some_and(|t| now < t + self.cfg.retransmit_ms / 2) {
+        if self
+            .last_served
+            .get(&to)
+            .is_some_and(|t| now < t + self.cfg.retransmit_ms / 2)
+        {
             return;
         }
         self.last_served.insert(to, now);
         let end = self.executed.min(from_seq + FETCH_MAX - 1);
-        let es: Vec<LedgerEntry> = self.ledger.range(from_seq..=end).map(|(_, e)| e.clone()).collect();
+        let es: Vec<LedgerEntry> = self
+            .ledger
+            .range(from_seq..=end)
+            .map(|(_, e)| e.clone())
+            .collect();
         if !es.is_empty() {
             out.send(to, PbftMsg::Entries(Arc::new(es)));
         }
     }
 
-    pub(super) fn on_fetch(&mut self, now: u64, from: NodeId, from_seq: u64, out: &mut Outbox<PbftMsg>) {
+    pub(super) fn on_fetch(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        from_seq: u64,
+        out: &mut Outbox<PbftMsg>,
+    ) {
         self.serve(now, from, from_seq, out);
     }
 
@@ -238,7 +273,11 @@ impl Replica {
             }
             let stmt = commit_statement(e.view, e.seq, &batch_digest(&e.batch));
             if e.cert.statement != stmt || e.cert.verify(&self.keys, self.cfg.quorum()).is_err() {
-                out.alarm(AlarmKind::Garbage, None, "state transfer entry without a valid commit certificate");
+                out.alarm(
+                    AlarmKind::Garbage,
+                    None,
+                    "state transfer entry without a valid commit certificate",
+                );
                 return;
             }
             if !e.batch.iter().all(|r| self.valid_request(r)) {

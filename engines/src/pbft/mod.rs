@@ -56,8 +56,6 @@ use crate::sim::protocol::NodeId;
 pub enum PlantedBug {
     /// Prepare and commit quorums of `2f` instead of `2f + 1`.
     QuorumTwoF,
-    /// Do not persist prepare votes: after a restart the replica can vote for a second digest.
-    ForgetVoteOnRecover,
 }
 
 /// Parameters shared by all replicas of a run.
@@ -247,7 +245,13 @@ impl Decided {
 }
 
 pub fn request_statement(client: NodeId, id: u64, payload: &[u8]) -> Vec<u8> {
-    hash_parts(&[b"pbft-req", &client.to_le_bytes(), &id.to_le_bytes(), payload]).to_vec()
+    hash_parts(&[
+        b"pbft-req",
+        &client.to_le_bytes(),
+        &id.to_le_bytes(),
+        payload,
+    ])
+    .to_vec()
 }
 
 pub fn request_digest(r: &Request) -> Digest32 {
@@ -268,11 +272,23 @@ pub fn batch_digest(batch: &[Request]) -> Digest32 {
 }
 
 pub fn prepare_statement(view: u64, seq: u64, digest: &Digest32) -> Vec<u8> {
-    hash_parts(&[b"pbft-prepare", &view.to_le_bytes(), &seq.to_le_bytes(), digest]).to_vec()
+    hash_parts(&[
+        b"pbft-prepare",
+        &view.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ])
+    .to_vec()
 }
 
 pub fn commit_statement(view: u64, seq: u64, digest: &Digest32) -> Vec<u8> {
-    hash_parts(&[b"pbft-commit", &view.to_le_bytes(), &seq.to_le_bytes(), digest]).to_vec()
+    hash_parts(&[
+        b"pbft-commit",
+        &view.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ])
+    .to_vec()
 }
 
 pub fn checkpoint_statement(seq: u64, state: &Digest32) -> Vec<u8> {

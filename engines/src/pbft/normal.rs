@@ -13,8 +13,11 @@ use super::{
 
 impl Replica {
     pub(super) fn valid_request(&self, r: &Request) -> bool {
-        self.keys
-            .verify(r.client, &request_statement(r.client, r.id, &r.payload), &r.sig)
+        self.keys.verify(
+            r.client,
+            &request_statement(r.client, r.id, &r.payload),
+            &r.sig,
+        )
     }
 
     pub(super) fn on_request(&mut self, now: u64, r: &Arc<Request>, out: &mut Outbox<PbftMsg>) {
@@ -28,7 +31,11 @@ impl Replica {
             return;
         }
         if !self.valid_request(r) {
-            out.alarm(AlarmKind::BadSignature, None, "request with a bad client signature");
+            out.alarm(
+                AlarmKind::BadSignature,
+                None,
+                "request with a bad client signature",
+            );
             return;
         }
         self.pending.insert(key, Arc::clone(r));
@@ -104,7 +111,10 @@ impl Replica {
         if let Some((d, _)) = self.accepted.get(&(view, seq)) {
             if *d != digest {
                 let primary = self.cfg.primary(view);
-                if self.keys.verify(primary, &prepare_statement(view, seq, &digest), sig) {
+                if self
+                    .keys
+                    .verify(primary, &prepare_statement(view, seq, &digest), sig)
+                {
                     out.alarm(
                         AlarmKind::Equivocation,
                         Some(primary),
@@ -115,8 +125,15 @@ impl Replica {
             return;
         }
         let primary = self.cfg.primary(view);
-        if !self.keys.verify(primary, &prepare_statement(view, seq, &digest), sig) {
-            out.alarm(AlarmKind::BadSignature, None, "pre-prepare with a bad signature");
+        if !self
+            .keys
+            .verify(primary, &prepare_statement(view, seq, &digest), sig)
+        {
+            out.alarm(
+                AlarmKind::BadSignature,
+                None,
+                "pre-prepare with a bad signature",
+            );
             return;
         }
         if !batch.iter().all(|r| self.valid_request(r)) {
@@ -196,11 +213,21 @@ impl Replica {
         if votes.get(digest).and_then(|v| v.get(&signer)) == Some(sig) {
             return;
         }
-        if !self.keys.verify(signer, &prepare_statement(view, seq, digest), sig) {
-            out.alarm(AlarmKind::BadSignature, None, "prepare with a bad signature");
+        if !self
+            .keys
+            .verify(signer, &prepare_statement(view, seq, digest), sig)
+        {
+            out.alarm(
+                AlarmKind::BadSignature,
+                None,
+                "prepare with a bad signature",
+            );
             return;
         }
-        if votes.iter().any(|(d, v)| d != digest && v.contains_key(&signer)) {
+        if votes
+            .iter()
+            .any(|(d, v)| d != digest && v.contains_key(&signer))
+        {
             out.alarm(
                 AlarmKind::Equivocation,
                 Some(signer),
@@ -265,7 +292,10 @@ impl Replica {
         if votes.get(digest).and_then(|v| v.get(&signer)) == Some(sig) {
             return;
         }
-        if !self.keys.verify(signer, &commit_statement(view, seq, digest), sig) {
+        if !self
+            .keys
+            .verify(signer, &commit_statement(view, seq, digest), sig)
+        {
             out.alarm(AlarmKind::BadSignature, None, "commit with a bad signature");
             return;
         }

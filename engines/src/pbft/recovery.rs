@@ -19,9 +19,11 @@ use crate::sim::protocol::Outbox;
 use crate::sim::wire::Reader;
 
 use super::replica::Replica;
-use super::wire::{get_entry, get_proof, get_request, get_stable, put_entry, put_request, put_stable};
-use super::{batch_digest, next_state, PbftConfig, PbftMsg, PlantedBug, PreparedProof, Request, Stable};
+use super::wire::{
+    get_entry, get_proof, get_request, get_stable, put_entry, put_request, put_stable,
+};
 use super::LedgerEntry;
+use super::{batch_digest, next_state, PbftConfig, PbftMsg, PreparedProof, Request, Stable};
 
 fn key2(tag: u8, a: u64, b: u64) -> Vec<u8> {
     let mut k = vec![tag];
@@ -53,14 +55,24 @@ impl Replica {
         out.persist(b"n".to_vec(), self.next_seq.to_le_bytes().to_vec());
     }
 
-    pub(super) fn persist_vote(&mut self, view: u64, seq: u64, d: &Digest32, out: &mut Outbox<PbftMsg>) {
+    pub(super) fn persist_vote(
+        &mut self,
+        view: u64,
+        seq: u64,
+        d: &Digest32,
+        out: &mut Outbox<PbftMsg>,
+    ) {
         self.voted.insert((view, seq), *d);
-        if !self.cfg.has(PlantedBug::ForgetVoteOnRecover) {
-            out.persist(key2(b'v', view, seq), d.to_vec());
-        }
+        out.persist(key2(b'v', view, seq), d.to_vec());
     }
 
-    pub(super) fn persist_commit_vote(&self, view: u64, seq: u64, d: &Digest32, out: &mut Outbox<PbftMsg>) {
+    pub(super) fn persist_commit_vote(
+        &self,
+        view: u64,
+        seq: u64,
+        d: &Digest32,
+        out: &mut Outbox<PbftMsg>,
+    ) {
         out.persist(key2(b'c', view, seq), d.to_vec());
     }
 
@@ -70,9 +82,6 @@ impl Replica {
     }
 
     pub(super) fn persist_proof(&self, p: &PreparedProof, out: &mut Outbox<PbftMsg>) {
-        if self.cfg.has(PlantedBug::ForgetVoteOnRecover) {
-            return;
-        }
         let mut buf = Vec::new();
         put_entry(&mut buf, p.view, p.seq, &p.batch, &p.cert);
         out.persist(key1(b'p', p.seq), buf);
@@ -117,7 +126,10 @@ impl Replica {
         if let Some(n) = store.get(b"n").and_then(be_le) {
             r.next_seq = n;
         }
-        if let Some(s) = store.get(b"s").and_then(|b| get_stable(&mut Reader::new(b)).ok()) {
+        if let Some(s) = store
+            .get(b"s")
+            .and_then(|b| get_stable(&mut Reader::new(b)).ok())
+        {
             r.stable = s;
         }
         for (k, v) in store.with_prefix(b"l") {
@@ -139,7 +151,9 @@ impl Replica {
         }
         for (tag, map) in [(b'v', &mut r.voted), (b'c', &mut r.commit_voted)] {
             for (k, v) in store.with_prefix(&[tag]) {
-                if let (Some(view), Some(seq), Ok(d)) = (be(k, 1), be(k, 9), <[u8; 32]>::try_from(v)) {
+                if let (Some(view), Some(seq), Ok(d)) =
+                    (be(k, 1), be(k, 9), <[u8; 32]>::try_from(v))
+                {
                     map.insert((view, seq), d);
                 }
             }

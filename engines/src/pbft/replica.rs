@@ -156,7 +156,12 @@ impl Replica {
             self.idle += 1;
         }
         if self.idle > self.cfg.idle_rounds {
-            self.ticking = false;
+            // Quiet: a slow heartbeat pulls what peers executed beyond us (anti-entropy), so a
+            // replica that was cut off catches up even when no new request arrives.
+            out.broadcast(PbftMsg::Fetch {
+                from_seq: self.executed + 1,
+            });
+            out.set_timer(TICK, now + self.cfg.retransmit_ms * 10);
             return;
         }
         for r in self.mine.values() {

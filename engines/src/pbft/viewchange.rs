@@ -32,14 +32,21 @@ impl Replica {
             signer: self.id(),
             executed: self.executed,
             stable: self.stable.clone(),
-            prepared: self.proofs.range(self.stable.seq + 1..).map(|(_, p)| p.clone()).collect(),
+            prepared: self
+                .proofs
+                .range(self.stable.seq + 1..)
+                .map(|(_, p)| p.clone())
+                .collect(),
             sig: [0; 64],
         };
         vc.sig = self.signer.sign(&view_change_statement(&vc));
         let vc = Arc::new(vc);
         self.my_vc = Some(Arc::clone(&vc));
         let me = self.id();
-        self.vcs.entry(view).or_default().insert(me, Arc::clone(&vc));
+        self.vcs
+            .entry(view)
+            .or_default()
+            .insert(me, Arc::clone(&vc));
         self.vcs.retain(|v, _| *v >= view);
         out.broadcast(PbftMsg::ViewChange(vc));
         self.arm_view_timer(now, out);
@@ -49,7 +56,10 @@ impl Replica {
 
     /// Signature, stable certificate and every prepare certificate of a view change.
     fn valid_vc(&self, vc: &ViewChange) -> bool {
-        if !self.keys.verify(vc.signer, &view_change_statement(vc), &vc.sig) {
+        if !self
+            .keys
+            .verify(vc.signer, &view_change_statement(vc), &vc.sig)
+        {
             return false;
         }
         let q = self.cfg.quorum();
@@ -70,7 +80,12 @@ impl Replica {
             })
     }
 
-    pub(super) fn on_view_change(&mut self, now: u64, vc: &Arc<ViewChange>, out: &mut Outbox<PbftMsg>) {
+    pub(super) fn on_view_change(
+        &mut self,
+        now: u64,
+        vc: &Arc<ViewChange>,
+        out: &mut Outbox<PbftMsg>,
+    ) {
         if vc.executed < self.executed {
             self.serve(now, vc.signer, vc.executed + 1, out);
         }
@@ -84,14 +99,21 @@ impl Replica {
         if vc.view < self.view {
             return;
         }
-        if self.vcs.get(&vc.view).is_some_and(|m| m.get(&vc.signer) == Some(vc)) {
+        if self
+            .vcs
+            .get(&vc.view)
+            .is_some_and(|m| m.get(&vc.signer) == Some(vc))
+        {
             return;
         }
         if !self.valid_vc(vc) {
             out.alarm(AlarmKind::BadSignature, None, "invalid view change");
             return;
         }
-        self.vcs.entry(vc.view).or_default().insert(vc.signer, Arc::clone(vc));
+        self.vcs
+            .entry(vc.view)
+            .or_default()
+            .insert(vc.signer, Arc::clone(vc));
         // Join the smallest higher view that f + 1 replicas ask for.
         let mut askers = std::collections::BTreeSet::new();
         let mut smallest = None;
@@ -137,7 +159,13 @@ impl Replica {
         }
         let max = best.keys().next_back().copied().unwrap_or(stable.seq);
         let pre = (stable.seq + 1..=max)
-            .map(|s| (s, best.get(&s).map_or_else(|| Arc::new(Vec::new()), |(_, b)| Arc::clone(b))))
+            .map(|s| {
+                (
+                    s,
+                    best.get(&s)
+                        .map_or_else(|| Arc::new(Vec::new()), |(_, b)| Arc::clone(b)),
+                )
+            })
             .collect();
         (stable, pre)
     }
@@ -177,7 +205,11 @@ impl Replica {
         let mut signers = std::collections::BTreeSet::new();
         for vc in &nv.vcs {
             if vc.view != nv.view || !signers.insert(vc.signer) || !self.valid_vc(vc) {
-                out.alarm(AlarmKind::Garbage, None, "new view with an invalid view change");
+                out.alarm(
+                    AlarmKind::Garbage,
+                    None,
+                    "new view with an invalid view change",
+                );
                 return;
             }
         }
@@ -189,10 +221,18 @@ impl Replica {
             && pre.iter().zip(&nv.pre).all(|((s, b), (s2, b2, sig))| {
                 s == s2
                     && batch_digest(b) == batch_digest(b2)
-                    && self.keys.verify(primary, &prepare_statement(nv.view, *s, &batch_digest(b)), sig)
+                    && self.keys.verify(
+                        primary,
+                        &prepare_statement(nv.view, *s, &batch_digest(b)),
+                        sig,
+                    )
             });
         if !matches {
-            out.alarm(AlarmKind::Garbage, None, "new view whose re-proposals do not follow from its view changes");
+            out.alarm(
+                AlarmKind::Garbage,
+                None,
+                "new view whose re-proposals do not follow from its view changes",
+            );
             return;
         }
         self.view = nv.view;
@@ -208,7 +248,12 @@ impl Replica {
         if stable.seq > self.executed {
             for vc in &nv.vcs {
                 if vc.executed > self.executed {
-                    out.send(vc.signer, PbftMsg::Fetch { from_seq: self.executed + 1 });
+                    out.send(
+                        vc.signer,
+                        PbftMsg::Fetch {
+                            from_seq: self.executed + 1,
+                        },
+                    );
                 }
             }
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::sim::crypto::Certificate;
 use crate::sim::wire::{put_bytes, put_u32, put_u64, put_u8, DecodeError, Reader, Wire};
 
-use super::{Batch, Decided, LedgerEntry, PbftMsg, PreparedProof, Request, Stable, Submit, ViewChange};
+use super::{
+    Batch, Decided, LedgerEntry, PbftMsg, PreparedProof, Request, Stable, Submit, ViewChange,
+};
 
 const MAX_ITEMS: u32 = 1 << 20;
 
@@ -70,7 +72,13 @@ pub(super) fn get_cert(r: &mut Reader<'_>) -> Result<Certificate, DecodeError> {
 }
 
 /// `(view, seq, batch, cert)`: a ledger entry or a prepared proof.
-pub(super) fn put_entry(buf: &mut Vec<u8>, view: u64, seq: u64, batch: &[Request], cert: &Certificate) {
+pub(super) fn put_entry(
+    buf: &mut Vec<u8>,
+    view: u64,
+    seq: u64,
+    batch: &[Request],
+    cert: &Certificate,
+) {
     put_u64(buf, view);
     put_u64(buf, seq);
     put_batch(buf, batch);
@@ -138,23 +146,52 @@ impl Wire for PbftMsg {
                 put_u8(buf, 0);
                 put_request(buf, r);
             }
-            Self::PrePrepare { view, seq, batch, sig } => {
+            Self::PrePrepare {
+                view,
+                seq,
+                batch,
+                sig,
+            } => {
                 put_u8(buf, 1);
                 put_u64(buf, *view);
                 put_u64(buf, *seq);
                 put_batch(buf, batch);
                 buf.extend_from_slice(sig);
             }
-            Self::Prepare { view, seq, digest, signer, sig }
-            | Self::Commit { view, seq, digest, signer, sig } => {
-                put_u8(buf, if matches!(self, Self::Prepare { .. }) { 2 } else { 3 });
+            Self::Prepare {
+                view,
+                seq,
+                digest,
+                signer,
+                sig,
+            }
+            | Self::Commit {
+                view,
+                seq,
+                digest,
+                signer,
+                sig,
+            } => {
+                put_u8(
+                    buf,
+                    if matches!(self, Self::Prepare { .. }) {
+                        2
+                    } else {
+                        3
+                    },
+                );
                 put_u64(buf, *view);
                 put_u64(buf, *seq);
                 buf.extend_from_slice(digest);
                 put_u32(buf, *signer);
                 buf.extend_from_slice(sig);
             }
-            Self::Checkpoint { seq, state, signer, sig } => {
+            Self::Checkpoint {
+                seq,
+                state,
+                signer,
+                sig,
+            } => {
                 put_u8(buf, 4);
                 put_u64(buf, *seq);
                 buf.extend_from_slice(state);
@@ -179,7 +216,13 @@ impl Wire for PbftMsg {
                     buf.extend_from_slice(sig);
                 }
             }
-            Self::Reply { client, id, seq, signer, sig } => {
+            Self::Reply {
+                client,
+                id,
+                seq,
+                signer,
+                sig,
+            } => {
                 put_u8(buf, 7);
                 put_u32(buf, *client);
                 put_u64(buf, *id);
