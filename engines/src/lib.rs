@@ -7,6 +7,7 @@
 //!   discrete-event network simulator with the ENGINES.md fault model, invariant checkers, crypto
 //!   helpers (ed25519 signatures, certificates, SHA-256 digests), and a signed reliable broadcast
 //!   as the reference protocol that tests the simulator itself.
+//! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
 //!   single-flight recovery, circuit breakers, degradation levels (ENGINES.md §1).
 //! * [`compression`] — the Compression Selector: real codecs, checksummed frames, sampled features,
@@ -19,4 +20,5 @@
 
 pub mod compression;
 pub mod manager;
+pub mod pbft;
 pub mod sim;
