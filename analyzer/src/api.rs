@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC.md 5 (JSON). Mutating endpoints and telemetry need `Authorization: Bearer
+//! The companion's HTTP API (JSON; the routes are listed in the README). Mutating endpoints and telemetry need `Authorization: Bearer
 //! <token>`; reads are open. Errors are JSON `{"error": "..."}` with a 4xx status and change nothing.
 
 use crate::controller::{ApiError, Controller};

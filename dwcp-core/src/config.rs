@@ -49,7 +49,7 @@ pub struct RawConfig {
     /// TEST ONLY: a request carrying this header makes the filter panic (to prove fail-safety).
     #[serde(default)]
     pub test_panic_header: Option<String>,
-    /// Shadow comparison settings (SPEC.md 2.6).
+    /// Shadow comparison settings.
     #[serde(default)]
     pub shadow: crate::shadow::RawShadow,
 }
@@ -156,7 +156,7 @@ fn root_path() -> String {
     "/".into()
 }
 
-/// The default segment rule of SPEC.md 2.2, as a flagd flag definition.
+/// The default segment rule (internal by e-mail domain, beta opt-in, premium, enterprise, standard; first match wins), as a flagd flag definition.
 pub fn default_segments() -> Value {
     json!({
         "state": "ENABLED",

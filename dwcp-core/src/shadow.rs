@@ -1,4 +1,4 @@
-//! Shadow comparison (SPEC.md 2.6): settings, eligibility, the pure comparison of a primary and a shadow
+//! Shadow comparison: settings, eligibility, the pure comparison of a primary and a shadow
 //! answer, the per-rollout [`ShadowStats`] accumulator shipped in telemetry batches, and the bounded
 //! [`MismatchSample`]s sent as evidence.
 //!

@@ -2,7 +2,7 @@
 //!
 //! Every DWCP engine reports safety and health through one typed enum, [`EngineEvent`], serialised
 //! with a `kind` tag so the companion can store it as rollout evidence verbatim. Four variants are
-//! the signals of ENGINES.md (`ByzantineAttackDetected`, `DataIntegrityViolation`,
+//! the engines' safety signals (`ByzantineAttackDetected`, `DataIntegrityViolation`,
 //! `CircuitBreakerStorm`, `MemoryExhaustion`); two are raw observations (`BreakerOpened`,
 //! `MemorySample`) that [`TriggerWindow`] aggregates into the storm and memory signals.
 //!

@@ -51,7 +51,7 @@ pub struct Batch {
     /// Decision reasons and filter-level events (`bad_header`, `no_key`, `stale`, …) since the last batch.
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
-    /// Shadow comparisons per rollout (SPEC.md 2.6).
+    /// Shadow comparisons per rollout.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shadow: BTreeMap<String, ShadowStats>,
     /// A bounded sample of mismatches, as evidence.

@@ -4,14 +4,14 @@
 //! depends on `dwcp-core` for the signal contract only; the core knows nothing of the engines.
 //!
 //! * [`sim`] — the shared foundation: the sans-IO [`sim::Protocol`] trait, a deterministic seeded
-//!   discrete-event network simulator with the ENGINES.md fault model, invariant checkers, crypto
+//!   discrete-event network simulator with a fault model (delay, drop, duplicate, reorder, partitions, crashes, GST, Byzantine nodes), invariant checkers, crypto
 //!   helpers (ed25519 signatures, certificates, SHA-256 digests), and a signed reliable broadcast
 //!   as the reference protocol that tests the simulator itself.
 //! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
-//!   single-flight recovery, circuit breakers, degradation levels (ENGINES.md §1).
+//!   single-flight recovery, circuit breakers, degradation levels.
 //! * [`compression`] — the Compression Selector: real codecs, checksummed frames, sampled features,
-//!   a selection model learned from measurements, corpus, oracle and evaluation (ENGINES.md §2).
+//!   a selection model learned from measurements, corpus, oracle and evaluation.
 //!
 //! Everything here is a state machine or a pure function: time is a `now_ms` argument, randomness
 //! is a seeded ChaCha RNG passed in, and nothing performs I/O (`clippy.toml` bans clock reads and

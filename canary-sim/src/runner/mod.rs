@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use window::{segment_shares, TrackScratch};
 
-/// The spec of SPEC.md 3 without the shadow phase, `phase_s` per phase.
+/// The default ladder (1 → 5 → 10 → 25 → 50 → 100 %) without the shadow phase, `phase_s` per phase.
 pub fn sim_spec(phase_s: u64) -> RolloutSpec {
     let mut s = RolloutSpec::default_for("sim");
     s.phases = RolloutSpec::default_phases(phase_s * 1000)

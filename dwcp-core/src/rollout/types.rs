@@ -52,7 +52,7 @@ impl TrackAgg {
     }
 }
 
-/// Shadow comparisons of a window (SPEC.md 2.6).
+/// Shadow comparisons of a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShadowAgg {
     pub compared: u64,

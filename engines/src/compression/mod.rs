@@ -1,4 +1,4 @@
-//! # Compression Selector (ENGINES.md §2)
+//! # Compression Selector
 //!
 //! * [`codec`] — zstd (levels 1, 3, 9), lz4, snappy, none.
 //! * [`frame`] — checksummed frames, verified on every decompress.

@@ -14,7 +14,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Defaults from ENGINES.md §1.
+/// Defaults: open on 5 consecutive failures or >= 50 % of the last 20 calls, open 30 s, half-open
+/// lets 3 probes through and closes after 2 successes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerConfig {
     pub consecutive_failures: u32,

@@ -1,4 +1,4 @@
-//! # The DWCP Manager (ENGINES.md §1)
+//! # The DWCP Manager
 //!
 //! A coordinator over caller-provided [`Component`]s: a [`Registry`] started in dependency order,
 //! a health loop and a metrics loop driven by [`Manager::tick`] on an injected clock (`now_ms`),
@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use dwcp_core::signals::EngineEvent;
 
-/// Manager settings (all configuration, defaults from ENGINES.md).
+/// Manager settings (all configuration, defaults as documented on each field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagerConfig {
     pub engine: String,

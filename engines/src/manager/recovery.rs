@@ -10,7 +10,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Defaults from ENGINES.md §1.
+/// Defaults: backoff 1 s / 2 s / 4 s with jitter, 3 tries, then the component is `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryConfig {
     pub backoff_ms: u64,

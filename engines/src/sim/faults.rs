@@ -1,4 +1,4 @@
-//! # The fault model (ENGINES.md, shared foundation)
+//! # The fault model shared by every consensus engine
 //!
 //! Probabilities are integers in parts per million so that boundaries are exact. Before GST a
 //! message's delay is uniform in `[min_delay_ms, max_delay_ms]` (plus `reorder_extra_ms` for the

@@ -1,6 +1,6 @@
 //! # Byzantine node implementations for the signed echo broadcast
 //!
-//! Each [`Behaviour`] is an alternate implementation of the same [`Protocol`] (ENGINES.md's fault
+//! Each [`Behaviour`] is an alternate implementation of the same [`Protocol`] (the simulator's fault
 //! model): equivocate, double-vote (echo conflicting values, optionally to chosen recipients —
 //! the colluding attack that breaks f+1), vote for garbage (invalid signatures and certificates),
 //! forge the sender (spoofed network sender, wrong key: must fail signature checks), and spam (validly signed echoes far outside the window — the
