@@ -75,13 +75,13 @@ for line in sys.stdin:\n    u = line.rstrip('\\n')\n    print(u, (murmur3_32(('d
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 (the bucketing reference)");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for u in users {
-            writeln!(stdin, "{u}").unwrap();
-        }
-    }
+    // Feed stdin from a thread while stdout is read: both pipes are bounded, so writing all 20 000
+    // ids before reading would deadlock once Python's output fills its pipe.
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = users.iter().map(|u| format!("{u}\n")).collect();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
     assert!(out.status.success(), "reference bucketing failed");
     let text = String::from_utf8(out.stdout).unwrap();
     let map: std::collections::BTreeMap<String, u32> = text
