@@ -37,7 +37,17 @@ pub struct Rollout {
     /// Stable latency over the rollout's life: the p99 reference of the latency test.
     pub stable_reference: Histogram,
     pub error_test: ErrorTest,
-    pub latency_test: ExceedanceTest,
+    /// "Whose slow request is it?": requests of *both* tracks above a threshold set from past stable
+    /// latency, fed to the same test as errors (valid whatever the threshold or a shared drift).
+    #[serde(default, deserialize_with = "types::latency_test_compat")]
+    pub latency_test: ErrorTest,
+    /// Canary requests against the expected share (`θ < 1`): the sequential test behind trigger 4.
+    #[serde(default = "ErrorTest::shortfall")]
+    pub throughput_test: ErrorTest,
+    /// Shadow comparisons slower than the primary by more than the tolerance, against a null of 1/2
+    /// (exchangeable copies: `P(D > d) ≤ 1/2` for `d ≥ 0`): the test behind the shadow-latency rule.
+    #[serde(default = "types::shadow_latency_default")]
+    pub shadow_latency_test: ExceedanceTest,
     pub shadow_error_test: ErrorTest,
     pub shadow_mismatch_test: ExceedanceTest,
     pub last_verdict: Option<Verdict>,
@@ -61,7 +71,9 @@ impl Rollout {
             phase_shadow: ShadowAgg::default(),
             stable_reference: Histogram::new(),
             error_test: ErrorTest::new(),
-            latency_test: ExceedanceTest::new(0.01),
+            latency_test: ErrorTest::new(),
+            throughput_test: ErrorTest::shortfall(),
+            shadow_latency_test: types::shadow_latency_default(),
             shadow_error_test: ErrorTest::new(),
             shadow_mismatch_test: ExceedanceTest::new(mismatch_p0),
             last_verdict: None,
@@ -167,7 +179,7 @@ impl Rollout {
             "phase_canary": {"requests": self.phase_canary.requests, "errors": self.phase_canary.errors},
             "error_test": {"canary_errors": self.error_test.canary_errors, "stable_errors": self.error_test.stable_errors,
                            "log_e_value": self.error_test.log_e_value()},
-            "latency_test": {"slow": self.latency_test.hits, "canary": self.latency_test.trials,
+            "latency_test": {"canary_slow": self.latency_test.canary_errors, "stable_slow": self.latency_test.stable_errors,
                              "log_e_value": self.latency_test.log_e_value()},
             "shadow": self.phase_shadow,
             "last_windows": self.recent,
@@ -222,14 +234,27 @@ impl Rollout {
         if total > 0 {
             let s = w.canary.requests as f64 / total as f64;
             self.error_test.observe(w.canary.errors, w.stable.errors, s);
+            // Throughput: the canary's requests against the share the filters were told to route.
+            let s_exp = w.expected_canary / total as f64;
+            self.throughput_test
+                .observe(w.canary.requests, w.stable.requests, s_exp);
         }
-        // Latency: canary requests slower than stable's p99 × tolerance, once the reference is trusted.
+        // Latency: requests of both tracks slower than past stable p99 × tolerance (threshold from the
+        // reference *before* this window), once the reference is trusted; the slow ones go into the
+        // "whose is it?" test at the window's latency-sample share.
         let g = &self.spec.guardrails;
         if self.stable_reference.count >= g.min_stable_for_p99 {
             if let Some(p99) = self.stable_reference.quantile(0.99) {
                 let bound = (p99 * g.latency_tolerance).max(p99 + g.latency_floor_ms * 1000.0);
-                let slow = w.canary.latency_us.count_above(bound);
-                self.latency_test.observe(slow, w.canary.latency_us.count);
+                let (cl, sl) = (&w.canary.latency_us, &w.stable.latency_us);
+                let n = cl.count + sl.count;
+                if n > 0 {
+                    self.latency_test.observe(
+                        cl.count_above(bound),
+                        sl.count_above(bound),
+                        cl.count as f64 / n as f64,
+                    );
+                }
             }
         }
         self.stable_reference.merge(&w.stable.latency_us);
@@ -243,6 +268,9 @@ impl Rollout {
             );
             self.shadow_mismatch_test
                 .observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
+            let d = &sh.latency_delta_us;
+            let slower = d.count_above(g.max_shadow_latency_delta_ms * 1000.0);
+            self.shadow_latency_test.observe(slower, d.count);
         }
         if w.current_phase {
             self.phase_stable.merge(&w.stable);
@@ -402,5 +430,7 @@ impl Rollout {
     }
 }
 
+#[cfg(test)]
+mod alpha_tests;
 #[cfg(test)]
 mod tests;

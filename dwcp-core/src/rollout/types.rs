@@ -5,7 +5,30 @@
 use super::judge::Verdict;
 use crate::histogram::Histogram;
 use crate::signals::Trigger;
-use serde::{Deserialize, Serialize};
+use crate::stats::{ErrorTest, ExceedanceTest};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Reads `Rollout::latency_test`. Rollouts stored before the latency test became the two-track
+/// "whose slow request is it?" test hold a one-sample exceedance test there; such a rollout continues
+/// with a fresh two-track test (a new test started at a known time is again a martingale from 1, so the
+/// budget is not exceeded; only the old evidence is dropped).
+pub(super) fn latency_test_compat<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorTest, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Compat {
+        Now(ErrorTest),
+        Legacy(#[allow(dead_code)] ExceedanceTest),
+    }
+    Ok(match Compat::deserialize(d)? {
+        Compat::Now(t) => t,
+        Compat::Legacy(_) => ErrorTest::new(),
+    })
+}
+
+/// Default of `Rollout::shadow_latency_test` for rollouts stored before it existed.
+pub(super) fn shadow_latency_default() -> ExceedanceTest {
+    ExceedanceTest::new(0.5)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

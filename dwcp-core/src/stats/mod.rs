@@ -101,7 +101,20 @@ impl ErrorTest {
     /// likelihood is smooth in ln θ, so half a step off the best θ loses < 0.1 nat on a crash and
     /// ~0.5 nat after hundreds of errors at 2×; θ < 1.2 is below what the ratio guardrail (1.5×) acts on.
     pub fn new() -> Self {
-        let thetas = geometric_grid(1.2, 64.0, 12);
+        Self::with_thetas(geometric_grid(1.2, 64.0, 12))
+    }
+
+    /// The same test with `θ < 1` alternatives (12 points geometric on [0.02, 0.8]): used on *requests*
+    /// rather than errors, it tests "the canary serves fewer requests than its assigned share" (the
+    /// throughput guardrail). Valid also when the window's share `s` is the mean of per-request shares
+    /// that differ (segments at 0 %, at 100 %, in between): the per-request factor of the likelihood
+    /// ratio is linear in the request's share, so by AM–GM its expectation over a Poisson-binomial
+    /// count is at most that over a binomial at the mean share, which is 1.
+    pub fn shortfall() -> Self {
+        Self::with_thetas(geometric_grid(0.02, 0.8, 12))
+    }
+
+    fn with_thetas(thetas: Vec<f64>) -> Self {
         let log_lr = vec![0.0; thetas.len()];
         let restart_log_lr = vec![NOT_STARTED; thetas.len()];
         Self {
