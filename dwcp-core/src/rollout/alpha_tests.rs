@@ -39,6 +39,7 @@ fn window(stable: TrackAgg, canary: TrackAgg) -> Window {
         canary,
         current_phase: true,
         shadow: ShadowAgg::default(),
+        segments: Default::default(),
     }
 }
 
@@ -157,4 +158,50 @@ fn rollouts_stored_before_the_gated_tests_still_load() {
     assert_eq!(back.latency_test, ErrorTest::new());
     assert_eq!(back.throughput_test, ErrorTest::shortfall());
     assert_eq!(back.error_test, r.error_test);
+}
+
+/// One 1 % window split by segment: `internal` always on canary (share 100 %, 3 % errors: 1 or 2 of
+/// 50), `standard` at 1 % with 0.1 % errors on stable and `standard_canary_errors` of its 10 canary
+/// requests failing.
+fn segmented(i: u64, standard_canary_errors: u64) -> Window {
+    let internal = SegmentWindow {
+        share_bp: 10_000,
+        stable: TrackAgg::default(),
+        canary: track(50, 1 + i % 2, 20_000, 0, 0),
+    };
+    let standard = SegmentWindow {
+        share_bp: 100,
+        stable: track(990, 1, 20_000, 0, 0),
+        canary: track(10, standard_canary_errors, 20_000, 0, 0),
+    };
+    let mut w = window(TrackAgg::default(), TrackAgg::default());
+    for sw in [&internal, &standard] {
+        w.stable.merge(&sw.stable);
+        w.canary.merge(&sw.canary);
+    }
+    w.expected_canary = 50.0 + 10.0;
+    w.segments = [("internal".into(), internal), ("standard".into(), standard)].into();
+    w
+}
+
+/// The pooled-segments case: internal users fail more on *both* versions and are always on
+/// canary. Pooled, their errors look like the canary's (3 % vs 0.1 %); stratified, internal is not
+/// randomised and is kept out of the test (counted in `untested`), so the healthy rollout holds.
+#[test]
+fn forced_segment_with_a_higher_base_rate_does_not_abort() {
+    let mut r = live();
+    let ev = drive(&mut r, 120, |i| segmented(i, 0));
+    assert_eq!(ev, None, "healthy canary rolled back");
+    assert_eq!(r.untested.by_segment.get("internal"), Some(&(120 * 50)));
+    assert_eq!(r.untested.errors, 180);
+    assert_eq!(r.error_test.canary_errors, 0, "only randomised errors tested");
+}
+
+/// A crash of the randomised segment is still caught through its stratum.
+#[test]
+fn crash_in_a_randomised_segment_still_aborts_when_stratified() {
+    let mut r = live();
+    let ev = drive(&mut r, 120, |i| segmented(i, 5)).expect("rolled back");
+    assert_eq!(ev.verdict.expect("verdict").trigger, "1:error_rate");
+    assert!(ev.evidence["untested"]["requests"].as_u64() > Some(0));
 }

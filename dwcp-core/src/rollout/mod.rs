@@ -8,6 +8,7 @@
 //! the canary share is an input of each observation), so the false-abort budget `alpha` is spent once.
 
 pub mod judge;
+mod observe;
 pub mod spec;
 mod types;
 
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
 use std::collections::{BTreeMap, VecDeque};
 pub use types::{
-    Command, Event, EventKind, Input, ShadowAgg, Status, TrackAgg, Window, WindowSummary,
+    Command, Event, EventKind, Input, SegmentWindow, ShadowAgg, Status, TrackAgg, Untested, Window,
+    WindowSummary,
 };
 
 const RECENT: usize = 20;
@@ -50,6 +52,9 @@ pub struct Rollout {
     pub shadow_latency_test: ExceedanceTest,
     pub shadow_error_test: ErrorTest,
     pub shadow_mismatch_test: ExceedanceTest,
+    /// Requests not randomised (segments at 0 % or 100 %), kept out of the tests.
+    #[serde(default)]
+    pub untested: Untested,
     pub last_verdict: Option<Verdict>,
     pub recent: VecDeque<WindowSummary>,
     /// When the latest decision (promotion / rollback) was taken, and the first failing evidence.
@@ -76,6 +81,7 @@ impl Rollout {
             shadow_latency_test: types::shadow_latency_default(),
             shadow_error_test: ErrorTest::new(),
             shadow_mismatch_test: ExceedanceTest::new(mismatch_p0),
+            untested: Untested::default(),
             last_verdict: None,
             recent: VecDeque::new(),
             decided_at_ms: None,
@@ -182,6 +188,7 @@ impl Rollout {
             "latency_test": {"canary_slow": self.latency_test.canary_errors, "stable_slow": self.latency_test.stable_errors,
                              "log_e_value": self.latency_test.log_e_value()},
             "shadow": self.phase_shadow,
+            "untested": self.untested,
             "last_windows": self.recent,
         });
         e
@@ -230,34 +237,9 @@ impl Rollout {
         if !matches!(self.status, Status::Running | Status::Paused) {
             return Vec::new();
         }
-        let total = w.stable.requests + w.canary.requests;
-        if total > 0 {
-            let s = w.canary.requests as f64 / total as f64;
-            self.error_test.observe(w.canary.errors, w.stable.errors, s);
-            // Throughput: the canary's requests against the share the filters were told to route.
-            let s_exp = w.expected_canary / total as f64;
-            self.throughput_test
-                .observe(w.canary.requests, w.stable.requests, s_exp);
-        }
-        // Latency: requests of both tracks slower than past stable p99 × tolerance (threshold from the
-        // reference *before* this window), once the reference is trusted; the slow ones go into the
-        // "whose is it?" test at the window's latency-sample share.
-        let g = &self.spec.guardrails;
-        if self.stable_reference.count >= g.min_stable_for_p99 {
-            if let Some(p99) = self.stable_reference.quantile(0.99) {
-                let bound = (p99 * g.latency_tolerance).max(p99 + g.latency_floor_ms * 1000.0);
-                let (cl, sl) = (&w.canary.latency_us, &w.stable.latency_us);
-                let n = cl.count + sl.count;
-                if n > 0 {
-                    self.latency_test.observe(
-                        cl.count_above(bound),
-                        sl.count_above(bound),
-                        cl.count as f64 / n as f64,
-                    );
-                }
-            }
-        }
+        self.observe_tests(&w);
         self.stable_reference.merge(&w.stable.latency_us);
+        let g = &self.spec.guardrails;
         let sh = &w.shadow;
         if sh.compared > 0 {
             let n = sh.compared * 2;
