@@ -194,7 +194,10 @@ fn forced_segment_with_a_higher_base_rate_does_not_abort() {
     assert_eq!(ev, None, "healthy canary rolled back");
     assert_eq!(r.untested.by_segment.get("internal"), Some(&(120 * 50)));
     assert_eq!(r.untested.errors, 180);
-    assert_eq!(r.error_test.canary_errors, 0, "only randomised errors tested");
+    assert_eq!(
+        r.error_test.canary_errors, 0,
+        "only randomised errors tested"
+    );
 }
 
 /// A crash of the randomised segment is still caught through its stratum.
