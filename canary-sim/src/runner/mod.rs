@@ -125,7 +125,13 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let thr = |p: f64| (p.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
     let cum_thr: Vec<u64> = cum.iter().map(|c| thr(*c)).collect();
     let mut share_thr: Vec<u64> = shares.iter().map(|s| thr(*s)).collect();
-    let (err_ok_thr, err_bad_thr) = (thr(sc.error_rate), thr(err_bad));
+    // Per segment (healthy, regressed) error thresholds.
+    let err_thr: Vec<(u64, u64)> = (0..sc.segments.len())
+        .map(|i| match sc.segment_error_rates.get(i) {
+            Some(p) => (thr(*p), thr(sc.regression.degraded(*p, sc.sigma).0)),
+            None => (thr(sc.error_rate), thr(err_bad)),
+        })
+        .collect();
     let mut burst = Burst::new(&mut rng, &mut normal);
     // Per segment (stable, canary): the window is split by segment as the companion's ledger does.
     let mut scratch: Vec<(TrackScratch, TrackScratch)> = sc
@@ -187,10 +193,11 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 Some(from) => rng.gen_range(0..1000) >= from,
                 None => false,
             };
+            let (ok_thr, bad_thr) = err_thr.get(seg).copied().unwrap_or((0, 0));
             let (e_thr, lat) = if canary && bad {
-                (err_bad_thr, &lat_bad)
+                (bad_thr, &lat_bad)
             } else {
-                (err_ok_thr, &lat_ok)
+                (ok_thr, &lat_ok)
             };
             let b: u64 = rng.gen();
             let error = (b & 0xFFFF_FFFF) < e_thr;
