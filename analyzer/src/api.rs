@@ -194,6 +194,8 @@ pub fn summary(r: &Rollout) -> Value {
         "error_e_value": r.error_test.log_e_value().exp(),
         "error_p_value": r.error_test.p_value(),
         "latency_e_value": r.latency_test.log_e_value().exp(),
+        "throughput_e_value": r.throughput_test.log_e_value().exp(),
+        "untested": r.untested,
         "decided_at_ms": r.decided_at_ms,
         "history": r.history,
     })

@@ -49,21 +49,29 @@ fn binomial_upper_matches_hand_computed_tails() {
     assert_eq!(binomial_upper(AA_RUNS, 0.01, 0.001), 11);
 }
 
+/// A crash from the first live phase (1 %). Only randomised segments are tested: internal and beta
+/// (always on canary, ~85 % of the canary's requests at 1 %) are counted but never judged, so the
+/// evidence comes from the ~2 % of requests randomised to canary: every run caught within 10 s, the
+/// median within 3 s (before stratification every run was under 5 s, on evidence that was not valid).
 #[test]
-fn crash_from_deploy_is_rolled_back_within_5_s() {
+fn crash_from_deploy_is_rolled_back_within_10_s_median_3_s() {
     let sc = Scenario {
         max_after_onset_s: Some(60),
         ..compressed().with(Regression::ErrorRate(0.5), Onset::Start)
     };
+    let mut times = Vec::new();
     for i in 0..10 {
         let r = run(&sc, run_seed(SEED, 100, i));
         let t = r.time_to_abort_ms();
         assert!(
-            t.is_some_and(|t| t < 5_000),
+            t.is_some_and(|t| t < 10_000),
             "run {i}: {r:?} (time to abort {t:?})"
         );
         assert_eq!(r.trigger, "1:error_rate", "run {i}");
+        times.extend(t);
     }
+    times.sort_unstable();
+    assert!(times[times.len() / 2] <= 3_000, "median of {times:?}");
 }
 
 #[test]
@@ -133,4 +141,37 @@ fn wilson_interval_brackets_the_estimate() {
     assert!(lo < 0.003 && 0.003 < hi && hi < 0.01, "({lo}, {hi})");
     let (lo, hi) = wilson(0, 1_000);
     assert!(lo < 1e-12 && hi > 0.003 && hi < 0.004, "({lo}, {hi})");
+}
+
+/// Segments with different base error rates on both versions (internal 5 %, always on canary): the
+/// pooled test blamed the canary for internal's errors; only randomised segments are tested now.
+/// 100 A/A runs, false aborts within the exact binomial 99.9 % bound under α.
+#[test]
+fn segment_base_rates_stay_within_the_false_abort_bound() {
+    let sc = Scenario {
+        phase_s: 60,
+        ..Scenario::segment_base_rates()
+    };
+    let n = 100;
+    let rs = run_many(&sc, SEED, 14, n, 2);
+    let t = Tally::of(&rs);
+    let bound = binomial_upper(n, sim_spec(60).guardrails.alpha, 0.001);
+    assert!(
+        t.aborted <= bound,
+        "{} of {n} healthy rollouts aborted (bound {bound}): {:?}",
+        t.aborted,
+        rs.iter()
+            .filter(|r| r.aborted)
+            .map(|r| &r.trigger)
+            .collect::<Vec<_>>()
+    );
+    // A crash is still caught under this traffic.
+    let crash = Scenario {
+        max_after_onset_s: Some(60),
+        ..sc.with(Regression::ErrorRate(0.5), Onset::MidPhase(1))
+    };
+    for i in 0..5 {
+        let r = run(&crash, run_seed(SEED, 114, i));
+        assert!(r.time_to_abort_ms().is_some_and(|t| t < 10_000), "{r:?}");
+    }
 }

@@ -11,7 +11,7 @@ mod window;
 
 use crate::traffic::dist::{poisson, Burst, LatencyTable, Normal};
 use crate::traffic::{Onset, Regression, Scenario};
-use dwcp_core::rollout::{Command, Input, Rollout, RolloutSpec, Status, Window};
+use dwcp_core::rollout::{Command, Input, Rollout, RolloutSpec, SegmentWindow, Status, Window};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use window::{segment_shares, TrackScratch};
@@ -125,10 +125,20 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let thr = |p: f64| (p.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
     let cum_thr: Vec<u64> = cum.iter().map(|c| thr(*c)).collect();
     let mut share_thr: Vec<u64> = shares.iter().map(|s| thr(*s)).collect();
-    let (err_ok_thr, err_bad_thr) = (thr(sc.error_rate), thr(err_bad));
+    // Per segment (healthy, regressed) error thresholds.
+    let err_thr: Vec<(u64, u64)> = (0..sc.segments.len())
+        .map(|i| match sc.segment_error_rates.get(i) {
+            Some(p) => (thr(*p), thr(sc.regression.degraded(*p, sc.sigma).0)),
+            None => (thr(sc.error_rate), thr(err_bad)),
+        })
+        .collect();
     let mut burst = Burst::new(&mut rng, &mut normal);
-    let mut st = TrackScratch::new();
-    let mut ca = TrackScratch::new();
+    // Per segment (stable, canary): the window is split by segment as the companion's ledger does.
+    let mut scratch: Vec<(TrackScratch, TrackScratch)> = sc
+        .segments
+        .iter()
+        .map(|_| (TrackScratch::new(), TrackScratch::new()))
+        .collect();
     let mut res = RunResult {
         aborted: false,
         succeeded: false,
@@ -183,30 +193,41 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 Some(from) => rng.gen_range(0..1000) >= from,
                 None => false,
             };
+            let (ok_thr, bad_thr) = err_thr.get(seg).copied().unwrap_or((0, 0));
             let (e_thr, lat) = if canary && bad {
-                (err_bad_thr, &lat_bad)
+                (bad_thr, &lat_bad)
             } else {
-                (err_ok_thr, &lat_ok)
+                (ok_thr, &lat_ok)
             };
             let b: u64 = rng.gen();
             let error = (b & 0xFFFF_FFFF) < e_thr;
             let b = lat.sample(b);
-            if canary {
-                ca.add(b, error);
-            } else {
-                st.add(b, error);
+            if let Some((st, ca)) = scratch.get_mut(seg) {
+                if canary {
+                    ca.add(b, error);
+                } else {
+                    st.add(b, error);
+                }
             }
         }
         for (c, sh) in per_seg.iter().zip(&shares) {
             expected += *c as f64 * sh;
         }
-        let w = Window {
-            stable: st.take(),
-            canary: ca.take(),
+        let mut w = Window {
             expected_canary: expected,
             current_phase: true,
             ..Default::default()
         };
+        for (((name, _), (st, ca)), sh) in sc.segments.iter().zip(&mut scratch).zip(&shares) {
+            let sw = SegmentWindow {
+                share_bp: (sh * 10_000.0).round() as u32,
+                stable: st.take(),
+                canary: ca.take(),
+            };
+            w.stable.merge(&sw.stable);
+            w.canary.merge(&sw.canary);
+            w.segments.insert(name.to_string(), sw);
+        }
         r.step(Input::Window(w), now);
         if r.status != Status::RolledBack {
             r.step(Input::Tick, now);

@@ -48,6 +48,11 @@ pub fn aa() -> Vec<Case> {
                 ..Scenario::healthy()
             },
         ),
+        case(
+            14,
+            "(a'') A/A, segment mix 5/5/20/10/60 % with base error rates internal 5 %, beta 3 %, premium 0.5 %, enterprise 1 %, standard 0.1 % (both versions)",
+            Scenario::segment_base_rates(),
+        ),
     ]
 }
 

@@ -84,6 +84,10 @@ pub struct Scenario {
     /// Hard bound on simulated seconds.
     pub max_s: u64,
     pub segments: Vec<(&'static str, f64)>,
+    /// Base error rate per segment (same order as `segments`, same on both versions), replacing
+    /// `error_rate`; empty: every segment at `error_rate`. Internal users calling admin paths fail
+    /// more on every version: a healthy rollout must not be blamed for it.
+    pub segment_error_rates: Vec<f64>,
 }
 
 impl Scenario {
@@ -103,6 +107,24 @@ impl Scenario {
             max_after_onset_s: None,
             max_s: 4 * 3600,
             segments: SEGMENTS.to_vec(),
+            segment_error_rates: Vec::new(),
+        }
+    }
+
+    /// Healthy traffic whose segments differ in base error rate (the same on both versions): the
+    /// segment mix internal 5 / beta 5 / premium 20 / enterprise 10 / standard 60 % with error rates
+    /// 5 / 3 / 0.5 / 1 / 0.1 %.
+    pub fn segment_base_rates() -> Self {
+        Self {
+            segments: vec![
+                ("internal", 5.0),
+                ("beta", 5.0),
+                ("premium", 20.0),
+                ("enterprise", 10.0),
+                ("standard", 60.0),
+            ],
+            segment_error_rates: vec![0.05, 0.03, 0.005, 0.01, 0.001],
+            ..Self::healthy()
         }
     }
 

@@ -195,7 +195,7 @@ impl Ledger {
                 .share_at(b.state_version, &c.rollout, &c.segment);
             let t = self
                 .totals
-                .entry((c.rollout.clone(), c.segment))
+                .entry((c.rollout.clone(), c.segment.clone()))
                 .or_default();
             t.requests[c.track.index()] += c.requests;
             t.errors[c.track.index()] += c.errors;
@@ -206,9 +206,18 @@ impl Ledger {
                 errors: c.errors,
                 latency_us: c.latency_us,
             };
+            // Per segment too, with the share it was routed with: the tests' strata.
+            let sw = w.segments.entry(c.segment).or_default();
+            sw.share_bp = share;
             match c.track {
-                Track::Stable => w.stable.merge(&agg),
-                Track::Canary => w.canary.merge(&agg),
+                Track::Stable => {
+                    sw.stable.merge(&agg);
+                    w.stable.merge(&agg);
+                }
+                Track::Canary => {
+                    sw.canary.merge(&agg);
+                    w.canary.merge(&agg);
+                }
             }
         }
         let mut shadow_touched = Vec::new();

@@ -340,3 +340,33 @@ proptest! {
         }
     }
 }
+
+/// Windows reach the rollout split by segment with the share each was routed with: the forced segment
+/// (internal, always canary once live) is counted as untested, only the randomised one is tested.
+#[test]
+fn windows_are_split_by_segment_and_forced_segments_are_not_tested() {
+    let mut l = ledger(1);
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    let v = l.version;
+    let b = batch(
+        "a",
+        1,
+        v,
+        &[
+            ("checkout", Track::Canary, "internal", 50, 3),
+            ("checkout", Track::Stable, "standard", 990, 2),
+            ("checkout", Track::Canary, "standard", 10, 1),
+        ],
+    );
+    l.ingest(b, 2_000).unwrap();
+    let r = &l.rollouts["checkout"];
+    assert_eq!(r.untested.by_segment.get("internal"), Some(&50));
+    assert_eq!(r.untested.errors, 3);
+    assert_eq!(
+        (r.error_test.canary_errors, r.error_test.stable_errors),
+        (1, 2)
+    );
+}

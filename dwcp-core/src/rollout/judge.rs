@@ -1,9 +1,24 @@
 //! The verdict of every check on a rollout, each with its reason, statistic, threshold and sample sizes.
 //!
-//! Alpha is split by a union bound: errors 0.5 α, latency 0.3 α, shadow errors 0.1 α, shadow mismatches
-//! 0.1 α (errors are where crashes show first, so they get the largest share: ln(1/α) is evidence every
-//! detection must collect). The guardrails (SPEC.md 4, triggers 1–4) are evaluated only above their minimum sample; below it
-//! they say "inconclusive", which holds the phase and never aborts.
+//! Every abort on statistics is inside one α budget, split by a union bound over the sequential tests:
+//!
+//! | test (field of `Rollout`)        | share of α | what can abort on it                          |
+//! |----------------------------------|-----------:|-----------------------------------------------|
+//! | `error_test` (errors)            | 0.50       | 1 `error_rate`, 3 `success` (both gates)      |
+//! | `latency_test` (slow requests)   | 0.25       | 2 `latency_seq`, 2 `p99` (both gates)         |
+//! | `throughput_test` (requests)     | 0.05       | 4 `throughput` (gate)                         |
+//! | `shadow_error_test`              | 0.10       | `shadow:errors`                               |
+//! | `shadow_mismatch_test`           | 0.05       | `shadow:mismatch`                             |
+//! | `shadow_latency_test`            | 0.05       | `shadow:latency` (gate)                       |
+//!
+//! The fixed thresholds of the guardrails (error ratio > 1.5×, p99 ratio > 2×, success < 95 % and worse
+//! than stable, throughput < 80 % of expected, shadow median delta > tolerance) are *gates*: a guardrail
+//! fails only when its threshold is crossed **and** its sequential test rejects at its share. A gate
+//! can only remove aborts from its test's rejection event, so P(any false abort) ≤ Σ shares · α = α,
+//! however often the checks run. Errors get the largest share because crashes show there first
+//! (ln(1/α) is the evidence every detection must collect). Triggers 5–8 (engine safety events) are
+//! facts, not statistics, and abort at once. Below its minimum sample a guardrail says
+//! "inconclusive", which holds the phase and never aborts.
 
 use super::{Rollout, Status};
 use serde::{Deserialize, Serialize};
@@ -29,9 +44,11 @@ pub struct Verdict {
 }
 
 pub const ALPHA_ERRORS: f64 = 0.5;
-pub const ALPHA_LATENCY: f64 = 0.3;
+pub const ALPHA_LATENCY: f64 = 0.25;
+pub const ALPHA_THROUGHPUT: f64 = 0.05;
 pub const ALPHA_SHADOW_ERRORS: f64 = 0.1;
-pub const ALPHA_SHADOW_MISMATCH: f64 = 0.1;
+pub const ALPHA_SHADOW_MISMATCH: f64 = 0.05;
+pub const ALPHA_SHADOW_LATENCY: f64 = 0.05;
 
 fn v(
     outcome: Outcome,
@@ -117,10 +134,11 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
         (Some(c), Some(s)) if s > 0.0 => c / s,
         _ => 0.0,
     };
-    if r.latency_test.rejects(a_lat) && p99_ratio > g.latency_tolerance {
+    let lat_rejects = r.latency_test.rejects(a_lat);
+    if lat_rejects && p99_ratio > g.latency_tolerance {
         out.push(v(Fail, "2:latency_seq", format!(
-            "{} of {} canary requests slower than stable p99 x {} (rate {:.2}% vs 1%); canary p99 is {p99_ratio:.2}x stable's",
-            r.latency_test.hits, r.latency_test.trials, g.latency_tolerance, r.latency_test.rate() * 100.0),
+            "slow requests (above past stable p99 x {}): {} canary vs {} stable, the sequential test rejects; canary p99 is {p99_ratio:.2}x stable's",
+            g.latency_tolerance, r.latency_test.canary_errors, r.latency_test.stable_errors),
             r.latency_test.log_e_value().exp(), 1.0 / a_lat, cn, sn));
     }
     let min_p99 = g.min_canary_requests.max(500);
@@ -140,15 +158,17 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                     cn,
                     sn,
                 )
-            } else if p99_ratio > g.p99_ratio {
+            } else if p99_ratio > g.p99_ratio && lat_rejects {
                 v(
                     Fail,
                     "2:p99",
                     format!(
-                        "canary p99 {:.1} ms is {p99_ratio:.2}x stable's {:.1} ms (> {}x)",
+                        "canary p99 {:.1} ms is {p99_ratio:.2}x stable's {:.1} ms (> {}x) and the slow-request test rejects (e-value {:.1} >= {:.0})",
                         cp99.unwrap_or(0.0) / 1000.0,
                         sp99.unwrap_or(0.0) / 1000.0,
-                        g.p99_ratio
+                        g.p99_ratio,
+                        r.latency_test.log_e_value().exp(),
+                        1.0 / a_lat
                     ),
                     p99_ratio,
                     g.p99_ratio,
@@ -159,7 +179,12 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 v(
                     Pass,
                     "2:p99",
-                    format!("p99 ratio {p99_ratio:.2}"),
+                    format!(
+                        "p99 ratio {p99_ratio:.2} (gate {}x), slow-request e-value {:.2} < {:.0}",
+                        g.p99_ratio,
+                        r.latency_test.log_e_value().exp(),
+                        1.0 / a_lat
+                    ),
                     p99_ratio,
                     g.p99_ratio,
                     cn,
@@ -180,14 +205,16 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 cn,
                 sn,
             )
-        } else if succ < g.min_success && cr > sr {
+        } else if succ < g.min_success && cr > sr && rejects {
             v(
                 Fail,
                 "3:success",
                 format!(
-                    "canary success {:.2}% < {:.2}%",
+                    "canary success {:.2}% < {:.2}% and the error test rejects (e-value {:.1} >= {:.0})",
                     succ * 100.0,
-                    g.min_success * 100.0
+                    g.min_success * 100.0,
+                    e_log.exp(),
+                    1.0 / a_err
                 ),
                 succ,
                 g.min_success,
@@ -206,13 +233,13 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
             )
         });
 
-        // 4. Throughput against the expected share. Minimum sample: 500 expected canary requests (or
-        // the configured minimum if larger). The check runs every second on a binomial count: at 200
-        // expected the 80 % floor is only 2.8 σ away and a healthy canary at a 1 % share crossed it in
-        // simulation; at 500 it is 4.5 σ.
+        // 4. Throughput against the expected share: the 80 % floor over the phase is a gate, the abort
+        // needs the shortfall test (canary requests vs the assigned share, every window) to reject at
+        // its α share. Minimum sample: 500 expected canary requests (or the configured minimum).
         let exp = r.phase_expected_canary;
         let tp = if exp > 0.0 { cn as f64 / exp } else { 1.0 };
         let min_tp = g.min_canary_requests.max(500);
+        let a_tp = g.alpha * ALPHA_THROUGHPUT;
         out.push(if exp < min_tp as f64 {
             v(
                 Inconclusive,
@@ -223,13 +250,15 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 cn,
                 sn,
             )
-        } else if tp < g.min_throughput_ratio {
+        } else if tp < g.min_throughput_ratio && r.throughput_test.rejects(a_tp) {
             v(
                 Fail,
                 "4:throughput",
                 format!(
-                    "canary served {cn} requests, {:.0}% of the {exp:.0} its share implies",
-                    tp * 100.0
+                    "canary served {cn} requests, {:.0}% of the {exp:.0} its share implies, and the shortfall test rejects (e-value {:.1} >= {:.0})",
+                    tp * 100.0,
+                    r.throughput_test.log_e_value().exp(),
+                    1.0 / a_tp
                 ),
                 tp,
                 g.min_throughput_ratio,
@@ -286,18 +315,22 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 sh.compared,
             ));
         }
+        let a_sl = g.alpha * ALPHA_SHADOW_LATENCY;
         let d99 = sh.latency_delta_us.quantile(0.99).unwrap_or(0.0) / 1000.0;
         if phase.shadow
             && sh.compared >= g.min_canary_requests
             && sh.latency_delta_us.quantile(0.5).unwrap_or(0.0) / 1000.0
                 > g.max_shadow_latency_delta_ms
+            && r.shadow_latency_test.rejects(a_sl)
         {
             out.push(v(
                 Fail,
                 "shadow:latency",
                 format!(
-                    "shadow slower than primary: median delta above {} ms (p99 delta {d99:.1} ms)",
-                    g.max_shadow_latency_delta_ms
+                    "shadow slower than primary: median delta above {} ms (p99 delta {d99:.1} ms); {} of {} copies slower by more, the sequential test rejects",
+                    g.max_shadow_latency_delta_ms,
+                    r.shadow_latency_test.hits,
+                    r.shadow_latency_test.trials
                 ),
                 d99,
                 g.max_shadow_latency_delta_ms,

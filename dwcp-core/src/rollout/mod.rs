@@ -8,6 +8,7 @@
 //! the canary share is an input of each observation), so the false-abort budget `alpha` is spent once.
 
 pub mod judge;
+mod observe;
 pub mod spec;
 mod types;
 
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
 use std::collections::{BTreeMap, VecDeque};
 pub use types::{
-    Command, Event, EventKind, Input, ShadowAgg, Status, TrackAgg, Window, WindowSummary,
+    Command, Event, EventKind, Input, SegmentWindow, ShadowAgg, Status, TrackAgg, Untested, Window,
+    WindowSummary,
 };
 
 const RECENT: usize = 20;
@@ -37,9 +39,22 @@ pub struct Rollout {
     /// Stable latency over the rollout's life: the p99 reference of the latency test.
     pub stable_reference: Histogram,
     pub error_test: ErrorTest,
-    pub latency_test: ExceedanceTest,
+    /// "Whose slow request is it?": requests of *both* tracks above a threshold set from past stable
+    /// latency, fed to the same test as errors (valid whatever the threshold or a shared drift).
+    #[serde(default, deserialize_with = "types::latency_test_compat")]
+    pub latency_test: ErrorTest,
+    /// Canary requests against the expected share (`θ < 1`): the sequential test behind trigger 4.
+    #[serde(default = "ErrorTest::shortfall")]
+    pub throughput_test: ErrorTest,
+    /// Shadow comparisons slower than the primary by more than the tolerance, against a null of 1/2
+    /// (exchangeable copies: `P(D > d) ≤ 1/2` for `d ≥ 0`): the test behind the shadow-latency rule.
+    #[serde(default = "types::shadow_latency_default")]
+    pub shadow_latency_test: ExceedanceTest,
     pub shadow_error_test: ErrorTest,
     pub shadow_mismatch_test: ExceedanceTest,
+    /// Requests not randomised (segments at 0 % or 100 %), kept out of the tests.
+    #[serde(default)]
+    pub untested: Untested,
     pub last_verdict: Option<Verdict>,
     pub recent: VecDeque<WindowSummary>,
     /// When the latest decision (promotion / rollback) was taken, and the first failing evidence.
@@ -61,9 +76,12 @@ impl Rollout {
             phase_shadow: ShadowAgg::default(),
             stable_reference: Histogram::new(),
             error_test: ErrorTest::new(),
-            latency_test: ExceedanceTest::new(0.01),
+            latency_test: ErrorTest::new(),
+            throughput_test: ErrorTest::shortfall(),
+            shadow_latency_test: types::shadow_latency_default(),
             shadow_error_test: ErrorTest::new(),
             shadow_mismatch_test: ExceedanceTest::new(mismatch_p0),
+            untested: Untested::default(),
             last_verdict: None,
             recent: VecDeque::new(),
             decided_at_ms: None,
@@ -167,9 +185,10 @@ impl Rollout {
             "phase_canary": {"requests": self.phase_canary.requests, "errors": self.phase_canary.errors},
             "error_test": {"canary_errors": self.error_test.canary_errors, "stable_errors": self.error_test.stable_errors,
                            "log_e_value": self.error_test.log_e_value()},
-            "latency_test": {"slow": self.latency_test.hits, "canary": self.latency_test.trials,
+            "latency_test": {"canary_slow": self.latency_test.canary_errors, "stable_slow": self.latency_test.stable_errors,
                              "log_e_value": self.latency_test.log_e_value()},
             "shadow": self.phase_shadow,
+            "untested": self.untested,
             "last_windows": self.recent,
         });
         e
@@ -218,21 +237,9 @@ impl Rollout {
         if !matches!(self.status, Status::Running | Status::Paused) {
             return Vec::new();
         }
-        let total = w.stable.requests + w.canary.requests;
-        if total > 0 {
-            let s = w.canary.requests as f64 / total as f64;
-            self.error_test.observe(w.canary.errors, w.stable.errors, s);
-        }
-        // Latency: canary requests slower than stable's p99 × tolerance, once the reference is trusted.
-        let g = &self.spec.guardrails;
-        if self.stable_reference.count >= g.min_stable_for_p99 {
-            if let Some(p99) = self.stable_reference.quantile(0.99) {
-                let bound = (p99 * g.latency_tolerance).max(p99 + g.latency_floor_ms * 1000.0);
-                let slow = w.canary.latency_us.count_above(bound);
-                self.latency_test.observe(slow, w.canary.latency_us.count);
-            }
-        }
+        self.observe_tests(&w);
         self.stable_reference.merge(&w.stable.latency_us);
+        let g = &self.spec.guardrails;
         let sh = &w.shadow;
         if sh.compared > 0 {
             let n = sh.compared * 2;
@@ -243,6 +250,9 @@ impl Rollout {
             );
             self.shadow_mismatch_test
                 .observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
+            let d = &sh.latency_delta_us;
+            let slower = d.count_above(g.max_shadow_latency_delta_ms * 1000.0);
+            self.shadow_latency_test.observe(slower, d.count);
         }
         if w.current_phase {
             self.phase_stable.merge(&w.stable);
@@ -402,5 +412,7 @@ impl Rollout {
     }
 }
 
+#[cfg(test)]
+mod alpha_tests;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,7 @@ fn window(stable: (u64, u64, u64), canary: (u64, u64, u64)) -> Window {
         expected_canary: canary.0 as f64,
         current_phase: true,
         shadow: ShadowAgg::default(),
+        segments: Default::default(),
     }
 }
 

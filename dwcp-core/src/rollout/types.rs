@@ -5,7 +5,31 @@
 use super::judge::Verdict;
 use crate::histogram::Histogram;
 use crate::signals::Trigger;
-use serde::{Deserialize, Serialize};
+use crate::stats::{ErrorTest, ExceedanceTest};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+/// Reads `Rollout::latency_test`. Rollouts stored before the latency test became the two-track
+/// "whose slow request is it?" test hold a one-sample exceedance test there; such a rollout continues
+/// with a fresh two-track test (a new test started at a known time is again a martingale from 1, so the
+/// budget is not exceeded; only the old evidence is dropped).
+pub(super) fn latency_test_compat<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorTest, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Compat {
+        Now(ErrorTest),
+        Legacy(#[allow(dead_code)] ExceedanceTest),
+    }
+    Ok(match Compat::deserialize(d)? {
+        Compat::Now(t) => t,
+        Compat::Legacy(_) => ErrorTest::new(),
+    })
+}
+
+/// Default of `Rollout::shadow_latency_test` for rollouts stored before it existed.
+pub(super) fn shadow_latency_default() -> ExceedanceTest {
+    ExceedanceTest::new(0.5)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +114,30 @@ pub struct Window {
     pub current_phase: bool,
     #[serde(default)]
     pub shadow: ShadowAgg,
+    /// The same counts per segment, with the share (bp) each segment's requests were routed with (the
+    /// assigned share of the batch's state version). Empty: callers that do not split by segment; the
+    /// tests then use the window's pooled share.
+    #[serde(default)]
+    pub segments: BTreeMap<String, SegmentWindow>,
+}
+
+/// One segment's counts in a window and the canary share its requests were assigned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentWindow {
+    pub share_bp: u32,
+    pub stable: TrackAgg,
+    pub canary: TrackAgg,
+}
+
+/// Requests kept out of the sequential tests because they were not randomised: segments whose assigned
+/// share is 0 % or 100 % (shadow phase, internal/beta forced, kill switch). Counted and shown, never
+/// judged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Untested {
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests per segment.
+    pub by_segment: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,7 +101,20 @@ impl ErrorTest {
     /// likelihood is smooth in ln θ, so half a step off the best θ loses < 0.1 nat on a crash and
     /// ~0.5 nat after hundreds of errors at 2×; θ < 1.2 is below what the ratio guardrail (1.5×) acts on.
     pub fn new() -> Self {
-        let thetas = geometric_grid(1.2, 64.0, 12);
+        Self::with_thetas(geometric_grid(1.2, 64.0, 12))
+    }
+
+    /// The same test with `θ < 1` alternatives (12 points geometric on [0.02, 0.8]): used on *requests*
+    /// rather than errors, it tests "the canary serves fewer requests than its assigned share" (the
+    /// throughput guardrail). Valid also when the window's share `s` is the mean of per-request shares
+    /// that differ (segments at 0 %, at 100 %, in between): the per-request factor of the likelihood
+    /// ratio is linear in the request's share, so by AM–GM its expectation over a Poisson-binomial
+    /// count is at most that over a binomial at the mean share, which is 1.
+    pub fn shortfall() -> Self {
+        Self::with_thetas(geometric_grid(0.02, 0.8, 12))
+    }
+
+    fn with_thetas(thetas: Vec<f64>) -> Self {
         let log_lr = vec![0.0; thetas.len()];
         let restart_log_lr = vec![NOT_STARTED; thetas.len()];
         Self {
@@ -118,9 +131,25 @@ impl ErrorTest {
     /// `s ∈ (0, 1)` of the window's requests. Windows without errors or with `s` at 0 or 1 carry no
     /// information and leave the statistic unchanged.
     pub fn observe(&mut self, canary_errors: u64, stable_errors: u64, s: f64) {
-        if canary_errors + stable_errors == 0 || !(s > 0.0 && s < 1.0) {
+        self.observe_strata(&[(canary_errors, stable_errors, s)]);
+    }
+
+    /// Observes one time slice made of strata (segments) `(canary_errors, stable_errors, s)`, each with
+    /// its own assigned share `s`, under one shared θ: the slice's likelihood ratio is the product of
+    /// the strata's, so the mixture stays a test martingale while segments with different base error
+    /// rates or shares never mix their nulls. Strata with `s` at 0 or 1 or without errors carry no
+    /// information and are skipped; the slice counts as one observation of the restart clock.
+    pub fn observe_strata(&mut self, strata: &[(u64, u64, f64)]) {
+        let strata: Vec<(u64, u64, f64)> = strata
+            .iter()
+            .copied()
+            .filter(|(c, st, s)| c + st > 0 && *s > 0.0 && *s < 1.0)
+            .collect();
+        if strata.is_empty() {
             return;
         }
+        let canary_errors: u64 = strata.iter().map(|t| t.0).sum();
+        let stable_errors: u64 = strata.iter().map(|t| t.1).sum();
         // A state saved before restarts existed (no restart ratios, errors already seen) keeps the
         // whole-life test alone: switching its mixture midway would not be a martingale.
         let legacy = self.restart_log_lr.len() != self.thetas.len();
@@ -139,10 +168,14 @@ impl ErrorTest {
             let (k, t) = ((self.observations - 2) as f64, RESTART_SCALE);
             t.ln() - (k + t).ln() - (k + t + 1.0).ln()
         });
-        let (ec, es) = (canary_errors as f64, stable_errors as f64);
         for (i, theta) in self.thetas.iter().enumerate() {
-            let q = theta * s / (theta * s + 1.0 - s);
-            let inc = ec * (q / s).ln() + es * ((1.0 - q) / (1.0 - s)).ln();
+            let inc: f64 = strata
+                .iter()
+                .map(|&(c, st, s)| {
+                    let q = theta * s / (theta * s + 1.0 - s);
+                    c as f64 * (q / s).ln() + st as f64 * ((1.0 - q) / (1.0 - s)).ln()
+                })
+                .sum();
             self.log_lr[i] += inc;
             if let Some(r) = self.restart_log_lr.get_mut(i) {
                 if let Some(w) = start_w {
