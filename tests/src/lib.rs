@@ -169,7 +169,7 @@ pub fn split_lds(cfg: &str, lds_path: &Path) -> (String, String) {
         lds.push('\n');
     }
     let boot = format!(
-        "{}dynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    path_config_source: {{ path: {} }}\nstatic_resources:\n{}",
+        "{}node: {{ id: dwcp-e2e, cluster: dwcp-e2e }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    path_config_source: {{ path: {} }}\nstatic_resources:\n{}",
         &cfg[..start],
         lds_path.display(),
         &cfg[clusters_at..]

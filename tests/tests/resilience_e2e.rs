@@ -252,7 +252,6 @@ fn canary_user_stays_canary_across_vm_crashes() {
 /// A canary user stays canary across a plugin-config change: Envoy builds new root contexts with the
 /// new config (here via file-based LDS), and they route with the shared state from the first request.
 #[test]
-#[ignore = "unfinished: Envoy does not start from the file-based LDS bootstrap the harness writes (split_lds); run with --ignored once fixed"]
 fn canary_user_stays_canary_across_a_plugin_config_change() {
     let mut cfg = shipped_plugin_config();
     cfg["companion"]["staleness_ms"] = json!(STALENESS_MS);
