@@ -102,37 +102,32 @@ impl EngineHost {
     pub fn allocator_metrics(&self) -> String {
         let a = lock(&self.allocator);
         let mut s = String::new();
-        let mut m = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+        // Names, kinds and help come from the product's one list (`dwcp_core::names`).
+        let mut m = |metric: &dwcp_core::names::Metric, lines: Vec<(String, f64)>| {
+            let (name, help) = (metric.name, metric.help);
+            let kind = metric.kind.as_str();
             s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (labels, v) in lines {
                 s.push_str(&format!("{name}{labels} {v}\n"));
             }
         };
         m(
-            "dwcp_allocator_model_loaded",
-            "gauge",
-            "1 when verified allocator weights are loaded",
+            &dwcp_core::names::ALLOCATOR_MODEL_LOADED,
             vec![(String::new(), f64::from(u8::from(a.model.is_some())))],
         );
         m(
-            "dwcp_allocator_decisions_total",
-            "counter",
-            "Allocator decisions by outcome",
+            &dwcp_core::names::ALLOCATOR_DECISIONS,
             vec![
                 ("{outcome=\"placed\"}".into(), a.placed as f64),
                 ("{outcome=\"deferred\"}".into(), a.deferred as f64),
             ],
         );
         m(
-            "dwcp_allocator_sla_misses_total",
-            "counter",
-            "Deferred workloads whose deadline slack was 0",
+            &dwcp_core::names::ALLOCATOR_SLA_MISSES,
             vec![(String::new(), a.sla_misses as f64)],
         );
         m(
-            "dwcp_allocator_fallbacks_total",
-            "counter",
-            "Guard fallbacks to best-fit by reason",
+            &dwcp_core::names::ALLOCATOR_FALLBACKS,
             REASONS
                 .iter()
                 .zip(a.fallbacks)
@@ -140,9 +135,7 @@ impl EngineHost {
                 .collect(),
         );
         m(
-            "dwcp_allocator_utilisation",
-            "gauge",
-            "Mean node utilisation after the last placement round",
+            &dwcp_core::names::ALLOCATOR_UTILISATION,
             vec![(String::new(), a.utilisation)],
         );
         let state = match a.breaker.state() {
@@ -151,9 +144,7 @@ impl EngineHost {
             BreakerState::Open => 2.0,
         };
         m(
-            "dwcp_allocator_breaker_state",
-            "gauge",
-            "Fallback breaker (0 closed, 1 half-open, 2 open)",
+            &dwcp_core::names::ALLOCATOR_BREAKER_STATE,
             vec![(String::new(), state)],
         );
         s

@@ -187,6 +187,49 @@ pub const ENGINE_MEMORY_BYTES: Metric = m(
     "Memory used and budget reported by the Manager",
 );
 
+pub const ALLOCATOR_MODEL_LOADED: Metric = m(
+    "dwcp_allocator_model_loaded",
+    Gauge,
+    Companion,
+    &[],
+    "1 when verified allocator weights are loaded",
+);
+pub const ALLOCATOR_DECISIONS: Metric = m(
+    "dwcp_allocator_decisions_total",
+    Counter,
+    Companion,
+    &["outcome"],
+    "Allocator decisions by outcome",
+);
+pub const ALLOCATOR_SLA_MISSES: Metric = m(
+    "dwcp_allocator_sla_misses_total",
+    Counter,
+    Companion,
+    &[],
+    "Deferred workloads whose deadline slack was 0",
+);
+pub const ALLOCATOR_FALLBACKS: Metric = m(
+    "dwcp_allocator_fallbacks_total",
+    Counter,
+    Companion,
+    &["reason"],
+    "Guard fallbacks to best-fit by reason",
+);
+pub const ALLOCATOR_UTILISATION: Metric = m(
+    "dwcp_allocator_utilisation",
+    Gauge,
+    Companion,
+    &[],
+    "Mean node utilisation after the last placement round",
+);
+pub const ALLOCATOR_BREAKER_STATE: Metric = m(
+    "dwcp_allocator_breaker_state",
+    Gauge,
+    Companion,
+    &[],
+    "Fallback breaker (0 closed, 1 half-open, 2 open)",
+);
+
 /// Every metric of the companion, in the order `/metrics` renders them.
 pub const COMPANION_METRICS: &[Metric] = &[
     ROLLOUT_PHASE_INDEX,
@@ -217,6 +260,12 @@ pub const COMPANION_METRICS: &[Metric] = &[
     ENGINE_COMPONENT_BREAKER_STATE,
     ENGINE_BREAKER_OPENS,
     ENGINE_MEMORY_BYTES,
+    ALLOCATOR_MODEL_LOADED,
+    ALLOCATOR_DECISIONS,
+    ALLOCATOR_SLA_MISSES,
+    ALLOCATOR_FALLBACKS,
+    ALLOCATOR_UTILISATION,
+    ALLOCATOR_BREAKER_STATE,
 ];
 
 /// `event` label values of [`ROLLOUT_SHADOW`].
