@@ -533,11 +533,8 @@ impl Stack {
     pub fn burst(&self, headers: &[(&str, &str)], n: usize) -> Burst {
         let before = self.worker_connections();
         let mut b = Burst::default();
+        let block = header_block(headers);
         for _ in 0..n {
-            let mut block = Vec::new();
-            for (k, v) in headers {
-                block.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-            }
             match fresh_get(self.ports.envoy, &block) {
                 Some((code, by)) if code < 500 && by == "canary" => b.canary += 1,
                 Some((code, by)) if code < 500 && by == "stable" => b.stable += 1,
@@ -595,19 +592,15 @@ pub fn fresh_get(port: u16, header_block: &[u8]) -> Option<(u16, String)> {
 
 /// Sends a raw HTTP/1.1 request (arbitrary header bytes) and returns the status code.
 pub fn raw_get(port: u16, header_block: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut req = b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n".to_vec();
-    req.extend_from_slice(header_block);
-    req.extend_from_slice(b"\r\n");
-    s.write_all(&req).expect("write");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    fresh_get(port, header_block).map_or(0, |(code, _)| code)
+}
+
+/// `name: value\r\n` lines for a raw request.
+pub fn header_block(headers: &[(&str, &str)]) -> Vec<u8> {
+    headers
+        .iter()
+        .flat_map(|(k, v)| format!("{k}: {v}\r\n").into_bytes())
+        .collect()
 }
 
 /// Sum of a Prometheus metric's samples whose labels contain every `want` pair.

@@ -49,10 +49,7 @@ fn all_on(s: &Stack, headers: &[(&str, &str)], want: &str, n: usize, when: &str)
 /// Sends requests (each on a new connection) until 60 in a row are on `want` and those reached every
 /// worker; returns when the last answer not on `want` was seen (zero if none was), measured from the call.
 fn until_all_on(s: &Stack, headers: &[(&str, &str)], want: &str, timeout: Duration) -> Duration {
-    let mut block = Vec::new();
-    for (k, v) in headers {
-        block.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
+    let block = header_block(headers);
     let start = Instant::now();
     let mut last_other = Duration::ZERO;
     let mut run = 0;
