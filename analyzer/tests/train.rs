@@ -80,6 +80,7 @@ fn batch(c: &Controller, seq: u64, now: u64, fail_probft: bool) -> Batch {
                 requests: n,
                 errors,
                 latency_us: h,
+                bucketed: true,
             });
         };
         let errs = if fail_probft && name == "probft" && rs.phase == "5%" {

@@ -24,6 +24,23 @@ pub struct Cell {
     pub errors: u64,
     /// Request-headers-to-response-end latency, µs.
     pub latency_us: Histogram,
+    /// Whether these requests were *bucketed*: a user key was hashed against the segment's canary share
+    /// of the state the filter routed with. `false`: the track was not randomised (no key, bad header,
+    /// stale or no state, kill switch, rollout off); the companion counts and shows these requests but
+    /// never judges them, since their track says nothing about the version. Absent (filters before this
+    /// field): `true`, the old meaning of every cell.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub bucketed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+// serde's `skip_serializing_if` takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// The batch a filter VM POSTs to `/v1/telemetry`.
@@ -73,11 +90,12 @@ impl Batch {
         self.state_version = self.state_version.min(older.state_version);
         self.routing_version = self.routing_version.max(older.routing_version);
         for c in older.cells {
-            match self
-                .cells
-                .iter_mut()
-                .find(|x| x.rollout == c.rollout && x.track == c.track && x.segment == c.segment)
-            {
+            match self.cells.iter_mut().find(|x| {
+                x.rollout == c.rollout
+                    && x.track == c.track
+                    && x.segment == c.segment
+                    && x.bucketed == c.bucketed
+            }) {
                 Some(x) => {
                     x.requests += c.requests;
                     x.errors += c.errors;
@@ -105,7 +123,7 @@ pub struct CellAcc {
     pub latency_us: Histogram,
 }
 
-/// Dense per-VM accumulator indexed by (rollout, track, segment).
+/// Dense per-VM accumulator indexed by (rollout, track, segment, bucketed).
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     rollouts: Vec<String>,
@@ -120,7 +138,7 @@ pub struct Accumulator {
 
 impl Accumulator {
     pub fn new(rollouts: Vec<String>, segments: Vec<String>) -> Self {
-        let n = rollouts.len() * 2 * segments.len();
+        let n = rollouts.len() * 2 * segments.len() * 2;
         Self {
             rollouts,
             segments,
@@ -141,21 +159,26 @@ impl Accumulator {
         push_sample(&mut self.samples, s);
     }
 
-    fn index(&self, rollout: usize, track: Track, segment: usize) -> Option<usize> {
-        (rollout < self.rollouts.len() && segment < self.segments.len())
-            .then(|| (rollout * 2 + track.index()) * self.segments.len() + segment)
+    fn index(&self, rollout: usize, track: Track, segment: usize, bucketed: bool) -> Option<usize> {
+        (rollout < self.rollouts.len() && segment < self.segments.len()).then(|| {
+            ((rollout * 2 + track.index()) * self.segments.len() + segment) * 2
+                + usize::from(!bucketed)
+        })
     }
 
+    /// Counts one request of `rollout`'s `segment` on `track`; `bucketed`: the track was drawn from the
+    /// user's bucket against the segment's share (see [`Cell::bucketed`]).
     pub fn record(
         &mut self,
         rollout: usize,
         track: Track,
         segment: usize,
+        bucketed: bool,
         error: bool,
         latency_us: u64,
     ) {
         if let Some(c) = self
-            .index(rollout, track, segment)
+            .index(rollout, track, segment, bucketed)
             .and_then(|i| self.cells.get_mut(i))
         {
             c.requests += 1;
@@ -176,6 +199,8 @@ impl Accumulator {
             if c.requests == 0 {
                 continue;
             }
+            let bucketed = i.is_multiple_of(2);
+            let i = i / 2;
             let seg = i % segs.max(1);
             let rt = i / segs.max(1);
             let (r, track) = (
@@ -194,6 +219,7 @@ impl Accumulator {
                 requests: acc.requests,
                 errors: acc.errors,
                 latency_us: acc.latency_us,
+                bucketed,
             });
         }
         let counters = std::mem::take(&mut self.counters)

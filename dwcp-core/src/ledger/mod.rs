@@ -10,6 +10,9 @@
 //!   expected canary count uses the shares of that version.
 //! * **Routing state**: the versioned [`DynamicState`] served to filters; the version is bumped whenever
 //!   routing changes (a rollout's status or phase, the kill switch).
+//! * **Time slices**: batches are merged per rollout and per state version into slices of [`SLICE_MS`]
+//!   (closed by the first batch after that long, and by every tick) before the rollout judges them, so
+//!   the evidence is the same whether 1 or 1 000 sidecars report it.
 //! * **Evidence**: promotions and rollbacks carry the rollout's latest shadow mismatch samples.
 
 pub mod credit;
@@ -36,6 +39,17 @@ pub const MAX_UNKNOWN_ROLLOUTS: usize = 256;
 /// The name unknown rollouts beyond [`MAX_UNKNOWN_ROLLOUTS`] are counted under.
 pub const OTHER_ROLLOUTS: &str = "(other)";
 
+/// Batches are merged into time slices of this length before a rollout judges them (see the module doc).
+pub const SLICE_MS: u64 = 500;
+
+/// A rollout's open time slice: when it opened, and its windows by the state version they were routed
+/// under (each version has its own shares, so windows of different versions are not merged).
+#[derive(Debug, Clone, Default)]
+struct Slice {
+    opened_ms: u64,
+    windows: BTreeMap<u64, Window>,
+}
+
 /// The companion's state, without its I/O.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -52,6 +66,8 @@ pub struct Ledger {
     /// Cumulative shadow counters per rollout.
     pub shadow_totals: BTreeMap<String, ShadowStats>,
     max_future_skew_ms: u64,
+    /// Open time slices per rollout.
+    slices: BTreeMap<String, Slice>,
 }
 
 impl Ledger {
@@ -73,6 +89,7 @@ impl Ledger {
             shadow_samples: BTreeMap::new(),
             shadow_totals: BTreeMap::new(),
             max_future_skew_ms,
+            slices: BTreeMap::new(),
         };
         for name in l.rollouts.keys() {
             l.credit.phase_started(name, version);
@@ -200,6 +217,12 @@ impl Ledger {
             t.requests[c.track.index()] += c.requests;
             t.errors[c.track.index()] += c.errors;
             let w = windows.entry(c.rollout).or_default();
+            if !c.bucketed {
+                // Not randomised: shown in the totals and as untested, never judged nor expected.
+                w.unbucketed.add(&c.segment, c.requests, c.errors);
+                w.unbucketed.unbucketed += c.requests;
+                continue;
+            }
             w.expected_canary += c.requests as f64 * f64::from(share) / 10_000.0;
             let agg = TrackAgg {
                 requests: c.requests,
@@ -252,9 +275,15 @@ impl Ledger {
         shadow_touched.sort();
         shadow_touched.dedup();
         let mut stepped = Vec::new();
-        for (name, mut w) in windows {
-            w.current_phase = self.credit.in_current_phase(&name, b.state_version);
-            stepped.extend(self.step(&name, Input::Window(w), now_ms));
+        for (name, w) in windows {
+            let slice = self.slices.entry(name.clone()).or_insert_with(|| Slice {
+                opened_ms: now_ms,
+                windows: BTreeMap::new(),
+            });
+            slice.windows.entry(b.state_version).or_default().merge(&w);
+            if now_ms.saturating_sub(slice.opened_ms) >= SLICE_MS {
+                stepped.extend(self.close_slice(&name, now_ms));
+            }
         }
         Ok(Ingested::Accepted {
             stepped,
@@ -276,13 +305,31 @@ impl Ledger {
         self.vms.active(now_ms, window_ms)
     }
 
-    /// Steps every rollout on the clock (promotions when a phase's evidence is complete).
+    /// Judges a rollout's open slice: each of its windows, oldest state version first. A window counts
+    /// for the current phase only if its version is not older than the phase (decided now, so windows
+    /// of a phase that ended while the slice was open are not credited to the next one).
+    fn close_slice(&mut self, name: &str, now_ms: u64) -> Vec<Stepped> {
+        let Some(slice) = self.slices.remove(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (version, mut w) in slice.windows {
+            w.current_phase = self.credit.in_current_phase(name, version);
+            out.extend(self.step(name, Input::Window(w), now_ms));
+        }
+        out
+    }
+
+    /// Closes every open slice, then steps every rollout on the clock (promotions when a phase's
+    /// evidence is complete).
     pub fn tick(&mut self, now_ms: u64) -> Vec<Stepped> {
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
-        names
-            .iter()
-            .filter_map(|n| self.step(n, Input::Tick, now_ms))
-            .collect()
+        let mut out = Vec::new();
+        for n in &names {
+            out.extend(self.close_slice(n, now_ms));
+            out.extend(self.step(n, Input::Tick, now_ms));
+        }
+        out
     }
 
     /// An operator command. `None`: no such rollout.

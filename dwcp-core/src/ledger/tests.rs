@@ -31,7 +31,7 @@ fn batch(vm: &str, seq: u64, version: u64, cells: &[(&str, Track, &str, u64, u64
     let mut a = Accumulator::new(rollouts.clone(), segments.clone());
     for (i, (_, track, _, requests, errors)) in cells.iter().enumerate() {
         for k in 0..*requests {
-            a.record(i, *track, i, k < *errors, 1_000 + k);
+            a.record(i, *track, i, true, k < *errors, 1_000 + k);
         }
     }
     a.take_batch(vm, seq, version, 1_000)
@@ -63,6 +63,7 @@ fn a_first_release_batch_is_taken_whole() {
     assert_eq!(got, want, "every request of the old batch is counted");
     assert_eq!(total(&l, "checkout", "standard").errors, [1, 1]);
     assert_eq!(l.counters.by_protocol.get(&0), Some(&1));
+    l.tick(1_700_000_001_000);
     let r = &l.rollouts["checkout"];
     assert_eq!(r.phase_stable.requests + r.phase_canary.requests, want);
 }
@@ -154,11 +155,13 @@ fn requests_routed_under_an_older_phase_are_not_credited_to_the_new_one() {
     assert_eq!(l.version, 2, "a phase change is a new state version");
     let old = batch("a", 1, 1, &[("checkout", Track::Stable, "standard", 7, 0)]);
     l.ingest(old, 2_000).unwrap();
+    l.tick(2_000);
     let r = &l.rollouts["checkout"];
     assert_eq!(r.phase_stable.requests, 0, "routed under version 1");
     assert_eq!(total(&l, "checkout", "standard").requests, [7, 0]);
     let new = batch("b", 1, 2, &[("checkout", Track::Stable, "standard", 4, 0)]);
     l.ingest(new, 2_000).unwrap();
+    l.tick(2_000);
     assert_eq!(l.rollouts["checkout"].phase_stable.requests, 4);
 }
 
@@ -179,6 +182,7 @@ fn expected_canary_uses_the_shares_the_batch_was_routed_with() {
     );
     let b = batch("a", 1, 3, &[("checkout", Track::Stable, seg, 1_000, 0)]);
     l.ingest(b, 2_000).unwrap();
+    l.tick(2_000);
     let want = 1_000.0 * f64::from(after.get(seg).copied().unwrap_or(0)) / 10_000.0;
     assert!((l.rollouts["checkout"].phase_expected_canary - want).abs() < 1e-9);
 }
@@ -309,6 +313,7 @@ proptest! {
             l.ingest(b.clone(), 2_000).unwrap();
             prop_assert_eq!(l.ingest(b, 2_000), Ok(Ingested::Duplicate));
         }
+        l.tick(2_000);
         let t = total(&l, "checkout", "standard");
         prop_assert_eq!(t.requests[0] + t.requests[1], want_known);
         let r = &l.rollouts["checkout"];
@@ -362,6 +367,7 @@ fn windows_are_split_by_segment_and_forced_segments_are_not_tested() {
         ],
     );
     l.ingest(b, 2_000).unwrap();
+    l.tick(2_000);
     let r = &l.rollouts["checkout"];
     assert_eq!(r.untested.by_segment.get("internal"), Some(&50));
     assert_eq!(r.untested.errors, 3);
@@ -369,4 +375,122 @@ fn windows_are_split_by_segment_and_forced_segments_are_not_tested() {
         (r.error_test.canary_errors, r.error_test.stable_errors),
         (1, 2)
     );
+}
+
+/// One second of a healthy 1 % phase for `standard` (share 100 bp): 1 000 bucketed requests, 10 of them
+/// on canary, 1 % errors on both tracks; plus `keyless` requests that no key could bucket, all on
+/// stable, failing 5 % (bots and health checkers without a user). `mark`: whether the filter marks them
+/// as not bucketed (this release) or counts them like any other stable request (before it).
+fn keyless_second(vm: &str, seq: u64, version: u64, keyless: u64, mark: bool) -> Batch {
+    let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
+    for k in 0..990u64 {
+        a.record(0, Track::Stable, 0, true, k % 100 == 0, 20_000 + k);
+    }
+    for k in 0..10u64 {
+        a.record(0, Track::Canary, 0, true, false, 20_000 + k);
+    }
+    for k in 0..keyless {
+        a.record(0, Track::Stable, 0, !mark, k % 20 == 0, 20_000 + k);
+    }
+    a.take_batch(vm, seq, version, 1_000 + seq * 1_000)
+}
+
+/// Runs `secs` seconds of [`keyless_second`] against the rollout in its 1 % phase; the rollout's status
+/// and phase at the end.
+fn run_keyless(secs: u64, keyless: u64, mark: bool) -> (Status, usize, Ledger) {
+    let mut l = ledger(1);
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    let phase = l.rollouts["checkout"].phase;
+    for s in 1..=secs {
+        let now = 1_000 + s * 1_000;
+        l.ingest(keyless_second("vm", s, l.version, keyless, mark), now)
+            .unwrap();
+        l.tick(now);
+        let r = &l.rollouts["checkout"];
+        if r.status == Status::RolledBack || r.phase != phase {
+            break;
+        }
+    }
+    let r = &l.rollouts["checkout"];
+    (r.status, r.phase - phase, l)
+}
+
+/// 33 % keyless traffic on a healthy canary: marked as not bucketed it is shown (totals, untested) and
+/// never judged, and the phase completes. The same traffic counted as bucketed stable requests — what
+/// the filter did before — inflates the expected canary count by half and the throughput guardrail
+/// rolls the healthy canary back: the case that shows the mark is what keeps it alive.
+#[test]
+fn keyless_traffic_is_counted_but_never_judged() {
+    let (status, advanced, l) = run_keyless(120, 500, true);
+    assert_eq!(
+        status,
+        Status::Running,
+        "{:?}",
+        l.rollouts["checkout"].last_verdict
+    );
+    assert_eq!(advanced, 1, "the healthy 1 % phase completes");
+    let t = total(&l, "checkout", "standard");
+    assert!(
+        t.requests[0] > 0 && t.requests[0] % 1_490 == 0,
+        "shown: {t:?}"
+    );
+    let u = &l.rollouts["checkout"].untested;
+    assert!(u.unbucketed > 0 && u.unbucketed % 500 == 0, "{u:?}");
+
+    let (status, _, l) = run_keyless(120, 500, false);
+    assert_eq!(
+        status,
+        Status::RolledBack,
+        "unmarked keyless traffic must break the old judgment"
+    );
+    let v = l.rollouts["checkout"].last_verdict.clone().unwrap();
+    assert_eq!(v.trigger, "4:throughput", "{v:?}");
+}
+
+/// The same traffic reported by 1 sidecar or split over 200 gives the rollout the same evidence: batches
+/// are merged into time slices before the tests see them, so power and false-abort rate do not depend on
+/// how many sidecars report. (Before slices, every batch was a window of its own.)
+#[test]
+fn evidence_does_not_depend_on_how_many_sidecars_report() {
+    fn run(sidecars: u64) -> Ledger {
+        let mut l = ledger(1);
+        l.command("checkout", Command::Promote, "alice", 1_000)
+            .unwrap();
+        let v = l.version;
+        let mut seq = vec![0u64; sidecars as usize];
+        for s in 1..=30u64 {
+            let now = 1_000 + s * 1_000;
+            // 2 000 requests a second: canary 1 % share of standard, a crash-like 20 % canary errors.
+            let mut accs: Vec<Accumulator> = (0..sidecars)
+                .map(|_| Accumulator::new(vec!["checkout".into()], vec!["standard".into()]))
+                .collect();
+            for k in 0..2_000u64 {
+                let a = &mut accs[(k * 7919 % sidecars) as usize];
+                let canary = k % 100 == 0;
+                let track = if canary { Track::Canary } else { Track::Stable };
+                let error = if canary { k % 500 == 0 } else { k % 97 == 0 };
+                a.record(0, track, 0, true, error, 20_000 + k % 1_000);
+            }
+            for (i, a) in accs.iter_mut().enumerate() {
+                seq[i] += 1;
+                let b = a.take_batch(&format!("vm{i}"), seq[i], v, now);
+                if !b.cells.is_empty() {
+                    l.ingest(b, now).unwrap();
+                }
+            }
+            l.tick(now);
+        }
+        l
+    }
+    let (one, many) = (run(1), run(200));
+    let (a, b) = (&one.rollouts["checkout"], &many.rollouts["checkout"]);
+    assert_eq!(a.status, b.status);
+    assert_eq!(a.phase_canary, b.phase_canary);
+    assert_eq!(
+        (a.error_test.canary_errors, a.error_test.stable_errors),
+        (b.error_test.canary_errors, b.error_test.stable_errors)
+    );
+    let (ea, eb) = (a.error_test.log_e_value(), b.error_test.log_e_value());
+    assert!((ea - eb).abs() < 1e-9, "log e-value {ea} vs {eb}");
 }

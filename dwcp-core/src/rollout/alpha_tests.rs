@@ -40,6 +40,7 @@ fn window(stable: TrackAgg, canary: TrackAgg) -> Window {
         current_phase: true,
         shadow: ShadowAgg::default(),
         segments: Default::default(),
+        unbucketed: Default::default(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! segment, each segment whose assigned share is strictly between 0 and 100 % is one stratum with that
 //! share, and the strata of a window are combined under one shared effect size
 //! ([`crate::stats::ErrorTest::observe_strata`]); segments at 0 % or 100 % (shadow phase, internal/beta always on
-//! canary, kill switch) are counted in [`Untested`] and never judged. A segment with a higher base error
+//! canary, kill switch) are counted in [`Untested`] and never judged, as are requests the filters did not
+//! bucket at all (no key, bad header, stale state: `Window::unbucketed`). A segment with a higher base error
 //! rate on both versions then cannot look like a canary regression. Windows without a segment split
 //! (older callers) use the window's pooled share.
 
@@ -22,6 +23,7 @@ fn strata(
 
 impl Rollout {
     pub(super) fn observe_tests(&mut self, w: &Window) {
+        self.untested.merge(&w.unbucketed);
         let mut parts: Vec<(&TrackAgg, &TrackAgg, f64)> = Vec::new();
         if w.segments.is_empty() {
             let total = w.stable.requests + w.canary.requests;
@@ -40,10 +42,11 @@ impl Rollout {
                     canary,
                 } = sw;
                 if *share_bp == 0 || *share_bp >= 10_000 {
-                    let n = stable.requests + canary.requests;
-                    self.untested.requests += n;
-                    self.untested.errors += stable.errors + canary.errors;
-                    *self.untested.by_segment.entry(name.clone()).or_insert(0) += n;
+                    self.untested.add(
+                        name,
+                        stable.requests + canary.requests,
+                        stable.errors + canary.errors,
+                    );
                 } else {
                     parts.push((canary, stable, f64::from(*share_bp) / 10_000.0));
                 }

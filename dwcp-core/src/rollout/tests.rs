@@ -28,6 +28,7 @@ fn window(stable: (u64, u64, u64), canary: (u64, u64, u64)) -> Window {
         current_phase: true,
         shadow: ShadowAgg::default(),
         segments: Default::default(),
+        unbucketed: Default::default(),
     }
 }
 

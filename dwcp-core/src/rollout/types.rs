@@ -119,6 +119,33 @@ pub struct Window {
     /// tests then use the window's pooled share.
     #[serde(default)]
     pub segments: BTreeMap<String, SegmentWindow>,
+    /// Requests of this window that were not bucketed (no key, bad header, stale or no state, kill
+    /// switch): kept out of every count above and of the tests, added to the rollout's [`Untested`].
+    #[serde(default)]
+    pub unbucketed: Untested,
+}
+
+impl Window {
+    /// Adds the counts of `o`, a window routed under the same state version (so each segment's share is
+    /// the same in both).
+    pub fn merge(&mut self, o: &Window) {
+        self.stable.merge(&o.stable);
+        self.canary.merge(&o.canary);
+        self.expected_canary += o.expected_canary;
+        self.shadow.merge(&o.shadow);
+        self.unbucketed.merge(&o.unbucketed);
+        for (name, sw) in &o.segments {
+            let mine = self
+                .segments
+                .entry(name.clone())
+                .or_insert_with(|| SegmentWindow {
+                    share_bp: sw.share_bp,
+                    ..SegmentWindow::default()
+                });
+            mine.stable.merge(&sw.stable);
+            mine.canary.merge(&sw.canary);
+        }
+    }
 }
 
 /// One segment's counts in a window and the canary share its requests were assigned.
@@ -130,14 +157,36 @@ pub struct SegmentWindow {
 }
 
 /// Requests kept out of the sequential tests because they were not randomised: segments whose assigned
-/// share is 0 % or 100 % (shadow phase, internal/beta forced, kill switch). Counted and shown, never
-/// judged.
+/// share is 0 % or 100 % (shadow phase, internal/beta forced, kill switch), and requests that were not
+/// bucketed at all (no key, bad header, stale state). Counted and shown, never judged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Untested {
     pub requests: u64,
     pub errors: u64,
     /// Requests per segment.
     pub by_segment: BTreeMap<String, u64>,
+    /// Of `requests`, those not bucketed at all (no key, bad header, stale state …), whatever the
+    /// segment's share.
+    #[serde(default)]
+    pub unbucketed: u64,
+}
+
+impl Untested {
+    /// Adds `requests` (`errors` of them failed) of `segment`.
+    pub fn add(&mut self, segment: &str, requests: u64, errors: u64) {
+        self.requests += requests;
+        self.errors += errors;
+        *self.by_segment.entry(segment.to_string()).or_insert(0) += requests;
+    }
+
+    pub fn merge(&mut self, o: &Untested) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.unbucketed += o.unbucketed;
+        for (k, v) in &o.by_segment {
+            *self.by_segment.entry(k.clone()).or_insert(0) += v;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
