@@ -18,18 +18,30 @@ use tower::ServiceExt;
 const TOKEN: &str = "test-token-1";
 
 fn app(dir: &std::path::Path) -> axum::Router {
+    app_and_state(dir).0
+}
+
+/// The router and its state, for tests that drive the companion's tick (which closes the telemetry
+/// time slices the judge sees).
+fn app_and_state(dir: &std::path::Path) -> (axum::Router, Arc<App>) {
     let toml = format!(
         "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
         dir.join("a.db").display()
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    api::router(Arc::new(App {
+    let state = Arc::new(App {
         controller: Mutex::new(c),
         token: TOKEN.into(),
         started_ms: now_ms(),
         engines: Default::default(),
-    }))
+    });
+    (api::router(state.clone()), state)
+}
+
+/// One tick of the companion, as its timer does every `tick_ms`.
+fn tick(state: &App) {
+    state.controller.lock().unwrap().tick(now_ms()).unwrap();
 }
 
 async fn call(
@@ -64,9 +76,9 @@ async fn call(
 fn batch(vm: &str, seq: u64, version: u64) -> Value {
     let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
     for i in 0..10 {
-        a.record(0, Track::Stable, 0, i == 0, 1_000);
+        a.record(0, Track::Stable, 0, true, i == 0, 1_000);
     }
-    a.record(0, Track::Canary, 0, false, 1_200);
+    a.record(0, Track::Canary, 0, true, false, 1_200);
     serde_json::to_value(a.take_batch(vm, seq, version, now_ms())).unwrap()
 }
 
@@ -219,7 +231,7 @@ async fn commands_record_who_and_refuse_what_does_not_apply() {
 #[tokio::test]
 async fn telemetry_accepts_good_batches_and_refuses_bad_ones_changing_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let a = app(d.path());
+    let (a, state) = app_and_state(d.path());
     let t = Some(TOKEN);
     let (_, cfg, _) = call(&a, "GET", "/v1/config", None, "").await;
     let version = cfg["state"]["version"].as_u64().unwrap();
@@ -231,6 +243,7 @@ async fn telemetry_accepts_good_batches_and_refuses_bad_ones_changing_nothing() 
         "the state comes back in the answer"
     );
     let snapshot = || async {
+        tick(&state);
         let (_, v, _) = call(&a, "GET", "/v1/rollouts/checkout", None, "").await;
         (
             v["stable"]["requests"].clone(),
@@ -501,13 +514,14 @@ async fn start_search(a: &axum::Router) -> u64 {
 #[tokio::test]
 async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
     let d = tempfile::tempdir().unwrap();
-    let a = app(d.path());
+    let (a, state) = app_and_state(d.path());
     let version = start_search(&a).await;
     let mut rolled_back = false;
     for seq in 1..=20 {
         let b = shadow_batch("vm-s", seq, version, "search", 100, 10, 0);
         let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
         assert_eq!(s, StatusCode::OK, "{body}");
+        tick(&state);
         let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
         if v["status"] == "rolled_back" {
             rolled_back = true;
@@ -530,12 +544,13 @@ async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
 #[tokio::test]
 async fn identical_shadow_passes_and_slow_shadow_fails_on_latency() {
     let d = tempfile::tempdir().unwrap();
-    let a = app(d.path());
+    let (a, state) = app_and_state(d.path());
     let version = start_search(&a).await;
     for seq in 1..=10 {
         let b = shadow_batch("vm-s", seq, version, "search", 100, 0, 0);
         let (s, _, _) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
         assert_eq!(s, StatusCode::OK);
+        tick(&state);
     }
     let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
     assert_eq!(v["status"], "running", "{v}");
@@ -544,6 +559,7 @@ async fn identical_shadow_passes_and_slow_shadow_fails_on_latency() {
     for seq in 11..=40 {
         let b = shadow_batch("vm-s", seq, version, "search", 100, 0, 200);
         call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
+        tick(&state);
     }
     let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
     assert_eq!(v["status"], "rolled_back", "{v}");

@@ -51,18 +51,24 @@ mod v0 {
 }
 
 fn app(dir: &std::path::Path) -> axum::Router {
+    app_and_state(dir).0
+}
+
+/// The router and its state (to tick the companion: the tick closes the telemetry time slices).
+fn app_and_state(dir: &std::path::Path) -> (axum::Router, Arc<App>) {
     let toml = format!(
         "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n",
         dir.join("w.db").display()
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    api::router(Arc::new(App {
+    let state = Arc::new(App {
         controller: Mutex::new(c),
         token: TOKEN.into(),
         started_ms: now_ms(),
         engines: Default::default(),
-    }))
+    });
+    (api::router(state.clone()), state)
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
@@ -102,7 +108,7 @@ async fn version(a: &axum::Router) -> u64 {
 #[tokio::test]
 async fn an_old_filter_batch_is_taken_whole_and_answered_in_its_protocol() {
     let d = tempfile::tempdir().unwrap();
-    let a = app(d.path());
+    let (a, state) = app_and_state(d.path());
     let v = version(&a).await;
     let (s, text) = call(&a, "POST", "/v1/telemetry", &v0_batch(v).to_string()).await;
     assert_eq!(s, StatusCode::OK, "{text}");
@@ -121,6 +127,7 @@ async fn an_old_filter_batch_is_taken_whole_and_answered_in_its_protocol() {
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
+    state.controller.lock().unwrap().tick(now_ms()).unwrap();
     let (_, r) = call(&a, "GET", "/v1/rollouts/checkout", "").await;
     let r: Value = serde_json::from_str(&r).unwrap();
     assert_eq!(

@@ -175,3 +175,75 @@ fn segment_base_rates_stay_within_the_false_abort_bound() {
         assert!(r.time_to_abort_ms().is_some_and(|t| t < 10_000), "{r:?}");
     }
 }
+
+/// The production mix through the companion's ingest path (sidecars → batches → ledger), compressed.
+fn production(keyless: f64, sidecars: u32) -> Scenario {
+    Scenario {
+        phase_s: 60,
+        keyless,
+        sidecars,
+        ..Scenario::segment_base_rates()
+    }
+}
+
+/// Half the traffic keyless (failing 5 %, on stable): healthy rollouts walk the ladder when the filter
+/// marks those requests as not bucketed, and are rolled back on throughput when it does not — the
+/// unmarked variant is the filter before the mark, so this test fails if the mark stops working.
+#[test]
+fn keyless_traffic_does_not_abort_healthy_rollouts_only_thanks_to_the_mark() {
+    let marked = run_many(&production(0.5, 10), SEED, 200, 20, 2);
+    assert!(marked.iter().all(|r| r.batches_refused == 0));
+    let aborted = marked.iter().filter(|r| r.aborted).count();
+    assert!(
+        aborted <= 1,
+        "{aborted}/20 healthy rollouts aborted: {marked:?}"
+    );
+    assert!(marked.iter().filter(|r| r.succeeded).count() >= 19);
+    let unmarked = Scenario {
+        mark_keyless: false,
+        ..production(0.5, 10)
+    };
+    let old = run_many(&unmarked, SEED, 201, 20, 2);
+    let old_aborted = old.iter().filter(|r| r.aborted).count();
+    assert!(
+        old_aborted >= 15,
+        "the unmarked filter aborted only {old_aborted}/20"
+    );
+}
+
+/// A regression of one segment only (premium users get 50 % errors) is caught and its evidence names
+/// the segment.
+#[test]
+fn a_premium_only_regression_is_caught_and_named() {
+    let sc = Scenario {
+        regression_segment: Some("premium"),
+        ..production(0.0, 10).with(Regression::ErrorRate(0.5), Onset::PhaseStart(1))
+    };
+    for i in 0..5 {
+        let r = run(&sc, run_seed(SEED, 202, i));
+        assert!(r.detected(), "run {i}: {r:?}");
+        assert!(
+            r.evidence.contains("segments hit: premium"),
+            "run {i}: {}",
+            r.evidence
+        );
+    }
+}
+
+/// 1 000 sidecars: a crash is still caught within seconds (time slices, not batches, are the unit).
+#[test]
+fn a_crash_reported_by_1000_sidecars_is_caught_within_seconds() {
+    let sc = Scenario {
+        max_after_onset_s: Some(120),
+        ..production(0.2, 1_000).with(Regression::ErrorRate(0.5), Onset::MidPhase(1))
+    };
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let r = run(&sc, run_seed(SEED, 203, i));
+        assert_eq!(r.batches_refused, 0);
+        assert!(r.detected(), "run {i}: {r:?}");
+        times.extend(r.time_to_abort_ms());
+    }
+    times.sort_unstable();
+    assert!(times[2] <= 5_000, "median of {times:?}");
+}

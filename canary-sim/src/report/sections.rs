@@ -55,6 +55,52 @@ pub fn write(cfg: &Config, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out)?;
 
+    // Production traffic through the ledger (sidecars → batches → time slices → judge).
+    writeln!(
+        out,
+        "## (p) production traffic through the companion's ingest path (healthy: every abort is false)"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| case | runs | false aborts | rate [95% Wilson CI] | reached 100% | median rollout time | aborts by trigger |")?;
+    writeln!(out, "|---|---|---|---|---|---|---|")?;
+    let mut verdicts = Vec::new();
+    for c in selected(cases::production()) {
+        let rs = run(&c);
+        writeln!(out, "{}", aa_row(c.label, &rs))?;
+        verdicts.push(aa_verdict(c.label, &rs, alpha));
+        verdicts.extend(refused(c.label, &rs));
+    }
+    for c in selected(cases::before_the_mark()) {
+        let rs = run(&c);
+        writeln!(out, "{}", aa_row(c.label, &rs))?;
+        verdicts.push(format!(
+            "{}: shown for comparison (no target): {} of {} healthy rollouts aborted",
+            c.label,
+            rs.iter().filter(|r| r.aborted).count(),
+            rs.len()
+        ));
+    }
+    writeln!(out)?;
+    for v in &verdicts {
+        writeln!(out, "{v}")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "## (p) power on production traffic")?;
+    writeln!(out)?;
+    writeln!(out, "{REGRESSION_HEADER}")?;
+    let mut aims = Vec::new();
+    for c in selected(cases::production_power()) {
+        let rs = run(&c);
+        writeln!(out, "{}", row(c.label, &rs))?;
+        aims.push(production_verdict(c.id, c.label, &rs));
+        aims.extend(refused(c.label, &rs));
+    }
+    writeln!(out)?;
+    for l in &aims {
+        writeln!(out, "{l}")?;
+    }
+    writeln!(out)?;
+
     writeln!(out, "## Aims")?;
     writeln!(out)?;
     writeln!(out, "{REGRESSION_HEADER}")?;
@@ -186,4 +232,45 @@ fn aim2_verdict(label: &str, rs: &[RunResult]) -> String {
         lo * 100.0,
         met(caught as f64 >= 0.95 * n as f64)
     )
+}
+
+/// A line when the ledger refused any simulated batch (a bug of the simulation).
+fn refused(label: &str, rs: &[RunResult]) -> Option<String> {
+    let n: u64 = rs.iter().map(|r| r.batches_refused).sum();
+    (n > 0).then(|| {
+        format!("{label}: the ledger refused {n} simulated batches: MISSED (simulation bug)")
+    })
+}
+
+/// The targets of the production power cases: 21 crash at 5 canary req/s with 1 000 sidecars (median
+/// ≤ 2.5 s, p95 ≤ 5 s); 22 a premium-only regression caught with `premium` named in the evidence
+/// (≥ 95 %); 23 2× p99 mid 25 % phase (median ≤ 30 s).
+fn production_verdict(id: u64, label: &str, rs: &[RunResult]) -> String {
+    let t = times_to_abort(rs);
+    let n = rs.len() as u64;
+    let (med, p95) = (percentile(&t, 0.5), percentile(&t, 0.95));
+    let det = rs.iter().filter(|r| r.detected()).count() as u64;
+    match id {
+        21 => format!(
+            "POWER ({label}): median {} (target ≤ 2.5 s), p95 {} (target ≤ 5 s), detected {det}/{n}: {}",
+            secs(med),
+            secs(p95),
+            met(det == n && med.is_some_and(|m| m <= 2_500) && p95.is_some_and(|p| p <= 5_000))
+        ),
+        22 => {
+            let named = rs
+                .iter()
+                .filter(|r| r.detected() && r.evidence.contains("premium"))
+                .count() as u64;
+            format!(
+                "POWER ({label}): caught {det}/{n}, evidence names premium in {named}/{n} (target ≥ 95 %): {}",
+                met(named as f64 >= 0.95 * n as f64)
+            )
+        }
+        _ => format!(
+            "POWER ({label}): detected {det}/{n}, median {} (target ≤ 30 s): {}",
+            secs(med),
+            met(det as f64 >= 0.95 * n as f64 && med.is_some_and(|m| m <= 30_000))
+        ),
+    }
 }

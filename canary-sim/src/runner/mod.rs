@@ -7,14 +7,16 @@
 //! Every run is seeded from the master seed, the case number and the run number ([`run_seed`]), so
 //! results do not depend on the number of threads.
 
+mod sink;
 mod window;
 
 use crate::traffic::dist::{poisson, Burst, LatencyTable, Normal};
 use crate::traffic::{Onset, Regression, Scenario};
-use dwcp_core::rollout::{Command, Input, Rollout, RolloutSpec, SegmentWindow, Status, Window};
+use dwcp_core::rollout::{Command, Input, Rollout, RolloutSpec, Status};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use window::{segment_shares, TrackScratch};
+use sink::Sink;
+use window::segment_shares;
 
 /// The default ladder (1 → 5 → 10 → 25 → 50 → 100 %) without the shadow phase, `phase_s` per phase.
 pub fn sim_spec(phase_s: u64) -> RolloutSpec {
@@ -40,6 +42,10 @@ pub struct RunResult {
     pub onset_phase: Option<usize>,
     pub trigger: String,
     pub end_ms: u64,
+    /// The rollback's reason, as the judge wrote it (empty when not aborted).
+    pub evidence: String,
+    /// Telemetry batches the ledger refused (sidecar cases; must be 0).
+    pub batches_refused: u64,
 }
 
 impl RunResult {
@@ -116,29 +122,49 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let mut phase = r.phase;
 
     // Latency: log-normal; the regressed canary's error rate and σ from the regression.
-    let (err_bad, sigma_bad) = sc.regression.degraded(sc.error_rate, sc.sigma);
+    let (_, sigma_bad) = sc.regression.degraded(sc.error_rate, sc.sigma);
 
     let lat_ok = LatencyTable::new(sc.median_ms, sc.sigma);
-    let lat_bad = LatencyTable::new(sc.median_ms, sigma_bad);
+    let lat_bad = LatencyTable::new(sc.regression.degraded_median(sc.median_ms), sigma_bad);
+    let lat_slow = LatencyTable::new(sc.median_ms * sc.slow_factor, sc.sigma);
+    let lat_bad_slow = LatencyTable::new(
+        sc.regression.degraded_median(sc.median_ms) * sc.slow_factor,
+        sigma_bad,
+    );
     // Probabilities as 32-bit thresholds: one u64 draw per request for segment + canary, one for
     // error + latency.
     let thr = |p: f64| (p.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
     let cum_thr: Vec<u64> = cum.iter().map(|c| thr(*c)).collect();
     let mut share_thr: Vec<u64> = shares.iter().map(|s| thr(*s)).collect();
-    // Per segment (healthy, regressed) error thresholds.
-    let err_thr: Vec<(u64, u64)> = (0..sc.segments.len())
-        .map(|i| match sc.segment_error_rates.get(i) {
-            Some(p) => (thr(*p), thr(sc.regression.degraded(*p, sc.sigma).0)),
-            None => (thr(sc.error_rate), thr(err_bad)),
-        })
-        .collect();
-    let mut burst = Burst::new(&mut rng, &mut normal);
-    // Per segment (stable, canary): the window is split by segment as the companion's ledger does.
-    let mut scratch: Vec<(TrackScratch, TrackScratch)> = sc
+    // Per segment (healthy, regressed) error thresholds; a segment-only regression leaves the others.
+    let err_thr: Vec<(u64, u64)> = sc
         .segments
         .iter()
-        .map(|_| (TrackScratch::new(), TrackScratch::new()))
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let base = sc
+                .segment_error_rates
+                .get(i)
+                .copied()
+                .unwrap_or(sc.error_rate);
+            let hit = sc.regression_segment.is_none_or(|s| s == *name);
+            let bad = if hit {
+                sc.regression.degraded(base, sc.sigma).0
+            } else {
+                base
+            };
+            (thr(base), thr(bad))
+        })
         .collect();
+    let seg_hit: Vec<bool> = sc
+        .segments
+        .iter()
+        .map(|(name, _)| sc.regression_segment.is_none_or(|s| s == *name))
+        .collect();
+    let (keyless_thr, keyless_err_thr) = (thr(sc.keyless), thr(sc.keyless_error_rate));
+    let slow_thr = thr(sc.slow_share);
+    let mut burst = Burst::new(&mut rng, &mut normal);
+    let mut sink = Sink::new(sc, &r);
     let mut res = RunResult {
         aborted: false,
         succeeded: false,
@@ -148,6 +174,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         onset_phase,
         trigger: String::new(),
         end_ms: 0,
+        evidence: String::new(),
+        batches_refused: 0,
     };
     let mut now = 0;
     for sec in 1..=sc.max_s {
@@ -165,7 +193,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             .iter()
             .zip(&shares)
             .map(|(s, sh)| s.1 / total_w * sh)
-            .sum();
+            .sum::<f64>()
+            * (1.0 - sc.keyless);
         let mean_rate = match sc.canary_rps {
             Some(c) if canary_share > 0.0 => c / canary_share,
             _ => sc.base_rps,
@@ -176,8 +205,6 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             mean_rate
         };
         let n = poisson(&mut rng, rate);
-        let mut expected = 0.0;
-        let mut per_seg = [0u64; 8];
         for _ in 0..n {
             let a: u64 = rng.gen();
             let (u_seg, u_can) = (a >> 32, a & 0xFFFF_FFFF);
@@ -185,51 +212,37 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 .iter()
                 .position(|c| u_seg < *c)
                 .unwrap_or(cum_thr.len() - 1);
-            per_seg[seg.min(7)] += 1;
-            let canary = u_can < share_thr[seg];
+            let b: u64 = rng.gen();
+            let (u_err, u_key) = (b & 0xFFFF_FFFF, b >> 32);
+            let keyless = u_key < keyless_thr;
+            let canary = !keyless && u_can < share_thr[seg];
             // Arrival time within the window (ms); only drawn when the onset falls inside it.
             let bad = match bad_from {
                 Some(0) => true,
                 Some(from) => rng.gen_range(0..1000) >= from,
                 None => false,
             };
+            let hit = bad && seg_hit[seg] && (canary || sc.regression.hits_stable());
             let (ok_thr, bad_thr) = err_thr.get(seg).copied().unwrap_or((0, 0));
-            let (e_thr, lat) = if canary && bad {
-                (bad_thr, &lat_bad)
-            } else {
-                (ok_thr, &lat_ok)
+            let e_thr = match (keyless, canary && bad && seg_hit[seg]) {
+                (true, _) => keyless_err_thr,
+                (false, true) => bad_thr,
+                (false, false) => ok_thr,
             };
-            let b: u64 = rng.gen();
-            let error = (b & 0xFFFF_FFFF) < e_thr;
-            let b = lat.sample(b);
-            if let Some((st, ca)) = scratch.get_mut(seg) {
-                if canary {
-                    ca.add(b, error);
-                } else {
-                    st.add(b, error);
-                }
-            }
-        }
-        for (c, sh) in per_seg.iter().zip(&shares) {
-            expected += *c as f64 * sh;
-        }
-        let mut w = Window {
-            expected_canary: expected,
-            current_phase: true,
-            ..Default::default()
-        };
-        for (((name, _), (st, ca)), sh) in sc.segments.iter().zip(&mut scratch).zip(&shares) {
-            let sw = SegmentWindow {
-                share_bp: (sh * 10_000.0).round() as u32,
-                stable: st.take(),
-                canary: ca.take(),
+            let error = u_err < e_thr;
+            let c: u64 = rng.gen();
+            let slow = slow_thr > 0 && (c & 0xFFFF_FFFF) < slow_thr;
+            let lat = match (hit, slow) {
+                (false, false) => &lat_ok,
+                (true, false) => &lat_bad,
+                (false, true) => &lat_slow,
+                (true, true) => &lat_bad_slow,
             };
-            w.stable.merge(&sw.stable);
-            w.canary.merge(&sw.canary);
-            w.segments.insert(name.to_string(), sw);
+            let bucket = lat.sample(rng.gen());
+            sink.add(seg, canary, !keyless, error, bucket, c >> 32);
         }
-        r.step(Input::Window(w), now);
-        if r.status != Status::RolledBack {
+        let stepped = sink.flush(&mut r, sc, &shares, now);
+        if !stepped && r.status != Status::RolledBack {
             r.step(Input::Tick, now);
         }
         if r.status == Status::RolledBack {
@@ -239,6 +252,11 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 .last_verdict
                 .as_ref()
                 .map(|v| v.trigger.clone())
+                .unwrap_or_default();
+            res.evidence = r
+                .last_verdict
+                .as_ref()
+                .map(|v| v.reason.clone())
                 .unwrap_or_default();
             break;
         }
@@ -258,6 +276,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             break;
         }
     }
+    res.batches_refused = sink.refused();
     res.onset_ms = onset_ms.filter(|o| *o < now);
     res.phase = r.phase;
     res.end_ms = now;

@@ -56,6 +56,118 @@ pub fn aa() -> Vec<Case> {
     ]
 }
 
+/// Production traffic through the product's own ingest path (sidecars → batches → ledger): keyless
+/// requests, fleets of sidecars, latency that moves on both versions. Healthy canaries: every abort is a
+/// false abort.
+pub fn production() -> Vec<Case> {
+    let fleet = |sidecars| Scenario {
+        sidecars,
+        ..Scenario::segment_base_rates()
+    };
+    let aa = |id, label, scenario| Case {
+        runs: Runs::AA,
+        ..case(id, label, scenario)
+    };
+    vec![
+        aa(
+            15,
+            "(p1) segment mix with base rates, 20 % keyless (5 % errors), 10 sidecars",
+            Scenario {
+                keyless: 0.2,
+                ..fleet(10)
+            },
+        ),
+        aa(
+            16,
+            "(p2) segment mix with base rates, 50 % keyless (5 % errors), 10 sidecars",
+            Scenario {
+                keyless: 0.5,
+                ..fleet(10)
+            },
+        ),
+        aa(
+            18,
+            "(p4) shared 3× slowdown of both versions from mid-phase on, 10 sidecars",
+            Scenario {
+                regression: Regression::SharedSlowdown(3.0),
+                onset: Onset::MidRandomPhase,
+                ..fleet(10)
+            },
+        ),
+        aa(
+            19,
+            "(p5) rare 10× slow mode (0.7 % of requests) on both versions, 10 sidecars",
+            Scenario {
+                slow_share: 0.007,
+                slow_factor: 10.0,
+                ..fleet(10)
+            },
+        ),
+        aa(
+            20,
+            "(p6) segment mix with base rates, 20 % keyless, 1 000 sidecars",
+            Scenario {
+                keyless: 0.2,
+                ..fleet(1_000)
+            },
+        ),
+    ]
+}
+
+/// What the keyless mark fixes: the p2 traffic from filters that counted keyless requests as ordinary
+/// stable requests (before the mark). Expected to abort healthy canaries: shown, not a target.
+pub fn before_the_mark() -> Vec<Case> {
+    vec![Case {
+        runs: Runs::PerRegression,
+        ..case(
+            17,
+            "(p2, unmarked) 50 % keyless counted as bucketed stable requests (filters before the mark)",
+            Scenario {
+                keyless: 0.5,
+                mark_keyless: false,
+                sidecars: 10,
+                ..Scenario::segment_base_rates()
+            },
+        )
+    }]
+}
+
+/// Power on production traffic through the ledger.
+pub fn production_power() -> Vec<Case> {
+    vec![
+        case(
+            21,
+            "crash 50 %, 5 canary req/s, mid-phase (random 1–50 %), 1 000 sidecars, 20 % keyless",
+            Scenario {
+                canary_rps: Some(5.0),
+                max_after_onset_s: Some(600),
+                keyless: 0.2,
+                sidecars: 1_000,
+                ..Scenario::segment_base_rates()
+                    .with(Regression::ErrorRate(0.5), Onset::MidRandomPhase)
+            },
+        ),
+        case(
+            22,
+            "premium only 3× errors from the 5 % phase, segment mix, 10 sidecars",
+            Scenario {
+                regression_segment: Some("premium"),
+                sidecars: 10,
+                ..Scenario::segment_base_rates()
+                    .with(Regression::ErrorMult(3.0), Onset::PhaseStart(1))
+            },
+        ),
+        case(
+            23,
+            "2× p99 from mid 25 % phase, segment mix, 10 sidecars",
+            Scenario {
+                sidecars: 10,
+                ..Scenario::segment_base_rates().with(Regression::TailP99(2.0), Onset::MidPhase(3))
+            },
+        ),
+    ]
+}
+
 /// Regressions from the deploy or mid-phase, at 200 req/s.
 pub fn regressions() -> Vec<Case> {
     let from_start = |reg| Scenario::healthy().with(reg, Onset::Start);

@@ -34,6 +34,9 @@ pub enum Regression {
     ErrorRate(f64),
     /// Canary latency tail widened so its p99 is `factor ×` stable's (median unchanged).
     TailP99(f64),
+    /// Both versions slow down by `factor` (a shared dependency degrades): not the canary's fault, so
+    /// any abort it causes is a false abort.
+    SharedSlowdown(f64),
 }
 
 impl Regression {
@@ -45,7 +48,21 @@ impl Regression {
             Regression::ErrorMult(f) => ((error_rate * f).min(1.0), sigma),
             Regression::ErrorRate(p) => (p, sigma),
             Regression::TailP99(f) => (error_rate, sigma + f.ln() / 2.326_348),
+            Regression::SharedSlowdown(_) => (error_rate, sigma),
         }
+    }
+
+    /// The median latency once regressed.
+    pub fn degraded_median(self, median_ms: f64) -> f64 {
+        match self {
+            Regression::SharedSlowdown(f) => median_ms * f,
+            _ => median_ms,
+        }
+    }
+
+    /// Whether the regression hits the stable version too.
+    pub fn hits_stable(self) -> bool {
+        matches!(self, Regression::SharedSlowdown(_))
     }
 }
 
@@ -88,6 +105,22 @@ pub struct Scenario {
     /// `error_rate`; empty: every segment at `error_rate`. Internal users calling admin paths fail
     /// more on every version: a healthy rollout must not be blamed for it.
     pub segment_error_rates: Vec<f64>,
+    /// Only this segment's canary regresses (None: every segment's).
+    pub regression_segment: Option<&'static str>,
+    /// Share of requests without a targeting key (bots, health checks, logged-out users): always on
+    /// stable, failing at `keyless_error_rate`.
+    pub keyless: f64,
+    pub keyless_error_rate: f64,
+    /// Whether the filter marks keyless requests as not bucketed (this release). `false`: counted as
+    /// ordinary stable requests, as filters did before the mark (shows what the mark fixes).
+    pub mark_keyless: bool,
+    /// A rare slow mode on both versions: this share of requests (cache misses) is `slow_factor ×` slower.
+    pub slow_share: f64,
+    pub slow_factor: f64,
+    /// 0: the runner builds each second's window itself. n ≥ 1: the second's requests are spread over
+    /// n sidecars, each sends its batch (the filter's wire type, `dwcp_core::telemetry::Batch`) to a
+    /// real `dwcp_core::ledger::Ledger`, which merges, credits and judges them as the companion does.
+    pub sidecars: u32,
 }
 
 impl Scenario {
@@ -108,6 +141,13 @@ impl Scenario {
             max_s: 4 * 3600,
             segments: SEGMENTS.to_vec(),
             segment_error_rates: Vec::new(),
+            regression_segment: None,
+            keyless: 0.0,
+            keyless_error_rate: 0.05,
+            mark_keyless: true,
+            slow_share: 0.0,
+            slow_factor: 1.0,
+            sidecars: 0,
         }
     }
 

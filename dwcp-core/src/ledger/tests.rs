@@ -432,11 +432,14 @@ fn keyless_traffic_is_counted_but_never_judged() {
     assert_eq!(advanced, 1, "the healthy 1 % phase completes");
     let t = total(&l, "checkout", "standard");
     assert!(
-        t.requests[0] > 0 && t.requests[0] % 1_490 == 0,
+        t.requests[0] > 0 && t.requests[0].is_multiple_of(1_490),
         "shown: {t:?}"
     );
     let u = &l.rollouts["checkout"].untested;
-    assert!(u.unbucketed > 0 && u.unbucketed % 500 == 0, "{u:?}");
+    assert!(
+        u.unbucketed > 0 && u.unbucketed.is_multiple_of(500),
+        "{u:?}"
+    );
 
     let (status, _, l) = run_keyless(120, 500, false);
     assert_eq!(

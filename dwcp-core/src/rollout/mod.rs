@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
 use std::collections::{BTreeMap, VecDeque};
 pub use types::{
-    Command, Event, EventKind, Input, SegmentWindow, ShadowAgg, Status, TrackAgg, Untested, Window,
-    WindowSummary,
+    Command, Event, EventKind, Input, SegmentErrors, SegmentWindow, ShadowAgg, Status, TrackAgg,
+    Untested, Window, WindowSummary,
 };
 
 const RECENT: usize = 20;
@@ -55,6 +55,10 @@ pub struct Rollout {
     /// Requests not randomised (segments at 0 % or 100 %), kept out of the tests.
     #[serde(default)]
     pub untested: Untested,
+    /// Errors per randomised segment over the run, against their null: names the segment a
+    /// regression hits in the evidence.
+    #[serde(default)]
+    pub segment_errors: BTreeMap<String, SegmentErrors>,
     pub last_verdict: Option<Verdict>,
     pub recent: VecDeque<WindowSummary>,
     /// When the latest decision (promotion / rollback) was taken, and the first failing evidence.
@@ -82,6 +86,7 @@ impl Rollout {
             shadow_error_test: ErrorTest::new(),
             shadow_mismatch_test: ExceedanceTest::new(mismatch_p0),
             untested: Untested::default(),
+            segment_errors: BTreeMap::new(),
             last_verdict: None,
             recent: VecDeque::new(),
             decided_at_ms: None,

@@ -48,7 +48,14 @@ impl Rollout {
                         stable.errors + canary.errors,
                     );
                 } else {
-                    parts.push((canary, stable, f64::from(*share_bp) / 10_000.0));
+                    let share = f64::from(*share_bp) / 10_000.0;
+                    parts.push((canary, stable, share));
+                    let n = (canary.errors + stable.errors) as f64;
+                    let e = self.segment_errors.entry(name.clone()).or_default();
+                    e.errors += canary.errors + stable.errors;
+                    e.canary_errors += canary.errors;
+                    e.expected_canary_errors += n * share;
+                    e.variance += n * share * (1.0 - share);
                 }
             }
         }

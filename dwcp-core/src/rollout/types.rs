@@ -148,6 +148,29 @@ impl Window {
     }
 }
 
+/// One segment's errors over the rollout's run, against what its assigned shares imply: the evidence
+/// that names which segment a regression hits (the test itself pools the strata).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentErrors {
+    pub errors: u64,
+    pub canary_errors: u64,
+    /// Σ over windows of errors × share: the canary's expected errors if the versions fail alike.
+    pub expected_canary_errors: f64,
+    /// Σ errors × share × (1 − share): the null variance of `canary_errors`.
+    pub variance: f64,
+}
+
+impl SegmentErrors {
+    /// Standardised excess of canary errors over the null (0 without errors).
+    pub fn z(&self) -> f64 {
+        if self.variance <= 0.0 {
+            0.0
+        } else {
+            (self.canary_errors as f64 - self.expected_canary_errors) / self.variance.sqrt()
+        }
+    }
+}
+
 /// One segment's counts in a window and the canary share its requests were assigned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SegmentWindow {
