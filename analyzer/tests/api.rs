@@ -76,9 +76,9 @@ async fn call(
 fn batch(vm: &str, seq: u64, version: u64) -> Value {
     let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
     for i in 0..10 {
-        a.record(0, Track::Stable, 0, true, i == 0, 1_000);
+        a.record(0, Track::Stable, 0, Some(1), i == 0, 1_000);
     }
-    a.record(0, Track::Canary, 0, true, false, 1_200);
+    a.record(0, Track::Canary, 0, Some(1), false, 1_200);
     serde_json::to_value(a.take_batch(vm, seq, version, now_ms())).unwrap()
 }
 

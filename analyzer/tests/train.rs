@@ -81,6 +81,7 @@ fn batch(c: &Controller, seq: u64, now: u64, fail_probft: bool) -> Batch {
                 errors,
                 latency_us: h,
                 bucketed: true,
+                error_units: Vec::new(),
             });
         };
         let errs = if fail_probft && name == "probft" && rs.phase == "5%" {

@@ -247,3 +247,17 @@ fn a_crash_reported_by_1000_sidecars_is_caught_within_seconds() {
     times.sort_unstable();
     assert!(times[2] <= 5_000, "median of {times:?}");
 }
+
+/// One sticky client failing every request on both versions at 1 req/s: its errors weigh as one unit
+/// per phase, so healthy rollouts are not aborted when its bucket falls inside the canary (before
+/// units, ~half of such rollouts were).
+#[test]
+fn a_sticky_failing_client_does_not_abort_healthy_rollouts() {
+    let sc = Scenario {
+        failing_clients: 1,
+        ..production(0.0, 10)
+    };
+    let rs = run_many(&sc, SEED, 204, 40, 2);
+    let aborted = rs.iter().filter(|r| r.aborted).count();
+    assert!(aborted <= 1, "{aborted}/40 aborted");
+}

@@ -31,6 +31,26 @@ pub struct Cell {
     /// field): `true`, the old meaning of every cell.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub bucketed: bool,
+    /// The errors of bucketed requests by user bucket: `(bucket, errors)`, at most
+    /// [`MAX_ERROR_UNITS`] buckets per cell (errors beyond them are listed under no bucket). The companion
+    /// counts each bucket's errors once per phase in the error test: users are sticky, so one failing
+    /// client must weigh as one randomised unit, not as all its requests. Absent (older filters): every
+    /// error counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_units: Vec<(u32, u32)>,
+}
+
+/// Distinct user buckets with errors listed per cell and batch.
+pub const MAX_ERROR_UNITS: usize = 1024;
+
+/// Adds `n` errors of `bucket` to `units`, a sorted list bounded by [`MAX_ERROR_UNITS`] (a new bucket
+/// beyond the bound is not listed: its errors count in full).
+fn add_unit(units: &mut Vec<(u32, u32)>, bucket: u32, n: u32) {
+    match units.binary_search_by_key(&bucket, |u| u.0) {
+        Ok(i) => units[i].1 = units[i].1.saturating_add(n),
+        Err(i) if units.len() < MAX_ERROR_UNITS => units.insert(i, (bucket, n)),
+        Err(_) => {}
+    }
 }
 
 fn yes() -> bool {
@@ -100,6 +120,9 @@ impl Batch {
                     x.requests += c.requests;
                     x.errors += c.errors;
                     x.latency_us.merge(&c.latency_us);
+                    for (b, n) in c.error_units {
+                        add_unit(&mut x.error_units, b, n);
+                    }
                 }
                 None => self.cells.push(c),
             }
@@ -121,6 +144,8 @@ pub struct CellAcc {
     pub requests: u64,
     pub errors: u64,
     pub latency_us: Histogram,
+    /// `(bucket, errors)`, sorted, see [`Cell::error_units`].
+    pub error_units: Vec<(u32, u32)>,
 }
 
 /// Dense per-VM accumulator indexed by (rollout, track, segment, bucketed).
@@ -166,24 +191,28 @@ impl Accumulator {
         })
     }
 
-    /// Counts one request of `rollout`'s `segment` on `track`; `bucketed`: the track was drawn from the
-    /// user's bucket against the segment's share (see [`Cell::bucketed`]).
+    /// Counts one request of `rollout`'s `segment` on `track`. `bucket`: the user's bucket when the
+    /// track was drawn from it against the segment's share; `None`: not bucketed (see
+    /// [`Cell::bucketed`]).
     pub fn record(
         &mut self,
         rollout: usize,
         track: Track,
         segment: usize,
-        bucketed: bool,
+        bucket: Option<u32>,
         error: bool,
         latency_us: u64,
     ) {
         if let Some(c) = self
-            .index(rollout, track, segment, bucketed)
+            .index(rollout, track, segment, bucket.is_some())
             .and_then(|i| self.cells.get_mut(i))
         {
             c.requests += 1;
             c.errors += u64::from(error);
             c.latency_us.record(latency_us);
+            if let (true, Some(b)) = (error, bucket) {
+                add_unit(&mut c.error_units, b, 1);
+            }
         }
     }
 
@@ -220,6 +249,7 @@ impl Accumulator {
                 errors: acc.errors,
                 latency_us: acc.latency_us,
                 bucketed,
+                error_units: acc.error_units,
             });
         }
         let counters = std::mem::take(&mut self.counters)

@@ -120,8 +120,8 @@ mod tests {
     #[test]
     fn deltas_match_the_batch() {
         let mut a = Accumulator::new(vec!["r".into()], vec!["standard".into()]);
-        a.record(0, Track::Canary, 0, true, true, 3_000);
-        a.record(0, Track::Canary, 0, true, false, 300_000);
+        a.record(0, Track::Canary, 0, Some(1), true, 3_000);
+        a.record(0, Track::Canary, 0, Some(1), false, 300_000);
         let d = deltas(&a.take_batch("vm", 1, 1, 0));
         let get = |n: &str| d.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
         let t = "_rollout=.=r;.;_track=.=canary;.;_segment=.=standard;.;";

@@ -172,9 +172,11 @@ impl Vm {
     /// Records the outcome of a request routed by `d`.
     pub fn record(&mut self, d: &Decision, status: u16, latency_us: u64) {
         let error = dwcp_core::route::is_error(status, self.cfg.count_4xx_as_errors);
-        let bucketed = d.why == dwcp_core::decision::Why::Bucketed;
+        let bucket = d
+            .bucket
+            .filter(|_| d.why == dwcp_core::decision::Why::Bucketed);
         self.acc
-            .record(d.rollout, d.track, d.segment, bucketed, error, latency_us);
+            .record(d.rollout, d.track, d.segment, bucket, error, latency_us);
     }
 }
 

@@ -37,9 +37,16 @@ fn batch_body(vm: &str, seq: u64, rollouts: &[String], i: usize) -> Vec<u8> {
     for r in [i % rollouts.len(), (i + 1) % rollouts.len()] {
         for s in 0..5 {
             for k in 0..20u64 {
-                a.record(r, Track::Stable, s, true, k == 0 && s == 4, 8_000 + k * 700);
+                a.record(
+                    r,
+                    Track::Stable,
+                    s,
+                    Some(1),
+                    k == 0 && s == 4,
+                    8_000 + k * 700,
+                );
             }
-            a.record(r, Track::Canary, s, true, false, 9_000 + s as u64 * 300);
+            a.record(r, Track::Canary, s, Some(1), false, 9_000 + s as u64 * 300);
         }
     }
     serde_json::to_vec(&a.take_batch(vm, seq, 0, 0)).unwrap_or_default()

@@ -165,6 +165,9 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let slow_thr = thr(sc.slow_share);
     let mut burst = Burst::new(&mut rng, &mut normal);
     let mut sink = Sink::new(sc, &r);
+    // Each failing client's bucket (uniform in [0, 1)); drawn once: clients are sticky.
+    let failing: Vec<f64> = (0..sc.failing_clients).map(|_| rng.gen::<f64>()).collect();
+    let failing_seg = sc.segments.len().saturating_sub(1);
     let mut res = RunResult {
         aborted: false,
         succeeded: false,
@@ -239,7 +242,17 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 (true, true) => &lat_bad_slow,
             };
             let bucket = lat.sample(rng.gen());
-            sink.add(seg, canary, !keyless, error, bucket, c >> 32);
+            // The user's bucket (bp), consistent with the canary draw: canary iff below the share.
+            let unit = ((u_can * 10_000) >> 32) as u32;
+            sink.add(seg, canary, !keyless, error, bucket, unit, c >> 32);
+        }
+        for u in &failing {
+            let canary = *u < shares.get(failing_seg).copied().unwrap_or(0.0);
+            for _ in 0..poisson(&mut rng, sc.failing_client_rps) {
+                let bucket = lat_ok.sample(rng.gen());
+                let unit = (*u * 10_000.0) as u32;
+                sink.add(failing_seg, canary, true, true, bucket, unit, rng.gen());
+            }
         }
         let stepped = sink.flush(&mut r, sc, &shares, now);
         if !stepped && r.status != Status::RolledBack {

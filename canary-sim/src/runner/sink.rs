@@ -71,7 +71,9 @@ impl Sink {
         }))
     }
 
-    /// One request of segment `seg`; `draw` picks the sidecar that served it.
+    /// One request of segment `seg` from the user bucket `unit` (0..10 000, canary exactly when below
+    /// the segment's share); `bucket` is its latency bucket; `draw` picks the sidecar that served it.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn add(
         &mut self,
@@ -80,6 +82,7 @@ impl Sink {
         bucketed: bool,
         error: bool,
         bucket: usize,
+        unit: u32,
         draw: u64,
     ) {
         match self {
@@ -95,9 +98,15 @@ impl Sink {
             Sink::Ledger(f) => {
                 let i = (draw % f.sidecars.len() as u64) as usize;
                 let track = if canary { Track::Canary } else { Track::Stable };
-                let bucketed = bucketed || !f.mark_keyless;
+                let unit = if bucketed {
+                    Some(unit)
+                } else {
+                    // Filters before the mark counted keyless requests as bucketed; they had no
+                    // bucket, so each is its own unit.
+                    (!f.mark_keyless).then_some(10_000 + (draw >> 40) as u32)
+                };
                 let us = value_of(bucket as i32).round() as u64;
-                f.sidecars[i].record(0, track, seg, bucketed, error, us);
+                f.sidecars[i].record(0, track, seg, unit, error, us);
             }
         }
     }
@@ -119,6 +128,7 @@ impl Sink {
                 };
                 for (((name, _), (st, ca)), sh) in sc.segments.iter().zip(scratch).zip(shares) {
                     let sw = SegmentWindow {
+                        error_units: None,
                         share_bp: (sh * 10_000.0).round() as u32,
                         stable: st.take(),
                         canary: ca.take(),

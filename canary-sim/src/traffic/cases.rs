@@ -104,6 +104,14 @@ pub fn production() -> Vec<Case> {
             },
         ),
         aa(
+            24,
+            "(p3) one sticky client failing every request on both versions at 1 req/s (standard), 10 sidecars",
+            Scenario {
+                failing_clients: 1,
+                ..fleet(10)
+            },
+        ),
+        aa(
             20,
             "(p6) segment mix with base rates, 20 % keyless, 1 000 sidecars",
             Scenario {

@@ -121,6 +121,11 @@ pub struct Scenario {
     /// n sidecars, each sends its batch (the filter's wire type, `dwcp_core::telemetry::Batch`) to a
     /// real `dwcp_core::ledger::Ledger`, which merges, credits and judges them as the companion does.
     pub sidecars: u32,
+    /// Sticky clients that fail every request on every version (a broken integration, a retry loop),
+    /// each at `failing_client_rps`, in the last segment (standard), each with its own uniform bucket:
+    /// on canary exactly when its bucket falls inside the segment's share.
+    pub failing_clients: u32,
+    pub failing_client_rps: f64,
 }
 
 impl Scenario {
@@ -148,6 +153,8 @@ impl Scenario {
             slow_share: 0.0,
             slow_factor: 1.0,
             sidecars: 0,
+            failing_clients: 0,
+            failing_client_rps: 1.0,
         }
     }
 

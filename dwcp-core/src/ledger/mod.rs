@@ -68,7 +68,17 @@ pub struct Ledger {
     max_future_skew_ms: u64,
     /// Open time slices per rollout.
     slices: BTreeMap<String, Slice>,
+    /// Per rollout: the phase and the (segment, track, user bucket) units that already had an error in
+    /// it (each counts once per phase in the error test). Not persisted: after a restart a unit may count
+    /// once more.
+    error_units: BTreeMap<String, (usize, UnitsSeen)>,
 }
+
+/// (segment, track, user bucket) units that had an error in the current phase.
+type UnitsSeen = std::collections::HashSet<(String, Track, u32)>;
+
+/// Units remembered per rollout and phase; beyond it every error counts (bounded memory).
+pub const MAX_ERROR_UNITS_SEEN: usize = 200_000;
 
 impl Ledger {
     /// A ledger serving `version` with these rollouts (every phase taken to start at `version`).
@@ -90,6 +100,7 @@ impl Ledger {
             shadow_totals: BTreeMap::new(),
             max_future_skew_ms,
             slices: BTreeMap::new(),
+            error_units: BTreeMap::new(),
         };
         for name in l.rollouts.keys() {
             l.credit.phase_started(name, version);
@@ -216,6 +227,7 @@ impl Ledger {
                 .or_default();
             t.requests[c.track.index()] += c.requests;
             t.errors[c.track.index()] += c.errors;
+            let units = self.error_units_of(&c);
             let w = windows.entry(c.rollout).or_default();
             if !c.bucketed {
                 // Not randomised: shown in the totals and as untested, never judged nor expected.
@@ -232,6 +244,9 @@ impl Ledger {
             // Per segment too, with the share it was routed with: the tests' strata.
             let sw = w.segments.entry(c.segment).or_default();
             sw.share_bp = share;
+            let mut te = sw.test_errors();
+            te[c.track.index()] += units;
+            sw.error_units = Some(te);
             match c.track {
                 Track::Stable => {
                     sw.stable.merge(&agg);
@@ -289,6 +304,30 @@ impl Ledger {
             stepped,
             shadow_touched,
         })
+    }
+
+    /// A bucketed cell's errors as the error test counts them: each listed (segment, track, bucket)
+    /// once per phase of the rollout, unlisted errors in full (older filters list none).
+    fn error_units_of(&mut self, c: &crate::telemetry::Cell) -> u64 {
+        let phase = self.rollouts.get(&c.rollout).map_or(0, |r| r.phase);
+        let (p, seen) = self.error_units.entry(c.rollout.clone()).or_default();
+        if *p != phase {
+            *p = phase;
+            seen.clear();
+        }
+        let listed: u64 = c.error_units.iter().map(|u| u64::from(u.1)).sum();
+        let mut units = c.errors.saturating_sub(listed);
+        for (bucket, _) in &c.error_units {
+            let key = (c.segment.clone(), c.track, *bucket);
+            if seen.contains(&key) {
+                continue;
+            }
+            units += 1;
+            if seen.len() < MAX_ERROR_UNITS_SEEN {
+                seen.insert(key);
+            }
+        }
+        units
     }
 
     /// Notes a VM's empty batch (nothing to judge): it is alive and routes with `routing_version`.

@@ -31,7 +31,7 @@ fn batch(vm: &str, seq: u64, version: u64, cells: &[(&str, Track, &str, u64, u64
     let mut a = Accumulator::new(rollouts.clone(), segments.clone());
     for (i, (_, track, _, requests, errors)) in cells.iter().enumerate() {
         for k in 0..*requests {
-            a.record(i, *track, i, true, k < *errors, 1_000 + k);
+            a.record(i, *track, i, Some(k as u32), k < *errors, 1_000 + k);
         }
     }
     a.take_batch(vm, seq, version, 1_000)
@@ -384,13 +384,27 @@ fn windows_are_split_by_segment_and_forced_segments_are_not_tested() {
 fn keyless_second(vm: &str, seq: u64, version: u64, keyless: u64, mark: bool) -> Batch {
     let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
     for k in 0..990u64 {
-        a.record(0, Track::Stable, 0, true, k % 100 == 0, 20_000 + k);
+        a.record(
+            0,
+            Track::Stable,
+            0,
+            Some(k as u32 + 100),
+            k % 100 == 0,
+            20_000 + k,
+        );
     }
     for k in 0..10u64 {
-        a.record(0, Track::Canary, 0, true, false, 20_000 + k);
+        a.record(0, Track::Canary, 0, Some(k as u32), false, 20_000 + k);
     }
     for k in 0..keyless {
-        a.record(0, Track::Stable, 0, !mark, k % 20 == 0, 20_000 + k);
+        a.record(
+            0,
+            Track::Stable,
+            0,
+            (!mark).then_some(k as u32 + 5_000),
+            k % 20 == 0,
+            20_000 + k,
+        );
     }
     a.take_batch(vm, seq, version, 1_000 + seq * 1_000)
 }
@@ -473,7 +487,14 @@ fn evidence_does_not_depend_on_how_many_sidecars_report() {
                 let canary = k % 100 == 0;
                 let track = if canary { Track::Canary } else { Track::Stable };
                 let error = if canary { k % 500 == 0 } else { k % 97 == 0 };
-                a.record(0, track, 0, true, error, 20_000 + k % 1_000);
+                a.record(
+                    0,
+                    track,
+                    0,
+                    Some((s * 2_000 + k) as u32),
+                    error,
+                    20_000 + k % 1_000,
+                );
             }
             for (i, a) in accs.iter_mut().enumerate() {
                 seq[i] += 1;
@@ -496,4 +517,44 @@ fn evidence_does_not_depend_on_how_many_sidecars_report() {
     );
     let (ea, eb) = (a.error_test.log_e_value(), b.error_test.log_e_value());
     assert!((ea - eb).abs() < 1e-9, "log e-value {ea} vs {eb}");
+}
+
+/// A sticky client (one user bucket) failing every request on canary weighs as one randomised unit per
+/// phase in the error test, however many requests it sends; other users' errors count one each. A
+/// filter that lists no units (older release) has every error counted, as before.
+#[test]
+fn a_sticky_failing_client_counts_once_per_phase() {
+    let mut l = ledger(1);
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    let v = l.version;
+    for s in 1..=20u64 {
+        let mut a = Accumulator::new(vec!["checkout".into()], vec!["standard".into()]);
+        for k in 0..5u32 {
+            a.record(0, Track::Canary, 0, Some(42), true, 20_000 + u64::from(k));
+        }
+        a.record(0, Track::Stable, 0, Some(1_000 + s as u32), true, 20_000);
+        let now = 1_000 + s * 1_000;
+        l.ingest(a.take_batch("vm", s, v, now), now).unwrap();
+        l.tick(now);
+    }
+    let r = &l.rollouts["checkout"];
+    assert_eq!(r.phase_canary.errors, 100, "all errors are shown");
+    assert_eq!(
+        (r.error_test.canary_errors, r.error_test.stable_errors),
+        (1, 20)
+    );
+    // The same traffic without units: every error is evidence.
+    let mut l = ledger(1);
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    let mut b = keyless_second("vm", 1, l.version, 0, true);
+    for c in &mut b.cells {
+        c.error_units.clear();
+    }
+    let errors: u64 = b.cells.iter().map(|c| c.errors).sum();
+    l.ingest(b, 2_000).unwrap();
+    l.tick(2_000);
+    let e = &l.rollouts["checkout"].error_test;
+    assert_eq!(e.canary_errors + e.stable_errors, errors);
 }

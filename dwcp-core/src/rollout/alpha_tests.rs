@@ -166,11 +166,13 @@ fn rollouts_stored_before_the_gated_tests_still_load() {
 /// requests failing.
 fn segmented(i: u64, standard_canary_errors: u64) -> Window {
     let internal = SegmentWindow {
+        error_units: None,
         share_bp: 10_000,
         stable: TrackAgg::default(),
         canary: track(50, 1 + i % 2, 20_000, 0, 0),
     };
     let standard = SegmentWindow {
+        error_units: None,
         share_bp: 100,
         stable: track(990, 1, 20_000, 0, 0),
         canary: track(10, standard_canary_errors, 20_000, 0, 0),

@@ -25,14 +25,14 @@ impl Rollout {
     pub(super) fn observe_tests(&mut self, w: &Window) {
         self.untested.merge(&w.unbucketed);
         let mut parts: Vec<(&TrackAgg, &TrackAgg, f64)> = Vec::new();
+        // The error test's strata: errors by user bucket once per phase where the filters list them.
+        let mut error_strata: Vec<(u64, u64, f64)> = Vec::new();
         if w.segments.is_empty() {
             let total = w.stable.requests + w.canary.requests;
             if total > 0 {
-                parts.push((
-                    &w.canary,
-                    &w.stable,
-                    w.canary.requests as f64 / total as f64,
-                ));
+                let share = w.canary.requests as f64 / total as f64;
+                parts.push((&w.canary, &w.stable, share));
+                error_strata.push((w.canary.errors, w.stable.errors, share));
             }
         } else {
             for (name, sw) in &w.segments {
@@ -40,6 +40,7 @@ impl Rollout {
                     share_bp,
                     stable,
                     canary,
+                    ..
                 } = sw;
                 if *share_bp == 0 || *share_bp >= 10_000 {
                     self.untested.add(
@@ -50,17 +51,18 @@ impl Rollout {
                 } else {
                     let share = f64::from(*share_bp) / 10_000.0;
                     parts.push((canary, stable, share));
-                    let n = (canary.errors + stable.errors) as f64;
+                    let [se, ce] = sw.test_errors();
+                    error_strata.push((ce, se, share));
+                    let n = (ce + se) as f64;
                     let e = self.segment_errors.entry(name.clone()).or_default();
-                    e.errors += canary.errors + stable.errors;
-                    e.canary_errors += canary.errors;
+                    e.errors += ce + se;
+                    e.canary_errors += ce;
                     e.expected_canary_errors += n * share;
                     e.variance += n * share * (1.0 - share);
                 }
             }
         }
-        self.error_test
-            .observe_strata(&strata(&parts, |t| t.errors));
+        self.error_test.observe_strata(&error_strata);
         // Throughput: requests against the assigned share. Pooled windows use the filters' expected count.
         if w.segments.is_empty() {
             let total = w.stable.requests + w.canary.requests;

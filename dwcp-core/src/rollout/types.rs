@@ -142,6 +142,10 @@ impl Window {
                     share_bp: sw.share_bp,
                     ..SegmentWindow::default()
                 });
+            if mine.error_units.is_some() || sw.error_units.is_some() {
+                let (a, b) = (mine.test_errors(), sw.test_errors());
+                mine.error_units = Some([a[0] + b[0], a[1] + b[1]]);
+            }
             mine.stable.merge(&sw.stable);
             mine.canary.merge(&sw.canary);
         }
@@ -177,6 +181,19 @@ pub struct SegmentWindow {
     pub share_bp: u32,
     pub stable: TrackAgg,
     pub canary: TrackAgg,
+    /// Errors as the error test counts them, `[stable, canary]`: each user bucket's errors once per
+    /// phase (see `telemetry::Cell::error_units`). `None`: every error counts (older filters, callers
+    /// that do not know units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_units: Option<[u64; 2]>,
+}
+
+impl SegmentWindow {
+    /// `[stable, canary]` errors for the error test.
+    pub fn test_errors(&self) -> [u64; 2] {
+        self.error_units
+            .unwrap_or([self.stable.errors, self.canary.errors])
+    }
 }
 
 /// Requests kept out of the sequential tests because they were not randomised: segments whose assigned

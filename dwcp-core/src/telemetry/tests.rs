@@ -10,9 +10,9 @@ fn acc() -> Accumulator {
 #[test]
 fn batch_holds_exactly_what_was_recorded() {
     let mut a = acc();
-    a.record(0, Track::Canary, 1, true, true, 1000);
-    a.record(0, Track::Canary, 1, true, false, 2000);
-    a.record(1, Track::Stable, 0, true, false, 10);
+    a.record(0, Track::Canary, 1, Some(7), true, 1000);
+    a.record(0, Track::Canary, 1, Some(7), false, 2000);
+    a.record(1, Track::Stable, 0, Some(7), false, 10);
     a.count("no_key");
     let b = a.take_batch("vm1", 7, 3, 99);
     assert_eq!(b.cells.len(), 2);
@@ -29,11 +29,11 @@ fn batch_holds_exactly_what_was_recorded() {
 #[test]
 fn absorbing_an_unsent_batch_loses_nothing() {
     let mut a = acc();
-    a.record(1, Track::Canary, 0, true, true, 5);
+    a.record(1, Track::Canary, 0, Some(7), true, 5);
     a.count("bad_header");
     let old = a.take_batch("vm", 1, 3, 0);
-    a.record(1, Track::Canary, 0, true, false, 7);
-    a.record(0, Track::Stable, 1, true, false, 9);
+    a.record(1, Track::Canary, 0, Some(7), false, 7);
+    a.record(0, Track::Stable, 1, Some(7), false, 9);
     let mut new = a.take_batch("vm", 2, 4, 0);
     new.absorb(old);
     assert_eq!(
@@ -49,14 +49,14 @@ fn absorbing_an_unsent_batch_loses_nothing() {
 #[test]
 fn out_of_range_is_ignored_not_panicking() {
     let mut a = acc();
-    a.record(9, Track::Stable, 9, true, false, 1);
+    a.record(9, Track::Stable, 9, Some(7), false, 1);
     assert!(a.take_batch("vm", 1, 1, 0).is_empty());
 }
 
 #[test]
 fn batch_json_round_trip() {
     let mut a = acc();
-    a.record(0, Track::Stable, 0, true, false, 42);
+    a.record(0, Track::Stable, 0, Some(7), false, 42);
     let b = a.take_batch("vm", 1, 2, 3);
     let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
     assert_eq!(b, back);
@@ -116,9 +116,9 @@ fn shadow_stats_and_samples_travel_in_batches() {
 #[test]
 fn unbucketed_requests_get_their_own_cells_and_the_wire_stays_compatible() {
     let mut a = acc();
-    a.record(0, Track::Stable, 1, true, false, 10);
-    a.record(0, Track::Stable, 1, false, true, 20);
-    a.record(0, Track::Stable, 1, false, false, 30);
+    a.record(0, Track::Stable, 1, Some(7), false, 10);
+    a.record(0, Track::Stable, 1, None, true, 20);
+    a.record(0, Track::Stable, 1, None, false, 30);
     let b = a.take_batch("vm", 1, 3, 0);
     assert_eq!(b.cells.len(), 2);
     let keyless = b.cells.iter().find(|c| !c.bucketed).unwrap();
@@ -138,7 +138,7 @@ fn unbucketed_requests_get_their_own_cells_and_the_wire_stays_compatible() {
     let c: Cell = serde_json::from_value(old).unwrap();
     assert!(c.bucketed);
     // Absorbing keeps the two kinds apart.
-    a.record(0, Track::Stable, 1, true, false, 10);
+    a.record(0, Track::Stable, 1, Some(7), false, 10);
     let mut next = a.take_batch("vm", 2, 3, 0);
     next.absorb(b);
     assert_eq!(next.cells.len(), 2);
