@@ -21,4 +21,5 @@
 pub mod compression;
 pub mod manager;
 pub mod pbft;
+pub mod probft;
 pub mod sim;
