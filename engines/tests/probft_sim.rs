@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use dwcp_engines::probft::{
-    self, value_digest, vote_statement, Built, Decision, ProbftConfig, ProbftMsg,
+    self, value_digest, vote_statement, Built, Decision, PlantedBug, ProbftConfig, ProbftMsg,
     ProbftNode, Submit, Vote,
 };
 use dwcp_engines::sim::crypto::Scheme;
@@ -65,7 +65,9 @@ fn run(
     let invs = probft::safety_invariants(&built);
     let n = built.cfg.n;
     let nodes = std::mem::take(&mut built.nodes);
-    let mut sim = Simulator::new(seed, faults, nodes, false).max_steps(5_000_000);
+    let mut sim = Simulator::new(seed, faults, nodes, false)
+        .max_steps(5_000_000)
+        .keep_logs(std::env::var("PDBG").is_ok());
     for inv in invs {
         sim = sim.with_boxed_invariant(inv);
     }
@@ -169,7 +171,10 @@ fn scenario(n: u32, byz: u32, kind: &str, seed: u64, slots: u64) -> SimReport<De
 /// validity, no false accusation, liveness after GST), and the attack was noticed where it
 /// leaves evidence.
 fn sweep(n: u32, kind: &str, seed: u64) {
-    let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seed);
     let slots = if n >= 64 { 1 } else { 3 };
     let r = scenario(n, f_of(n), kind, seed, slots);
     assert_clean(&format!("n={n} {kind}"), &r);
@@ -210,4 +215,58 @@ sweeps! {
     n64_twins_1: 64, "twins", 1;
     n64_badvrf_1: 64, "bad-vrf", 1;
     n64_partition_1: 64, "partition", 1;
+}
+
+/// The hollow design — votes to everyone and a deterministic quorum of `⌈√n⌉` — is unsafe: with
+/// `f` equivocating twins (leader included) at n = 16 the simulator finds two honest replicas
+/// deciding different values. The same attack against the VRF-sampled quorum is the
+/// `n16_twins_*` sweep cases above (there with random, not adversarial, delivery).
+#[test]
+fn deterministic_sqrt_quorum_is_unsafe() {
+    let n = 16;
+    let mut found = None;
+    for seed in 1..=20u64 {
+        let cfg = ProbftConfig::new(n, f_of(n)).with_bug(PlantedBug::DeterministicSqrtQuorum);
+        let mut built = probft::build(seed, cfg, Scheme::Ed25519);
+        let half: BTreeSet<u32> = (0..n).filter(|i| i % 2 == 1).collect();
+        let mut ids = vec![0u32];
+        ids.extend(
+            pick_byzantine(seed, n, f_of(n))
+                .into_iter()
+                .filter(|i| *i != 0),
+        );
+        ids.truncate(f_of(n) as usize);
+        for b in &ids {
+            twins(&mut built, *b, &half);
+        }
+        // The adversary's schedule before GST: honest replicas of different halves hear each
+        // other only after 300 ms (the Byzantine twins' links stay fast).
+        let mut net = FaultModel {
+            gst_ms: 2_000,
+            post_gst_max_delay_ms: 10,
+            ..FaultModel::reliable()
+        };
+        for a in (0..n).filter(|i| !ids.contains(i)) {
+            for b in (0..n).filter(|i| !ids.contains(i) && i % 2 != a % 2) {
+                net.overrides.push((a, b, LinkFaults::reliable(300)));
+            }
+        }
+        let r = run(seed, built, net, 1, false, 5_000);
+        if let Some(v) = r.violations.iter().find(|v| v.invariant == "agreement") {
+            println!(
+                "deterministic √n quorum: conflicting decision at seed {seed}: {}",
+                v.detail
+            );
+            let ev = v
+                .to_event(probft::ENGINE)
+                .expect("agreement maps to a signal");
+            assert!(matches!(
+                ev,
+                dwcp_core::signals::EngineEvent::DataIntegrityViolation { .. }
+            ));
+            found = Some(seed);
+            break;
+        }
+    }
+    assert!(found.is_some(), "no conflicting decision in 20 seeds");
 }
