@@ -41,6 +41,7 @@
 //! simulator runs use crash-stop only) and a TCP transport.
 
 mod checks;
+pub mod montecarlo;
 mod replica;
 pub mod vrf;
 mod wire;
@@ -86,7 +87,7 @@ pub struct ProbftConfig {
 /// Default sample factor `o`.
 pub const DEFAULT_O: f64 = 2.0;
 /// Default quorum factor `l`.
-pub const DEFAULT_L: f64 = 1.2;
+pub const DEFAULT_L: f64 = 1.5;
 
 impl ProbftConfig {
     pub fn new(n: u32, f: u32) -> Self {
