@@ -78,6 +78,7 @@ pub struct ProbftConfig {
     /// Quorum factor: `⌈l·√n⌉` matching votes prepare / decide.
     pub l: f64,
     pub view_timeout_ms: u64,
+    /// First retransmission interval of a view; it doubles with each retransmission.
     pub retransmit_ms: u64,
     /// Largest timeout after doubling.
     pub max_timeout_ms: u64,
@@ -97,7 +98,7 @@ impl ProbftConfig {
             o: DEFAULT_O,
             l: DEFAULT_L,
             view_timeout_ms: 400,
-            retransmit_ms: 80,
+            retransmit_ms: 250,
             max_timeout_ms: 6_400,
             bug: None,
         }

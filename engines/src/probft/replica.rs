@@ -56,6 +56,8 @@ struct Inst {
     proposed: BTreeSet<u64>,
     answered: BTreeSet<(NodeId, u64)>,
     timers_armed: bool,
+    /// Retransmissions in the current view (the interval doubles with each).
+    retx: u32,
     accused: BTreeSet<(NodeId, u64, u8)>,
 }
 
@@ -148,6 +150,7 @@ impl Replica {
             return;
         }
         inst.timers_armed = true;
+        inst.retx = 0;
         out.set_timer(timer_id(slot, TIMER_VIEW), now + t);
         out.set_timer(
             timer_id(slot, TIMER_RETRANSMIT),
