@@ -65,9 +65,7 @@ fn run(
     let invs = probft::safety_invariants(&built);
     let n = built.cfg.n;
     let nodes = std::mem::take(&mut built.nodes);
-    let mut sim = Simulator::new(seed, faults, nodes, false)
-        .max_steps(5_000_000)
-        .keep_logs(std::env::var("PDBG").is_ok());
+    let mut sim = Simulator::new(seed, faults, nodes, false).max_steps(5_000_000);
     for inv in invs {
         sim = sim.with_boxed_invariant(inv);
     }

@@ -139,7 +139,7 @@ impl Model {
         // Byzantine ids 0..f (the leader of view 0 of slot 0 included); samples do not depend
         // on identities, so which ids are Byzantine does not matter.
         let byz = |i: usize| i < f;
-        let side_a = |i: usize| (i - f) % 2 == 0;
+        let side_a = |i: usize| (i - f).is_multiple_of(2);
 
         // Attack.
         let (mut pa, mut pb) = (vec![0usize; n], vec![0usize; n]);

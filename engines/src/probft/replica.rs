@@ -35,12 +35,17 @@ type SampleKey = (NodeId, u64, u64, Phase);
 /// proof bytes that verified.
 pub type SampleCache = Arc<std::sync::Mutex<BTreeMap<SampleKey, (VrfProof, Arc<Vec<NodeId>>)>>>;
 
+/// A proposal as accepted: digest, value, leader signature.
+type Accepted = (Digest32, Arc<[u8]>, [u8; 64]);
+/// A replica's own VRF proof and sample.
+type OwnSample = (VrfProof, Arc<Vec<NodeId>>);
+
 #[derive(Default)]
 struct Inst {
     view: u64,
     input: Option<Arc<[u8]>>,
     /// The proposal accepted in each view: digest, value, leader signature.
-    accepted: BTreeMap<u64, (Digest32, Arc<[u8]>, [u8; 64])>,
+    accepted: BTreeMap<u64, Accepted>,
     /// Proposals seen from each view's leader (signature-checked), for equivocation evidence.
     leader_seen: BTreeMap<u64, Digest32>,
     voted: BTreeSet<(u64, Phase)>,
@@ -70,7 +75,7 @@ pub struct Replica {
     vrf_keys: Arc<Vec<VrfPublic>>,
     insts: BTreeMap<u64, Inst>,
     max_slot: u64,
-    my_samples: BTreeMap<(u64, u64, Phase), (VrfProof, Arc<Vec<NodeId>>)>,
+    my_samples: BTreeMap<(u64, u64, Phase), OwnSample>,
     samples: SampleCache,
     committed: Vec<Decision>,
     integrity: Vec<EngineEvent>,
