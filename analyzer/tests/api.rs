@@ -12,24 +12,32 @@ use dwcp_core::decision::Track;
 use dwcp_core::telemetry::Accumulator;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-1";
 
+/// A named operator credential's token (the audit actor is the name).
+fn tok(name: &str) -> String {
+    format!("{name}-operator-token-0123456789")
+}
+
 fn app(dir: &std::path::Path) -> axum::Router {
+    let mut creds = String::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        creds.push_str(&format!(
+            "[[credential]]\nname = \"{name}\"\nrole = \"operator\"\ntoken = \"{}\"\n",
+            tok(name)
+        ));
+    }
     let toml = format!(
-        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
+        "token = \"{TOKEN}\"\npublic_reads = true\ndb = \"{}\"\n{creds}[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
         dir.join("a.db").display()
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    api::router(Arc::new(App {
-        controller: Mutex::new(c),
-        token: TOKEN.into(),
-        started_ms: now_ms(),
-        engines: Default::default(),
-    }))
+    let app = Arc::new(App::new(c, cfg.auth.clone()));
+    dwcp_analyzer::serve::secure(api::router(app.clone()), app)
 }
 
 async fn call(
@@ -139,30 +147,39 @@ async fn commands_record_who_and_refuse_what_does_not_apply() {
     let d = tempfile::tempdir().unwrap();
     let a = app(d.path());
     let t = Some(TOKEN);
+    // The actor is the credential's name: a body naming someone else is ignored.
     let cases = [
-        ("pause", r#"{"actor":"alice"}"#, StatusCode::OK, "paused"),
         (
             "pause",
-            r#"{"actor":"alice"}"#,
-            StatusCode::CONFLICT,
+            "alice",
+            r#"{"actor":"mallory"}"#,
+            StatusCode::OK,
             "paused",
         ),
-        ("resume", r#"{"actor":"bob"}"#, StatusCode::OK, "running"),
-        ("promote", "", StatusCode::OK, "running"),
+        ("pause", "alice", "", StatusCode::CONFLICT, "paused"),
+        (
+            "resume",
+            "bob",
+            r#"{"actor":"mallory"}"#,
+            StatusCode::OK,
+            "running",
+        ),
+        ("promote", "bob", "", StatusCode::OK, "running"),
         (
             "abort",
-            r#"{"actor":"carol"}"#,
+            "carol",
+            r#"{"actor":"mallory"}"#,
             StatusCode::OK,
             "rolled_back",
         ),
-        ("abort", "", StatusCode::CONFLICT, "rolled_back"),
+        ("abort", "carol", "", StatusCode::CONFLICT, "rolled_back"),
     ];
-    for (action, body, want, status) in cases {
+    for (action, who, body, want, status) in cases {
         let (s, v, _) = call(
             &a,
             "POST",
             &format!("/v1/rollouts/checkout/{action}"),
-            t,
+            Some(&tok(who)),
             body,
         )
         .await;
@@ -194,6 +211,10 @@ async fn commands_record_who_and_refuse_what_does_not_apply() {
     );
     assert!(actors.contains(&("resumed".into(), "bob".into())));
     assert!(actors.contains(&("rolled_back".into(), "carol".into())));
+    assert!(
+        actors.iter().all(|(_, a)| a != "mallory"),
+        "the body never names the actor: {actors:?}"
+    );
     assert!(
         v["events"]
             .as_array()
@@ -340,7 +361,7 @@ async fn state_survives_reopen() {
             &a,
             "POST",
             "/v1/rollouts/checkout/promote",
-            Some(TOKEN),
+            Some(&tok("erin")),
             r#"{"actor":"erin"}"#,
         )
         .await;
@@ -508,7 +529,7 @@ async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
         let b = shadow_batch("vm-s", seq, version, "search", 100, 10, 0);
         let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
         assert_eq!(s, StatusCode::OK, "{body}");
-        let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+        let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", Some(TOKEN), "").await;
         if v["status"] == "rolled_back" {
             rolled_back = true;
             assert_eq!(
@@ -519,12 +540,20 @@ async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
         }
     }
     assert!(rolled_back, "10 % mismatches must fail the shadow phase");
-    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", Some(TOKEN), "").await;
     let txt = ev.to_string();
     assert!(
         txt.contains("shadow:mismatch") && txt.contains("item.price"),
         "{txt}"
     );
+    // Reads are public in this config, samples are not: without the read role they are withheld.
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+    assert!(v.get("shadow_samples").is_none(), "{v}");
+    assert_eq!(v["shadow_samples_withheld"], true);
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    let txt = ev.to_string();
+    assert!(txt.contains("shadow_samples_withheld"), "{txt}");
+    assert!(!txt.contains("\"shadow_samples\""), "{txt}");
 }
 
 #[tokio::test]

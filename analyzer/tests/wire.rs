@@ -13,7 +13,7 @@ use dwcp_analyzer::controller::Controller;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const TOKEN: &str = "wire-test-token";
@@ -57,12 +57,8 @@ fn app(dir: &std::path::Path) -> axum::Router {
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    api::router(Arc::new(App {
-        controller: Mutex::new(c),
-        token: TOKEN.into(),
-        started_ms: now_ms(),
-        engines: Default::default(),
-    }))
+    let app = Arc::new(App::new(c, cfg.auth.clone()));
+    dwcp_analyzer::serve::secure(api::router(app.clone()), app)
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {

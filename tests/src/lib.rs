@@ -226,7 +226,7 @@ impl Stack {
             );
         }
         let toml = format!(
-            "listen = \"127.0.0.1:{}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\n{}",
+            "listen = \"127.0.0.1:{}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\npublic_reads = true\n{}",
             ports.analyzer,
             dir.path().join("analyzer.db").display(),
             opts.analyzer_toml
@@ -338,7 +338,12 @@ impl Stack {
     }
 
     pub fn get_json(&self, url: &str) -> Value {
-        ureq::get(url).call().expect(url).into_json().expect("json")
+        ureq::get(url)
+            .set("authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .expect(url)
+            .into_json()
+            .expect("json")
     }
 
     pub fn rollout(&self, name: &str) -> Value {
