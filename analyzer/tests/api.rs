@@ -634,3 +634,30 @@ async fn shadow_totals_and_samples_survive_reopen() {
     assert_eq!(samples.len(), 2);
     assert_eq!(samples[0].diffs[0].path, "item.price");
 }
+
+/// Only the engine's own integrity failures are signals, and those still roll its rollout back at once
+/// (trigger 6); other rollouts are untouched. (A client's bad frame never gets here:
+/// `tests/engine_inputs.rs`.)
+#[tokio::test]
+async fn an_engines_own_integrity_failure_still_aborts_its_rollout() {
+    use dwcp_core::signals::{EngineEvent, IntegrityKind};
+    let d = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"compression-v2\"\nautostart = true\nskip_shadow = true\nengine = \"compression\"\n[[rollout]]\nname = \"demo\"\nautostart = true\nskip_shadow = true\n",
+        d.path().join("e.db").display()
+    );
+    let cfg = Config::parse(&toml, "e.toml").unwrap();
+    let mut c = Controller::open(&cfg, now_ms()).unwrap();
+    let ev = EngineEvent::DataIntegrityViolation {
+        engine: "compression".into(),
+        at_ms: now_ms(),
+        violation: IntegrityKind::RoundTripMismatch,
+        detail: "the engine's own frame failed verification".into(),
+    };
+    c.on_engine_event(&ev, now_ms()).unwrap();
+    assert_eq!(
+        c.ledger.rollouts["compression-v2"].status.as_str(),
+        "rolled_back"
+    );
+    assert_eq!(c.ledger.rollouts["demo"].status.as_str(), "running");
+}

@@ -399,6 +399,19 @@ impl Stack {
         .expect("text")
     }
 
+    /// The companion process's resident set (VmRSS) and peak (VmHWM), KiB.
+    pub fn analyzer_rss_kib(&self) -> (u64, u64) {
+        let pid = self.analyzer.as_ref().expect("companion running").id();
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     pub fn analyzer_metrics(&self) -> String {
         ureq::get(&format!("{}/metrics", self.analyzer_url()))
             .call()
