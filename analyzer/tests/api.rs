@@ -661,3 +661,68 @@ async fn an_engines_own_integrity_failure_still_aborts_its_rollout() {
     );
     assert_eq!(c.ledger.rollouts["demo"].status.as_str(), "running");
 }
+
+/// Mismatch samples are redacted when they arrive and kept within the configured count and age.
+#[test]
+fn samples_are_redacted_and_expire() {
+    use dwcp_core::shadow::{compare, Answer, MismatchSample, ShadowSettings};
+    let d = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[samples]\nmax_per_rollout = 3\nmax_age_seconds = 60\nredact_fields = [\"email\"]\n[[rollout]]\nname = \"search\"\nautostart = true\n",
+        d.path().join("s.db").display()
+    );
+    let cfg = Config::parse(&toml, "s.toml").unwrap();
+    let t0 = now_ms();
+    let mut c = Controller::open(&cfg, t0).unwrap();
+    let version = c.version();
+    let s = ShadowSettings::default();
+    let p = Answer {
+        status: 200,
+        body: br#"{"email":"a@x.com","price":10}"#.to_vec(),
+        ..Default::default()
+    };
+    let sh = Answer {
+        status: 200,
+        body: br#"{"email":"b@x.com","price":11}"#.to_vec(),
+        ..Default::default()
+    };
+    let o = compare(&s, &p, &sh);
+    let mut a = Accumulator::new(vec!["search".into()], vec!["standard".into()]);
+    for i in 0..5 {
+        a.shadow_mut("search").requests += 1;
+        a.shadow_mut("search").record(&o);
+        a.sample(MismatchSample::new(
+            "search",
+            "GET",
+            &format!("/items/{i}?user=alice&token=s3cr3t"),
+            &p,
+            &sh,
+            &o,
+        ));
+    }
+    let b = a.take_batch("vm-1", 1, version, t0);
+    c.ingest(b, t0).unwrap();
+    let kept = &c.ledger.shadow_samples["search"];
+    assert_eq!(kept.len(), 3, "count limit");
+    for smp in kept {
+        assert!(smp.request.ends_with("?user=_&token=_"), "{}", smp.request);
+        let email = smp.diffs.iter().find(|d| d.path == "email").unwrap();
+        assert_eq!(
+            (email.primary.as_str(), email.shadow.as_str()),
+            ("[redacted]", "[redacted]")
+        );
+        let price = smp.diffs.iter().find(|d| d.path == "price").unwrap();
+        assert_eq!(price.shadow, "11", "other fields kept");
+    }
+    c.tick(t0 + 30_000).unwrap();
+    assert_eq!(
+        c.ledger.shadow_samples["search"].len(),
+        3,
+        "younger than 60 s: kept"
+    );
+    c.tick(t0 + 61_000).unwrap();
+    assert!(
+        c.ledger.shadow_samples["search"].is_empty(),
+        "older than 60 s: gone"
+    );
+}

@@ -247,9 +247,16 @@ impl Stack {
             wait_port(p, "demo upstream");
         }
         // `$DWCP_WASM` overrides the module (e.g. one built in a separate target dir).
+        // A config using the test-only `test_panic_header` needs the test build of the module (the
+        // shipped one refuses the field).
+        let default_wasm = if opts.plugin_config.get("test_panic_header").is_some() {
+            "dist/dwcp_filter_test.wasm"
+        } else {
+            "dist/dwcp_filter.wasm"
+        };
         let wasm = std::env::var_os("DWCP_WASM")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("dist/dwcp_filter.wasm"));
+            .unwrap_or_else(|| root().join(default_wasm));
         let mut plugin = opts.plugin_config.clone();
         plugin["companion"]["token"] = Value::from(TOKEN);
         let mut cfg = envoy_config(&s.ports, &plugin, &wasm);

@@ -210,7 +210,7 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        match FilterConfig::from_slice(&bytes) {
+        match crate::vm::accept_config(&bytes) {
             Ok(cfg) => {
                 self.sync_period_ms = cfg.companion.sync_period_ms;
                 let shadowed = cfg.rollouts.iter().any(|r| r.shadow_cluster.is_some());
