@@ -5,7 +5,6 @@ use super::http::Http;
 use super::{log, now_ms, now_us};
 use crate::metrics;
 use crate::vm::{Vm, SHARED_STATE_KEY, SHARED_VM_COUNTER_KEY};
-use dwcp_core::config::FilterConfig;
 use proxy_wasm::hostcalls as hc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType, MetricType};
