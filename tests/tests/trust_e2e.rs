@@ -126,3 +126,88 @@ fn forged_marks_never_reach_upstreams_and_copies_carry_a_verifiable_mark_without
         copies.len()
     );
 }
+
+/// base64url without padding (JWT encoding).
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// An HS256 JWT for the demo identity provider of `envoy/identity-filters.yaml`.
+fn jwt(sub: &str, email: &str) -> String {
+    let header = b64url(br#"{"alg":"HS256","typ":"JWT","kid":"demo"}"#);
+    let claims = serde_json::json!({
+        "iss": "https://idp.example.com", "aud": "dwcp-demo", "sub": sub, "email": email,
+        "exp": 4_102_444_800u64
+    });
+    let payload = b64url(claims.to_string().as_bytes());
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(b"dwcp-demo-identity-key-not-secret").unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    format!(
+        "{header}.{payload}.{}",
+        b64url(&mac.finalize().into_bytes())
+    )
+}
+
+#[test]
+fn with_identity_filters_a_client_sent_internal_email_does_not_reach_the_canary() {
+    let opts = || {
+        StackOpts {
+        plugin_config: shipped_plugin_config(),
+        analyzer_toml: "[[rollout]]\nname = \"demo\"\nautostart = true\nskip_shadow = true\nphase_seconds = 3600\n"
+            .into(),
+        concurrency: 1,
+    }
+    };
+    let forged = [
+        ("x-user-id", "mallory"),
+        ("x-user-email", "mallory@company.com"),
+    ];
+    // Without the identity filters (the demo config) the header is trusted: the internal segment is on
+    // canary at 100 %. This is the risk the option removes.
+    {
+        let s = Stack::start(opts());
+        s.wait_current_window(2, Duration::from_secs(10));
+        let (code, by) = s.get("/", &forged);
+        assert_eq!(
+            (code, by.as_str()),
+            (200, "canary"),
+            "baseline: headers are trusted"
+        );
+    }
+    let s = Stack::start_edited(opts(), with_identity_filters);
+    s.wait_current_window(2, Duration::from_secs(10));
+    for i in 0..20 {
+        let (code, by) = s.get(&format!("/items/{i}"), &forged);
+        assert_eq!(
+            (code, by.as_str()),
+            (200, "stable"),
+            "an unauthenticated internal email"
+        );
+    }
+    // The same attributes from a verified token put the user on the internal segment (canary).
+    let token = jwt("alice", "alice@company.com");
+    let auth = format!("Bearer {token}");
+    let (code, by) = s.get("/", &[("authorization", auth.as_str())]);
+    assert_eq!(
+        (code, by.as_str()),
+        (200, "canary"),
+        "verified identity is trusted"
+    );
+    // A verified external user who also sends an internal email header: the header is replaced.
+    let token = jwt("bob", "bob@example.org");
+    let auth = format!("Bearer {token}");
+    let (code, by) = s.get(
+        "/",
+        &[
+            ("authorization", auth.as_str()),
+            ("x-user-email", "bob@company.com"),
+        ],
+    );
+    assert_eq!((code, by.as_str()), (200, "stable"));
+    // A forged token is refused.
+    let bad = format!("Bearer {}x", jwt("eve", "eve@company.com"));
+    let (code, _) = s.get("/", &[("authorization", bad.as_str())]);
+    assert_eq!(code, 401, "an invalid JWT is refused");
+}
