@@ -211,3 +211,44 @@ fn with_identity_filters_a_client_sent_internal_email_does_not_reach_the_canary(
     let (code, _) = s.get("/", &[("authorization", bad.as_str())]);
     assert_eq!(code, 401, "an invalid JWT is refused");
 }
+
+#[test]
+fn a_client_that_gives_up_is_not_a_canary_error() {
+    let s = Stack::start(StackOpts {
+        plugin_config: shipped_plugin_config(),
+        analyzer_toml: "tick_ms = 200\n[[rollout]]\nname = \"demo\"\nautostart = true\nskip_shadow = true\nphase_seconds = 3600\n"
+            .into(),
+        concurrency: 1,
+    });
+    s.wait_current_window(2, Duration::from_secs(10));
+    s.upstream("canary", serde_json::json!({"delay_ms": 1500}));
+    // Internal users are on canary at 100 %; each client hangs up after 200 ms, long before the answer.
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(200))
+        .build();
+    let n = 10;
+    for i in 0..n {
+        let r = agent
+            .get(&format!("{}/items/{i}", s.envoy_url()))
+            .set("x-user-id", &format!("int{i}"))
+            .set("x-user-email", &format!("int{i}@company.com"))
+            .call();
+        assert!(r.is_err(), "the client was meant to give up");
+    }
+    let seen = eventually(Duration::from_secs(10), || {
+        s.rollout("demo")["canary"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+            >= n
+    });
+    let r = s.rollout("demo");
+    assert!(
+        seen.is_some(),
+        "the abandoned requests were not counted as requests: {r}"
+    );
+    assert_eq!(
+        r["canary"]["errors"], 0,
+        "a client's hang-up counted as a canary error: {r}"
+    );
+    assert_eq!(r["status"], "running", "{r}");
+}
