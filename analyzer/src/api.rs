@@ -1,11 +1,14 @@
-//! The companion's HTTP API (JSON; the routes are listed in the README). Mutating endpoints and telemetry need `Authorization: Bearer
-//! <token>`; reads are open. Errors are JSON `{"error": "..."}` with a 4xx status and change nothing.
+//! The companion's HTTP API (JSON; the routes are listed in the README). Who may call what is decided
+//! once, for every route, by the `crate::auth` middleware (`crate::serve::router` applies it); handlers
+//! take the audit actor from the [`Caller`] it found, never from the body. Errors are JSON
+//! `{"error": "..."}` with a 4xx status and change nothing.
 
+use crate::auth::{Caller, Role};
 use crate::controller::{ApiError, Controller};
 use crate::metrics;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct App {
     pub controller: Mutex<Controller>,
-    pub token: String,
+    pub auth: crate::auth::Auth,
     pub started_ms: u64,
     /// The engine host, once bootstrapped (its metrics join `/metrics`).
     pub engines: std::sync::OnceLock<Arc<crate::engines_api::EngineHost>>,
@@ -34,6 +37,15 @@ pub fn now_ms() -> u64 {
 }
 
 impl App {
+    pub fn new(controller: Controller, auth: crate::auth::Auth) -> Self {
+        Self {
+            controller: Mutex::new(controller),
+            auth,
+            started_ms: now_ms(),
+            engines: std::sync::OnceLock::new(),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Controller> {
         // A poisoned lock only means a handler panicked mid-update; the controller's data is still the
         // last consistent state persisted, so keep serving rather than failing every request.
@@ -66,27 +78,6 @@ impl From<ApiError> for HttpError {
             }
         }
     }
-}
-
-pub(crate) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
-    let ok = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), app.token.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        app.lock().counters.auth_failures += 1;
-        Err(HttpError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".into(),
-        ))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn router(app: Shared) -> Router {
@@ -139,10 +130,10 @@ async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
 
 async fn post_telemetry(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<SyncResponse>, HttpError> {
-    authorize(&app, &headers)?;
+    require(&caller, Role::Telemetry)?;
     let start = std::time::Instant::now();
     // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
@@ -212,6 +203,7 @@ async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
 
 async fn get_rollout(
     State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
     let c = app.lock();
@@ -226,15 +218,20 @@ async fn get_rollout(
             "checks".into(),
             json!(dwcp_core::rollout::judge::checks(r, now_ms())),
         );
-        m.insert(
-            "shadow_samples".into(),
-            json!(c
-                .ledger
-                .shadow_samples
-                .get(&name)
-                .cloned()
-                .unwrap_or_default()),
-        );
+        // Samples are user data: only for the read role, even when the other reads are public.
+        if caller.has(Role::Read) {
+            m.insert(
+                "shadow_samples".into(),
+                json!(c
+                    .ledger
+                    .shadow_samples
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_default()),
+            );
+        } else {
+            m.insert("shadow_samples_withheld".into(), true.into());
+        }
         m.insert(
             "shadow_totals".into(),
             json!(c
@@ -255,53 +252,56 @@ struct EventsQuery {
 
 async fn get_events(
     State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Value>, HttpError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    let events = app.lock().events(&name, limit)?;
+    let mut events = app.lock().events(&name, limit)?;
+    if !caller.has(Role::Read) {
+        for e in &mut events {
+            crate::redact::strip_samples(&mut e.event.evidence);
+        }
+    }
     Ok(Json(json!({ "rollout": name, "events": events })))
 }
 
+/// Old clients send `{"actor": ...}`: accepted and ignored (the actor is the credential's name).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
     #[serde(default)]
+    #[allow(dead_code)]
     actor: Option<String>,
 }
 
-fn actor_of(headers: &HeaderMap, body: &Bytes) -> Result<String, HttpError> {
-    let parsed: CommandBody = if body.is_empty() {
-        CommandBody::default()
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?
-    };
-    let actor = parsed
-        .actor
-        .or_else(|| {
-            headers
-                .get("x-dwcp-actor")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "api".into());
-    if actor.is_empty() || actor.len() > 128 {
-        return Err(HttpError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "actor: must be 1-128 characters".into(),
-        ));
+fn check_body(body: &Bytes) -> Result<(), HttpError> {
+    if !body.is_empty() {
+        serde_json::from_slice::<CommandBody>(body)
+            .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
     }
-    Ok(actor)
+    Ok(())
+}
+
+/// Defence in depth behind the middleware: a handler reached without the role refuses too.
+pub(crate) fn require(caller: &Caller, role: Role) -> Result<(), HttpError> {
+    if caller.has(role) {
+        Ok(())
+    } else {
+        Err(HttpError(
+            StatusCode::FORBIDDEN,
+            format!("this route needs the {} role", role.as_str()),
+        ))
+    }
 }
 
 async fn post_command(
     State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
-    authorize(&app, &headers)?;
+    require(&caller, Role::Operator)?;
     let command = match action.as_str() {
         "start" => Command::Start,
         "promote" => Command::Promote,
@@ -315,7 +315,8 @@ async fn post_command(
             ))
         }
     };
-    let actor = actor_of(&headers, &body)?;
+    check_body(&body)?;
+    let actor = caller.actor();
     let mut c = app.lock();
     let events = c.command(&name, command, &actor, now_ms())?;
     let r = c.ledger.rollouts.get(&name).map(summary);
@@ -326,19 +327,21 @@ async fn post_command(
 #[serde(deny_unknown_fields)]
 struct KillBody {
     kill_all: bool,
+    /// Accepted and ignored (the actor is the credential's name).
     #[serde(default)]
+    #[allow(dead_code)]
     actor: Option<String>,
 }
 
 async fn post_kill(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
-    authorize(&app, &headers)?;
+    require(&caller, Role::Operator)?;
     let k: KillBody = serde_json::from_slice(&body)
         .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
-    let actor = k.actor.unwrap_or_else(|| "api".into());
+    let actor = caller.actor();
     let mut c = app.lock();
     c.set_kill_all(k.kill_all, &actor, now_ms())?;
     Ok(Json(

@@ -43,10 +43,6 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
-fn who() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "cli".into())
-}
-
 impl Client {
     pub fn new(url: &str, token: &str) -> Self {
         let agent = ureq::AgentBuilder::new()
@@ -71,8 +67,8 @@ impl Client {
                     .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
                 match code {
-                    401 => Err(CliError::Unauthorized(format!(
-                        "401: {msg} (set DWCP_TOKEN or --token)"
+                    401 | 403 => Err(CliError::Unauthorized(format!(
+                        "{code}: {msg} (set DWCP_TOKEN or --token to a credential with that role)"
                     ))),
                     400..=499 => Err(CliError::Refused(format!("{code}: {msg}"))),
                     _ => Err(CliError::Unavailable(format!("{code}: {msg}"))),
@@ -85,15 +81,22 @@ impl Client {
         }
     }
 
+    /// Adds the bearer token, when there is one (reads may be public; writes need the operator role).
+    fn authed(&self, req: ureq::Request) -> ureq::Request {
+        if self.token.is_empty() {
+            req
+        } else {
+            req.set("authorization", &format!("Bearer {}", self.token))
+        }
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
-        self.handle(self.agent.get(&format!("{}{path}", self.url)).call())
+        let req = self.authed(self.agent.get(&format!("{}{path}", self.url)));
+        self.handle(req.call())
     }
 
     pub fn post(&self, path: &str, body: Value) -> Result<Value, CliError> {
-        let req = self
-            .agent
-            .post(&format!("{}{path}", self.url))
-            .set("authorization", &format!("Bearer {}", self.token));
+        let req = self.authed(self.agent.post(&format!("{}{path}", self.url)));
         self.handle(req.send_json(body))
     }
 
@@ -119,7 +122,7 @@ impl Client {
     pub fn command(&self, name: &str, action: &str) -> Result<(), CliError> {
         let v = self.post(
             &format!("/v1/rollouts/{name}/{action}"),
-            serde_json::json!({ "actor": who() }),
+            serde_json::json!({}),
         )?;
         for e in v
             .get("events")
@@ -166,10 +169,7 @@ impl Client {
 
     pub fn kill(&self, s: OnOff) -> Result<(), CliError> {
         let on = matches!(s, OnOff::On);
-        let v = self.post(
-            "/v1/kill",
-            serde_json::json!({ "kill_all": on, "actor": who() }),
-        )?;
+        let v = self.post("/v1/kill", serde_json::json!({ "kill_all": on }))?;
         println!("kill_all={} version={}", v["kill_all"], v["version"]);
         Ok(())
     }

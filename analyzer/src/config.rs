@@ -31,11 +31,23 @@ struct RawConfig {
     listen: String,
     #[serde(default = "default_db")]
     db: PathBuf,
-    /// Bearer token for mutating endpoints and telemetry. `token_env` names an env var instead.
+    /// Legacy: one bearer token holding every role (loopback only). `token_env` names an env var.
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
     token_env: Option<String>,
+    /// Credentials by role (`crate::auth`): `[[credential]]` with name, role and a token source.
+    #[serde(default, rename = "credential")]
+    credentials: Vec<crate::auth::RawCredential>,
+    /// Open the `read` routes to anyone (loopback only; mismatch samples still need `read`).
+    #[serde(default)]
+    public_reads: bool,
+    /// Mismatch samples kept per rollout (oldest dropped first), and how long (seconds, 0 = no limit).
+    #[serde(default)]
+    samples: crate::redact::SampleConfig,
+    /// Largest decompressed output of `/v1/engines/compression/decompress`, bytes.
+    #[serde(default = "default_decompress_budget")]
+    decompress_budget_bytes: u64,
     #[serde(default = "default_tick")]
     tick_ms: u64,
     /// Largest accepted clock skew of a batch's `sent_at_ms` into the future.
@@ -58,6 +70,10 @@ pub struct TrainConfig {
     pub plan: PathBuf,
     #[serde(default = "default_speed")]
     pub speed: f64,
+}
+
+fn default_decompress_budget() -> u64 {
+    8 << 20
 }
 
 fn default_speed() -> f64 {
@@ -119,7 +135,9 @@ pub struct RolloutDef {
 pub struct Config {
     pub listen: String,
     pub db: PathBuf,
-    pub token: String,
+    pub auth: crate::auth::Auth,
+    pub samples: crate::redact::SampleConfig,
+    pub decompress_budget_bytes: u64,
     pub tick_ms: u64,
     pub max_future_skew_ms: u64,
     pub rollouts: Vec<RolloutDef>,
@@ -150,27 +168,20 @@ impl Config {
         if raw.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(field("listen", "must be an address like 127.0.0.1:8080"));
         }
-        let token = match (raw.token, raw.token_env) {
-            (Some(t), None) => t,
-            (None, Some(var)) => std::env::var(&var).map_err(|_| {
-                field(
-                    "token_env",
-                    &format!("environment variable {var} is not set"),
-                )
-            })?,
-            (Some(_), Some(_)) => {
-                return Err(field("token", "set either token or token_env, not both"))
-            }
-            (None, None) => {
-                return Err(field(
-                    "token",
-                    "a bearer token is required (token or token_env)",
-                ))
-            }
-        };
-        if token.len() < 8 {
-            return Err(field("token", "must be at least 8 characters"));
+        let loopback = raw
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        let auth = load_auth(&raw, loopback).map_err(|(f, m)| field(&f, &m))?;
+        if !(1024..=(1 << 30)).contains(&raw.decompress_budget_bytes) {
+            return Err(field(
+                "decompress_budget_bytes",
+                "must be between 1024 and 1073741824",
+            ));
         }
+        raw.samples
+            .validate()
+            .map_err(|(f, m)| field(&format!("samples.{f}"), &m))?;
         if !(50..=60_000).contains(&raw.tick_ms) {
             return Err(field("tick_ms", "must be between 50 and 60000"));
         }
@@ -237,7 +248,9 @@ impl Config {
         Ok(Config {
             listen: raw.listen,
             db: raw.db,
-            token,
+            auth,
+            samples: raw.samples,
+            decompress_budget_bytes: raw.decompress_budget_bytes,
             tick_ms: raw.tick_ms,
             max_future_skew_ms: raw.max_future_skew_ms,
             rollouts,
@@ -253,6 +266,101 @@ impl Config {
             flags: raw.flags,
         })
     }
+}
+
+/// The credentials of the config: `[[credential]]` entries, or the legacy single `token` (every role,
+/// loopback only). Weak tokens are refused unless the companion listens on loopback.
+fn load_auth(raw: &RawConfig, loopback: bool) -> Result<crate::auth::Auth, (String, String)> {
+    use crate::auth::{resolve_token, weakness, Credential, RawCredential, Role};
+    let mut creds = Vec::new();
+    let legacy = match (&raw.token, &raw.token_env) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err((
+                "token".into(),
+                "set either token or token_env, not both".into(),
+            ))
+        }
+        (t, e) => Some(RawCredential {
+            name: "token".into(),
+            role: Role::Operator,
+            token: t.clone(),
+            token_env: e.clone(),
+            token_file: None,
+        }),
+    };
+    if let Some(l) = &legacy {
+        if !loopback {
+            return Err((
+                "token".into(),
+                "one token for every role is accepted only on a loopback listen address; \
+                 use [[credential]] entries (telemetry, operator, read)"
+                    .into(),
+            ));
+        }
+        let t = resolve_token(l).map_err(|m| {
+            let f = if raw.token_env.is_some() {
+                "token_env"
+            } else {
+                "token"
+            };
+            (f.to_string(), m)
+        })?;
+        creds.push(Credential::new(
+            "token",
+            &[Role::Telemetry, Role::Operator, Role::Read],
+            &t,
+        ));
+    }
+    for (i, c) in raw.credentials.iter().enumerate() {
+        let f = format!("credential[{i}]");
+        let name_ok = !c.name.is_empty()
+            && c.name.len() <= 64
+            && c.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+        if !name_ok {
+            return Err((
+                format!("{f}.name"),
+                "must be 1-64 characters of [A-Za-z0-9_.@-]".into(),
+            ));
+        }
+        if creds.iter().any(|x: &Credential| x.name == c.name) {
+            return Err((
+                format!("{f}.name"),
+                format!("duplicate credential {:?}", c.name),
+            ));
+        }
+        let t = resolve_token(c).map_err(|m| (format!("{f}.token"), m))?;
+        if !loopback {
+            if let Some(w) = weakness(&t) {
+                return Err((
+                    format!("{f}.token"),
+                    format!("{w}: refused unless the companion listens on loopback"),
+                ));
+            }
+        }
+        if creds.iter().any(|x| x.identifies(&t)) {
+            return Err((
+                format!("{f}.token"),
+                "the same token as another credential".into(),
+            ));
+        }
+        creds.push(Credential::new(&c.name, &[c.role], &t));
+    }
+    if creds.is_empty() {
+        return Err((
+            "credential".into(),
+            "at least one credential is required ([[credential]] with name, role, token)".into(),
+        ));
+    }
+    if raw.public_reads && !loopback {
+        return Err((
+            "public_reads".into(),
+            "accepted only on a loopback listen address".into(),
+        ));
+    }
+    Ok(crate::auth::Auth::new(creds, raw.public_reads))
 }
 
 #[cfg(test)]

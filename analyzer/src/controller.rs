@@ -10,7 +10,7 @@ use dwcp_core::rollout::{Command, Event, EventKind, Rollout};
 use dwcp_core::signals::{EngineEvent, Trigger, TriggerWindow};
 use dwcp_core::state::DynamicState;
 use dwcp_core::telemetry::Batch;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 pub use dwcp_core::ledger::{VmSeen, SHADOW_SAMPLES_KEPT};
 
@@ -53,6 +53,10 @@ pub struct Controller {
     pub engine_events: BTreeMap<(String, String), u64>,
     /// engine → last memory used/budget ratio.
     pub engine_memory: BTreeMap<String, f64>,
+    /// Redaction and retention of mismatch samples (`crate::redact`).
+    samples: crate::redact::SampleConfig,
+    /// rollout → arrival time of each kept sample (aligned with the tail of the ledger's ring).
+    sample_arrivals: BTreeMap<String, VecDeque<u64>>,
 }
 
 impl Controller {
@@ -115,7 +119,15 @@ impl Controller {
             triggers: TriggerWindow::default(),
             engine_events,
             engine_memory: BTreeMap::new(),
+            samples: cfg.samples.clone(),
+            sample_arrivals: BTreeMap::new(),
         };
+        // Samples restored from the store are aged from now (their arrival was not saved).
+        for (name, ring) in &c.ledger.shadow_samples {
+            c.sample_arrivals
+                .insert(name.clone(), ring.iter().map(|_| now_ms).collect());
+        }
+        c.retain_samples(now_ms);
         let events: Vec<(String, u64, Event)> =
             started.into_iter().map(|(n, e)| (n, now_ms, e)).collect();
         let all: Vec<&Rollout> = c.ledger.rollouts.values().collect();
@@ -171,13 +183,26 @@ impl Controller {
     }
 
     /// Ingests one batch; returns whether it was new (false: a replay, ignored).
-    pub fn ingest(&mut self, b: Batch, now_ms: u64) -> Result<bool, ApiError> {
+    pub fn ingest(&mut self, mut b: Batch, now_ms: u64) -> Result<bool, ApiError> {
+        // Samples are redacted before anything keeps them (ring, SQLite, event evidence).
+        let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
+        for smp in &mut b.samples {
+            self.samples.redact(smp);
+            *arrived.entry(smp.rollout.clone()).or_default() += 1;
+        }
         match self.ledger.ingest(b, now_ms)? {
             Ingested::Duplicate => Ok(false),
             Ingested::Accepted {
                 stepped,
                 shadow_touched,
             } => {
+                for (name, n) in arrived {
+                    if self.ledger.shadow_samples.contains_key(&name) {
+                        let a = self.sample_arrivals.entry(name).or_default();
+                        a.extend(std::iter::repeat_n(now_ms, n));
+                    }
+                }
+                self.retain_samples(now_ms);
                 self.shadow_dirty.extend(shadow_touched);
                 self.persist(stepped, now_ms)?;
                 Ok(true)
@@ -190,7 +215,36 @@ impl Controller {
         self.ledger.note_vm(b, now_ms);
     }
 
+    /// Keeps at most `samples.max_per_rollout` samples per rollout, none older than
+    /// `samples.max_age_seconds`; a rollout whose samples changed is saved at the next tick.
+    fn retain_samples(&mut self, now_ms: u64) {
+        let max_age_ms = self.samples.max_age_seconds.saturating_mul(1000);
+        for (name, ring) in self.ledger.shadow_samples.iter_mut() {
+            let arrivals = self.sample_arrivals.entry(name.clone()).or_default();
+            while arrivals.len() > ring.len() {
+                arrivals.pop_front();
+            }
+            while arrivals.len() < ring.len() {
+                arrivals.push_front(now_ms);
+            }
+            let before = ring.len();
+            while ring.len() > self.samples.max_per_rollout
+                || (max_age_ms > 0
+                    && arrivals
+                        .front()
+                        .is_some_and(|t| now_ms.saturating_sub(*t) > max_age_ms))
+            {
+                ring.pop_front();
+                arrivals.pop_front();
+            }
+            if ring.len() != before {
+                self.shadow_dirty.insert(name.clone());
+            }
+        }
+    }
+
     pub fn tick(&mut self, now_ms: u64) -> Result<(), ApiError> {
+        self.retain_samples(now_ms);
         let stepped = self.ledger.tick(now_ms);
         self.persist(stepped, now_ms)?;
         if self.dirty {

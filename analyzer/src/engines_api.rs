@@ -17,8 +17,16 @@
 //! * `POST /v1/engines/compression/compress` — same body plus optional `"codec"` (`none`, `lz4`,
 //!   `snappy`, `zstd1`, `zstd3`, `zstd9`) → `{"codec", "frame_b64", "original_len", "frame_len"}`.
 //! * `POST /v1/engines/compression/decompress` — `{"frame_b64"}` → `{"codec", "payload_b64"}`.
-//!   Guarded by the breaker of the frame's codec; an integrity failure answers 422, counts as a
-//!   breaker failure and emits `DataIntegrityViolation`.
+//!   The frame is the client's input: whatever is wrong with it (structure, checksums, a body that
+//!   does not decode or expands past its declared length) is the client's 4xx, counted in
+//!   `dwcp_engine_client_errors_total{reason}`, never a breaker failure nor a `DataIntegrityViolation`.
+//!   The output is bounded by `decompress_budget_bytes` (default 8 MiB): a declared length over it
+//!   answers 413 before any decoder runs, and the decoders stop one byte past the declared length
+//!   (zstd through a bounded streaming reader). Decoding runs on the blocking pool.
+//! * `compress` verifies its own frame (decodes it and compares): a failure there is the engine's
+//!   own integrity failure — a breaker failure and a `DataIntegrityViolation` (trigger 6).
+//!
+//! Every non-GET route here needs the operator role (`crate::auth`, by method and path prefix).
 //! * `GET  /v1/engines/compression/model` — the figures measured at start-up on held-out data.
 //! * `POST /v1/engines/allocator/place` — MADDPG placement with guard (see `allocator_api`).
 
@@ -43,8 +51,17 @@ pub struct EngineHost {
     pub selector: Mutex<Selector>,
     pub events: broadcast::Sender<EngineEvent>,
     pub allocator: Mutex<crate::allocator_api::AllocatorHost>,
+    /// Largest decompressed output served, bytes.
+    pub decompress_budget: u64,
+    /// Client errors by reason (see [`CLIENT_ERROR_REASONS`]).
+    client_errors: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     started: Instant,
 }
+
+/// `reason` label values of `dwcp_engine_client_errors_total`.
+pub const CLIENT_ERROR_REASONS: &[&str] = &["malformed", "checksum", "over_budget", "undecodable"];
+/// Default decompression output budget.
+pub const DEFAULT_DECOMPRESS_BUDGET: u64 = 8 << 20;
 
 struct Clock(Instant);
 
@@ -125,8 +142,29 @@ impl EngineHost {
             selector: Mutex::new(selector),
             events,
             allocator: Mutex::new(Default::default()),
+            decompress_budget: DEFAULT_DECOMPRESS_BUDGET,
+            client_errors: Mutex::new(CLIENT_ERROR_REASONS.iter().map(|r| (*r, 0)).collect()),
             started: Instant::now(),
         }
+    }
+
+    /// Sets the decompression output budget (bytes).
+    pub fn with_decompress_budget(mut self, bytes: u64) -> Self {
+        self.decompress_budget = bytes;
+        self
+    }
+
+    /// Counts a request refused as the client's error.
+    pub fn note_client_error(&self, reason: &'static str) {
+        *lock(&self.client_errors).entry(reason).or_insert(0) += 1;
+    }
+
+    /// Client errors by reason.
+    pub fn client_errors(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.client_errors)
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
     }
 
     /// Train the selector on a seeded corpus (held-out evaluation measured now, on this machine),

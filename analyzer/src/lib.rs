@@ -6,6 +6,7 @@
 
 pub mod allocator_api;
 pub mod api;
+pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod controller;
 pub mod engines_api;
 pub mod metrics;
 pub mod ofrep;
+pub mod redact;
 pub mod serve;
 pub mod store;
 pub mod traffic;

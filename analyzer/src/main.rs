@@ -20,7 +20,8 @@ struct Args {
         default_value = "http://127.0.0.1:8080"
     )]
     url: String,
-    /// Bearer token for mutating CLI commands.
+    /// Bearer token for the CLI commands: an operator credential for promote/pause/resume/abort/kill
+    /// and plan commands, a read (or operator) one for status/events unless reads are public.
     #[arg(long, global = true, env = "DWCP_TOKEN", default_value = "")]
     token: String,
     #[command(subcommand)]

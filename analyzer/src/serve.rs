@@ -16,6 +16,29 @@ fn engine_seed() -> u64 {
         .unwrap_or(2024)
 }
 
+/// Every route of the companion, behind the one authorization policy (`crate::auth`).
+pub fn router(
+    app: Arc<App>,
+    host: Arc<EngineHost>,
+    train: Option<crate::train::api::SharedTrain>,
+    flags: Option<crate::ofrep::api::SharedFlags>,
+) -> axum::Router {
+    let mut router = api::router(app.clone()).merge(engines_api::router(host));
+    router = router.merge(crate::train::api::router(app.clone(), train));
+    if let Some(f) = flags {
+        router = router.merge(crate::ofrep::api::router(app.clone(), f));
+    }
+    secure(router, app)
+}
+
+/// Puts `router` behind the authorization middleware.
+pub fn secure(router: axum::Router, app: Arc<App>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        app,
+        crate::auth::layer,
+    ))
+}
+
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::open(&cfg, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", cfg.db.display()))?;
@@ -23,15 +46,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    let app = Arc::new(App {
-        controller: Mutex::new(controller),
-        token: cfg.token.clone(),
-        started_ms: now_ms(),
-        engines: std::sync::OnceLock::new(),
-    });
+    for c in &cfg.auth.credentials {
+        tracing::info!(credential = %c.name, roles = ?c.roles, "credential loaded");
+    }
+    let app = Arc::new(App::new(controller, cfg.auth.clone()));
     // The engine host trains the compression model on start (about a second of CPU): off the runtime.
-    let host = tokio::task::spawn_blocking(|| {
+    let budget = cfg.decompress_budget_bytes;
+    let host = tokio::task::spawn_blocking(move || {
         EngineHost::bootstrap(engine_seed(), ManagerConfig::default())
+            .map(|h| h.with_decompress_budget(budget))
     })
     .await
     .map_err(|e| anyhow::anyhow!("engine host: {e}"))?
@@ -106,11 +129,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     });
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "companion serving");
-    let mut router = api::router(app.clone()).merge(engines_api::router(host));
-    router = router.merge(crate::train::api::router(app.clone(), train));
-    if let Some(f) = flags {
-        router = router.merge(crate::ofrep::api::router(app, f));
-    }
+    let router = router(app, host, train, flags);
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

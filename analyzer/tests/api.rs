@@ -12,10 +12,15 @@ use dwcp_core::decision::Track;
 use dwcp_core::telemetry::Accumulator;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-1";
+
+/// A named operator credential's token (the audit actor is the name).
+fn tok(name: &str) -> String {
+    format!("{name}-operator-token-0123456789")
+}
 
 fn app(dir: &std::path::Path) -> axum::Router {
     app_and_state(dir).0
@@ -24,19 +29,24 @@ fn app(dir: &std::path::Path) -> axum::Router {
 /// The router and its state, for tests that drive the companion's tick (which closes the telemetry
 /// time slices the judge sees).
 fn app_and_state(dir: &std::path::Path) -> (axum::Router, Arc<App>) {
+    let mut creds = String::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        creds.push_str(&format!(
+            "[[credential]]\nname = \"{name}\"\nrole = \"operator\"\ntoken = \"{}\"\n",
+            tok(name)
+        ));
+    }
     let toml = format!(
-        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
+        "token = \"{TOKEN}\"\npublic_reads = true\ndb = \"{}\"\n{creds}[[rollout]]\nname = \"checkout\"\nautostart = true\nskip_shadow = true\n[[rollout]]\nname = \"search\"\n",
         dir.join("a.db").display()
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    let state = Arc::new(App {
-        controller: Mutex::new(c),
-        token: TOKEN.into(),
-        started_ms: now_ms(),
-        engines: Default::default(),
-    });
-    (api::router(state.clone()), state)
+    let state = Arc::new(App::new(c, cfg.auth.clone()));
+    (
+        dwcp_analyzer::serve::secure(api::router(state.clone()), state.clone()),
+        state,
+    )
 }
 
 /// One tick of the companion, as its timer does every `tick_ms`.
@@ -151,30 +161,39 @@ async fn commands_record_who_and_refuse_what_does_not_apply() {
     let d = tempfile::tempdir().unwrap();
     let a = app(d.path());
     let t = Some(TOKEN);
+    // The actor is the credential's name: a body naming someone else is ignored.
     let cases = [
-        ("pause", r#"{"actor":"alice"}"#, StatusCode::OK, "paused"),
         (
             "pause",
-            r#"{"actor":"alice"}"#,
-            StatusCode::CONFLICT,
+            "alice",
+            r#"{"actor":"mallory"}"#,
+            StatusCode::OK,
             "paused",
         ),
-        ("resume", r#"{"actor":"bob"}"#, StatusCode::OK, "running"),
-        ("promote", "", StatusCode::OK, "running"),
+        ("pause", "alice", "", StatusCode::CONFLICT, "paused"),
+        (
+            "resume",
+            "bob",
+            r#"{"actor":"mallory"}"#,
+            StatusCode::OK,
+            "running",
+        ),
+        ("promote", "bob", "", StatusCode::OK, "running"),
         (
             "abort",
-            r#"{"actor":"carol"}"#,
+            "carol",
+            r#"{"actor":"mallory"}"#,
             StatusCode::OK,
             "rolled_back",
         ),
-        ("abort", "", StatusCode::CONFLICT, "rolled_back"),
+        ("abort", "carol", "", StatusCode::CONFLICT, "rolled_back"),
     ];
-    for (action, body, want, status) in cases {
+    for (action, who, body, want, status) in cases {
         let (s, v, _) = call(
             &a,
             "POST",
             &format!("/v1/rollouts/checkout/{action}"),
-            t,
+            Some(&tok(who)),
             body,
         )
         .await;
@@ -206,6 +225,10 @@ async fn commands_record_who_and_refuse_what_does_not_apply() {
     );
     assert!(actors.contains(&("resumed".into(), "bob".into())));
     assert!(actors.contains(&("rolled_back".into(), "carol".into())));
+    assert!(
+        actors.iter().all(|(_, a)| a != "mallory"),
+        "the body never names the actor: {actors:?}"
+    );
     assert!(
         v["events"]
             .as_array()
@@ -353,7 +376,7 @@ async fn state_survives_reopen() {
             &a,
             "POST",
             "/v1/rollouts/checkout/promote",
-            Some(TOKEN),
+            Some(&tok("erin")),
             r#"{"actor":"erin"}"#,
         )
         .await;
@@ -522,7 +545,7 @@ async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
         let (s, _, body) = call(&a, "POST", "/v1/telemetry", Some(TOKEN), &b.to_string()).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         tick(&state);
-        let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+        let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", Some(TOKEN), "").await;
         if v["status"] == "rolled_back" {
             rolled_back = true;
             assert_eq!(
@@ -533,12 +556,20 @@ async fn shadow_mismatches_fail_the_shadow_phase_with_samples_as_evidence() {
         }
     }
     assert!(rolled_back, "10 % mismatches must fail the shadow phase");
-    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", Some(TOKEN), "").await;
     let txt = ev.to_string();
     assert!(
         txt.contains("shadow:mismatch") && txt.contains("item.price"),
         "{txt}"
     );
+    // Reads are public in this config, samples are not: without the read role they are withheld.
+    let (_, v, _) = call(&a, "GET", "/v1/rollouts/search", None, "").await;
+    assert!(v.get("shadow_samples").is_none(), "{v}");
+    assert_eq!(v["shadow_samples_withheld"], true);
+    let (_, ev, _) = call(&a, "GET", "/v1/rollouts/search/events", None, "").await;
+    let txt = ev.to_string();
+    assert!(txt.contains("shadow_samples_withheld"), "{txt}");
+    assert!(!txt.contains("\"shadow_samples\""), "{txt}");
 }
 
 #[tokio::test]
@@ -620,4 +651,96 @@ async fn shadow_totals_and_samples_survive_reopen() {
     let samples = &c.ledger.shadow_samples["search"];
     assert_eq!(samples.len(), 2);
     assert_eq!(samples[0].diffs[0].path, "item.price");
+}
+
+/// Only the engine's own integrity failures are signals, and those still roll its rollout back at once
+/// (trigger 6); other rollouts are untouched. (A client's bad frame never gets here:
+/// `tests/engine_inputs.rs`.)
+#[tokio::test]
+async fn an_engines_own_integrity_failure_still_aborts_its_rollout() {
+    use dwcp_core::signals::{EngineEvent, IntegrityKind};
+    let d = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[[rollout]]\nname = \"compression-v2\"\nautostart = true\nskip_shadow = true\nengine = \"compression\"\n[[rollout]]\nname = \"demo\"\nautostart = true\nskip_shadow = true\n",
+        d.path().join("e.db").display()
+    );
+    let cfg = Config::parse(&toml, "e.toml").unwrap();
+    let mut c = Controller::open(&cfg, now_ms()).unwrap();
+    let ev = EngineEvent::DataIntegrityViolation {
+        engine: "compression".into(),
+        at_ms: now_ms(),
+        violation: IntegrityKind::RoundTripMismatch,
+        detail: "the engine's own frame failed verification".into(),
+    };
+    c.on_engine_event(&ev, now_ms()).unwrap();
+    assert_eq!(
+        c.ledger.rollouts["compression-v2"].status.as_str(),
+        "rolled_back"
+    );
+    assert_eq!(c.ledger.rollouts["demo"].status.as_str(), "running");
+}
+
+/// Mismatch samples are redacted when they arrive and kept within the configured count and age.
+#[test]
+fn samples_are_redacted_and_expire() {
+    use dwcp_core::shadow::{compare, Answer, MismatchSample, ShadowSettings};
+    let d = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "token = \"{TOKEN}\"\ndb = \"{}\"\n[samples]\nmax_per_rollout = 3\nmax_age_seconds = 60\nredact_fields = [\"email\"]\n[[rollout]]\nname = \"search\"\nautostart = true\n",
+        d.path().join("s.db").display()
+    );
+    let cfg = Config::parse(&toml, "s.toml").unwrap();
+    let t0 = now_ms();
+    let mut c = Controller::open(&cfg, t0).unwrap();
+    let version = c.version();
+    let s = ShadowSettings::default();
+    let p = Answer {
+        status: 200,
+        body: br#"{"email":"a@x.com","price":10}"#.to_vec(),
+        ..Default::default()
+    };
+    let sh = Answer {
+        status: 200,
+        body: br#"{"email":"b@x.com","price":11}"#.to_vec(),
+        ..Default::default()
+    };
+    let o = compare(&s, &p, &sh);
+    let mut a = Accumulator::new(vec!["search".into()], vec!["standard".into()]);
+    for i in 0..5 {
+        a.shadow_mut("search").requests += 1;
+        a.shadow_mut("search").record(&o);
+        a.sample(MismatchSample::new(
+            "search",
+            "GET",
+            &format!("/items/{i}?user=alice&token=s3cr3t"),
+            &p,
+            &sh,
+            &o,
+        ));
+    }
+    let b = a.take_batch("vm-1", 1, version, t0);
+    c.ingest(b, t0).unwrap();
+    let kept = &c.ledger.shadow_samples["search"];
+    assert_eq!(kept.len(), 3, "count limit");
+    for smp in kept {
+        assert!(smp.request.ends_with("?user=_&token=_"), "{}", smp.request);
+        let email = smp.diffs.iter().find(|d| d.path == "email").unwrap();
+        assert_eq!(
+            (email.primary.as_str(), email.shadow.as_str()),
+            ("[redacted]", "[redacted]")
+        );
+        let price = smp.diffs.iter().find(|d| d.path == "price").unwrap();
+        assert_eq!(price.shadow, "11", "other fields kept");
+    }
+    c.tick(t0 + 30_000).unwrap();
+    assert_eq!(
+        c.ledger.shadow_samples["search"].len(),
+        3,
+        "younger than 60 s: kept"
+    );
+    c.tick(t0 + 61_000).unwrap();
+    assert!(
+        c.ledger.shadow_samples["search"].is_empty(),
+        "older than 60 s: gone"
+    );
 }

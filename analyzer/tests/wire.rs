@@ -13,7 +13,7 @@ use dwcp_analyzer::controller::Controller;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const TOKEN: &str = "wire-test-token";
@@ -62,13 +62,11 @@ fn app_and_state(dir: &std::path::Path) -> (axum::Router, Arc<App>) {
     );
     let cfg = Config::parse(&toml, "test.toml").unwrap();
     let c = Controller::open(&cfg, now_ms()).unwrap();
-    let state = Arc::new(App {
-        controller: Mutex::new(c),
-        token: TOKEN.into(),
-        started_ms: now_ms(),
-        engines: Default::default(),
-    });
-    (api::router(state.clone()), state)
+    let state = Arc::new(App::new(c, cfg.auth.clone()));
+    (
+        dwcp_analyzer::serve::secure(api::router(state.clone()), state.clone()),
+        state,
+    )
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {

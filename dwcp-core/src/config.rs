@@ -46,13 +46,17 @@ pub struct RawConfig {
     /// Longest accepted targeting header value; longer values are treated as missing (and counted).
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
-    /// TEST ONLY: a request carrying this header makes the filter panic (to prove fail-safety).
+    /// TEST ONLY: a request carrying this header makes the filter panic (to prove fail-safety). Only a
+    /// module built with the filter's `test-hooks` feature accepts it; the shipped module refuses it.
     #[serde(default)]
     pub test_panic_header: Option<String>,
     /// Shadow comparison settings.
     #[serde(default)]
     pub shadow: crate::shadow::RawShadow,
 }
+
+/// The track header's name unless `headers.track` says otherwise.
+pub const DEFAULT_TRACK_HEADER: &str = "x-dwcp-track";
 
 fn default_max_header_bytes() -> usize {
     1024
@@ -110,7 +114,7 @@ impl Default for RawHeaders {
             },
         );
         Self {
-            track: "x-dwcp-track".into(),
+            track: DEFAULT_TRACK_HEADER.into(),
             decision: "x-dwcp-decision".into(),
             targeting_key: "x-user-id".into(),
             attributes,

@@ -20,8 +20,30 @@ use std::collections::{HashMap, VecDeque};
 mod copy;
 pub use copy::{Copy, Primary, Request, Role, SideAnswer};
 
-/// Marks the copy as shadow traffic, so the shadow side can avoid side effects.
+/// Marks the copy as shadow traffic, so the shadow side can avoid side effects. Stripped from every
+/// incoming request (a client cannot forge it), set only on copies.
 pub const SHADOW_HEADER: &str = "x-dwcp-shadow";
+/// With `shadow.mark_key`: hex HMAC-SHA256 of the copy's `x-request-id` under the key, so a service
+/// can check that the mark comes from this deployment's filter ([`shadow_mac`]).
+pub const SHADOW_MAC_HEADER: &str = "x-dwcp-shadow-mac";
+
+/// The mark's authenticator: lower-case hex of HMAC-SHA256(key, request_id).
+pub fn shadow_mac(key: &str, request_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; keep the function total anyway.
+        Err(_) => return String::new(),
+    };
+    mac.update(request_id.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(tag.len() * 2);
+    for b in tag {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    }
+    out
+}
 
 /// Request headers never copied (hop-by-hop, body framing, our own marks).
 const DROP_HEADERS: &[&str] = &[
@@ -33,6 +55,7 @@ const DROP_HEADERS: &[&str] = &[
     "te",
     "proxy-connection",
     SHADOW_HEADER,
+    SHADOW_MAC_HEADER,
 ];
 
 /// Per-VM shadow state: sampling, copies queued for the root context and in flight, noise models.
@@ -125,7 +148,7 @@ impl Mirror {
         let mut headers: Vec<(String, String)> = Vec::with_capacity(r.headers.len() + 1);
         let mut authority = false;
         for (k, v) in r.headers {
-            if DROP_HEADERS.contains(&k.as_str()) {
+            if DROP_HEADERS.contains(&k.as_str()) || s.strip_headers.iter().any(|h| h == k) {
                 continue;
             }
             let Ok(v) = std::str::from_utf8(v) else {
@@ -143,6 +166,10 @@ impl Mirror {
             headers.push((":authority".into(), cluster.to_string()));
         }
         headers.push((SHADOW_HEADER.into(), "1".into()));
+        if let Some(key) = &s.mark_key {
+            let rid = header(r.headers, "x-request-id").unwrap_or("");
+            headers.push((SHADOW_MAC_HEADER.into(), shadow_mac(key, rid)));
+        }
         let id = self.next_id;
         self.next_id += 1;
         let request = Request {

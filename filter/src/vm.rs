@@ -23,6 +23,20 @@ pub struct SharedState {
     pub state: DynamicState,
 }
 
+/// Parses and validates the plugin config, and refuses test-only fields in a shipped module:
+/// `test_panic_header` is accepted only by a module built with the `test-hooks` feature.
+pub fn accept_config(bytes: &[u8]) -> Result<FilterConfig, String> {
+    let cfg = FilterConfig::from_slice(bytes).map_err(|e| e.to_string())?;
+    if cfg.test_panic_header.is_some() && !cfg!(feature = "test-hooks") {
+        return Err(
+            "test_panic_header: a test-only switch; this module was built without the test-hooks \
+             feature"
+                .into(),
+        );
+    }
+    Ok(cfg)
+}
+
 pub struct Vm {
     pub cfg: FilterConfig,
     pub vm_id: String,
@@ -170,8 +184,12 @@ impl Vm {
     }
 
     /// Records the outcome of a request routed by `d`.
-    pub fn record(&mut self, d: &Decision, status: u16, latency_us: u64) {
-        let error = dwcp_core::route::is_error(status, self.cfg.count_4xx_as_errors);
+    /// Records one answered request. `client_aborted`: the client reset or disconnected before an
+    /// answer — its latency still counts (a version slow enough to make clients give up is caught by
+    /// the latency test), but not as an error: a client cannot abort a good canary by resetting.
+    pub fn record(&mut self, d: &Decision, status: u16, latency_us: u64, client_aborted: bool) {
+        let error =
+            !client_aborted && dwcp_core::route::is_error(status, self.cfg.count_4xx_as_errors);
         let bucket = d
             .bucket
             .filter(|_| d.why == dwcp_core::decision::Why::Bucketed);

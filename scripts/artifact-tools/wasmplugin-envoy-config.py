@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("wasmplugin")
     ap.add_argument("--envoy", default="envoy/envoy.yaml")
     ap.add_argument("--break", dest="breakit", action="store_true")
+    ap.add_argument("--test-panic", dest="test_panic", action="store_true")
     a = ap.parse_args()
     plugins = [d for d in yaml.safe_load_all(open(a.wasmplugin)) if d and d.get("kind") == "WasmPlugin"]
     if len(plugins) != 1:
@@ -41,6 +42,8 @@ def main() -> int:
     pc = protojson(plugins[0]["spec"].get("pluginConfig") or {})
     if a.breakit:
         pc["not_a_field"] = True
+    if a.test_panic:
+        pc["test_panic_header"] = "x-test-crash"
     env = yaml.safe_load(open(a.envoy))
     found = 0
     for lst in env["static_resources"]["listeners"]:

@@ -106,6 +106,21 @@ pub fn envoy_config(ports: &Ports, plugin_config: &Value, wasm: &Path) -> String
         )
 }
 
+/// `cfg` with the shipped `envoy/identity-filters.yaml` inserted before the dwcp wasm filter.
+pub fn with_identity_filters(cfg: String) -> String {
+    let snippet = std::fs::read_to_string(root().join("envoy/identity-filters.yaml"))
+        .expect("envoy/identity-filters.yaml");
+    let marker = "          # 2. The dwcp filter";
+    let at = cfg.find(marker).expect("the wasm filter in envoy.yaml");
+    let mut block = String::new();
+    for line in snippet.lines().filter(|l| !l.starts_with('#')) {
+        block.push_str("          ");
+        block.push_str(line);
+        block.push('\n');
+    }
+    format!("{}{}{}", &cfg[..at], block, &cfg[at..])
+}
+
 /// The plugin config of the shipped `envoy/envoy.yaml`.
 pub fn shipped_plugin_config() -> Value {
     let text = std::fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
@@ -182,6 +197,11 @@ impl Stack {
         Self::start_with_lds(opts, false)
     }
 
+    /// Like [`Stack::start`], with `edit` applied to the Envoy config before Envoy starts.
+    pub fn start_edited(opts: StackOpts, edit: impl Fn(String) -> String) -> Stack {
+        Self::start_full(opts, false, &edit)
+    }
+
     /// Like [`Stack::start`], with the listener (and so the plugin config) served by file-based LDS:
     /// [`Stack::update_plugin_config`] then changes the plugin config of the running Envoy.
     pub fn start_lds(opts: StackOpts) -> Stack {
@@ -201,6 +221,10 @@ impl Stack {
     }
 
     fn start_with_lds(opts: StackOpts, lds: bool) -> Stack {
+        Self::start_full(opts, lds, &|c| c)
+    }
+
+    fn start_full(opts: StackOpts, lds: bool, edit: &dyn Fn(String) -> String) -> Stack {
         let ports = Ports {
             envoy: free_port(),
             admin: free_port(),
@@ -226,7 +250,7 @@ impl Stack {
             );
         }
         let toml = format!(
-            "listen = \"127.0.0.1:{}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\n{}",
+            "listen = \"127.0.0.1:{}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\npublic_reads = true\n{}",
             ports.analyzer,
             dir.path().join("analyzer.db").display(),
             opts.analyzer_toml
@@ -247,12 +271,19 @@ impl Stack {
             wait_port(p, "demo upstream");
         }
         // `$DWCP_WASM` overrides the module (e.g. one built in a separate target dir).
+        // A config using the test-only `test_panic_header` needs the test build of the module (the
+        // shipped one refuses the field).
+        let default_wasm = if opts.plugin_config.get("test_panic_header").is_some() {
+            "dist/dwcp_filter_test.wasm"
+        } else {
+            "dist/dwcp_filter.wasm"
+        };
         let wasm = std::env::var_os("DWCP_WASM")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("dist/dwcp_filter.wasm"));
+            .unwrap_or_else(|| root().join(default_wasm));
         let mut plugin = opts.plugin_config.clone();
         plugin["companion"]["token"] = Value::from(TOKEN);
-        let mut cfg = envoy_config(&s.ports, &plugin, &wasm);
+        let mut cfg = edit(envoy_config(&s.ports, &plugin, &wasm));
         if lds {
             let lds_path = s.dir.path().join("lds.yaml");
             let (boot, listeners) = split_lds(&cfg, &lds_path);
@@ -338,7 +369,12 @@ impl Stack {
     }
 
     pub fn get_json(&self, url: &str) -> Value {
-        ureq::get(url).call().expect(url).into_json().expect("json")
+        ureq::get(url)
+            .set("authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .expect(url)
+            .into_json()
+            .expect("json")
     }
 
     pub fn rollout(&self, name: &str) -> Value {
@@ -392,6 +428,19 @@ impl Stack {
         .expect("admin")
         .into_string()
         .expect("text")
+    }
+
+    /// The companion process's resident set (VmRSS) and peak (VmHWM), KiB.
+    pub fn analyzer_rss_kib(&self) -> (u64, u64) {
+        let pid = self.analyzer.as_ref().expect("companion running").id();
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     pub fn analyzer_metrics(&self) -> String {

@@ -1,7 +1,8 @@
 //! Demo upstream: answers every request with JSON and `x-served-by: <name>`, so a person can see where
 //! they landed. `POST /_control {"error_rate":0.3,"delay_ms":200,"mutate_rate":0.1}` changes its
 //! behaviour at runtime (fault injection for demos and tests). Errors and mutations are spread evenly
-//! and deterministically (request n fails when ⌊n·rate⌋ > ⌊(n−1)·rate⌋).
+//! and deterministically (request n fails when ⌊n·rate⌋ > ⌊(n−1)·rate⌋). `GET /_seen` lists the request
+//! headers of the last 256 requests it served (so tests can check what reached an upstream).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -34,6 +35,14 @@ struct Up {
     name: String,
     n: AtomicU64,
     b: Mutex<Behaviour>,
+    seen: Mutex<std::collections::VecDeque<serde_json::Value>>,
+}
+
+const SEEN_KEPT: usize = 256;
+
+async fn seen(State(up): State<Arc<Up>>) -> impl IntoResponse {
+    let s = up.seen.lock().unwrap_or_else(|p| p.into_inner());
+    Json(json!({ "requests": s.iter().collect::<Vec<_>>() }))
 }
 
 fn hit(n: u64, rate: f64) -> bool {
@@ -53,6 +62,17 @@ async fn serve(
     req_body: axum::body::Bytes,
 ) -> impl IntoResponse {
     let n = up.n.fetch_add(1, Ordering::Relaxed) + 1;
+    {
+        let h: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or(""))))
+            .collect();
+        let mut s = up.seen.lock().unwrap_or_else(|p| p.into_inner());
+        s.push_back(json!({ "path": uri.path(), "headers": h }));
+        while s.len() > SEEN_KEPT {
+            s.pop_front();
+        }
+    }
     let b = *up.b.lock().unwrap_or_else(|p| p.into_inner());
     if b.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(b.delay_ms)).await;
@@ -100,9 +120,11 @@ async fn main() -> std::process::ExitCode {
         name: a.name.clone(),
         n: AtomicU64::new(0),
         b: Mutex::new(Behaviour::default()),
+        seen: Mutex::new(Default::default()),
     });
     let app = Router::new()
         .route("/_control", post(control))
+        .route("/_seen", axum::routing::get(seen))
         .fallback(serve)
         .with_state(up);
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {

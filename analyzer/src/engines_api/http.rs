@@ -126,6 +126,18 @@ async fn breaker_reset(
     to_json(snap)
 }
 
+/// Runs CPU-bound codec work on the blocking pool, off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("codec task: {e}"),
+        )
+    })?
+}
+
 async fn select(
     State(host): State<Arc<EngineHost>>,
     body: Result<Json<PayloadReq>, JsonRejection>,
@@ -133,7 +145,7 @@ async fn select(
     let Json(req) = body?;
     let link = req.link()?;
     let payload = decode_b64("payload_b64", &req.payload_b64)?;
-    let decision = lock(&host.selector).select(&payload, link);
+    let decision = blocking(move || Ok(lock(&host.selector).select(&payload, link))).await?;
     to_json(decision)
 }
 
@@ -144,15 +156,69 @@ async fn compress(
     let Json(req) = body?;
     let link = req.link()?;
     let payload = decode_b64("payload_b64", &req.payload_b64)?;
-    let result = lock(&host.selector).compress(&payload, link, req.codec);
-    let (codec, frame) =
-        result.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let h = host.clone();
+    let (codec, frame, original_len) = blocking(move || {
+        let (codec, frame) = lock(&h.selector)
+            .compress(&payload, link, req.codec)
+            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        // The engine checks its own output: a frame it made that does not decode back to the payload
+        // is its own integrity failure (the breaker of that codec, trigger 6).
+        let component = codec_component(codec);
+        let now = h.now_ms();
+        let permit = lock(&h.manager).acquire(&component, now)?;
+        let check = frame::decode(&frame, MAX_FRAME_LEN).and_then(|out| {
+            if out == payload {
+                Ok(())
+            } else {
+                Err(frame::FrameError::ContentChecksumMismatch {
+                    expected: crc32(&payload),
+                    actual: crc32(&out),
+                })
+            }
+        });
+        let events = lock(&h.manager).record(&component, now, permit, check.is_ok());
+        h.emit_manager_events(events);
+        if let Err(e) = check {
+            if let Some(event) = e.to_event(COMPRESSION_ENGINE, now) {
+                h.emit(event);
+            }
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the engine's own frame failed verification: {e}"),
+            ));
+        }
+        Ok((codec, frame, payload.len()))
+    })
+    .await?;
     to_json(json!({
         "codec": codec,
-        "original_len": payload.len(),
+        "original_len": original_len,
         "frame_len": frame.len(),
         "frame_b64": B64.encode(&frame),
     }))
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(b);
+    h.finalize()
+}
+
+/// A client's frame that cannot be served: the status and the counter's reason.
+fn client_error(host: &EngineHost, e: &frame::FrameError) -> ApiError {
+    use frame::FrameError as F;
+    let (status, reason) = match e {
+        F::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "over_budget"),
+        F::ChecksumMismatch { .. } | F::ContentChecksumMismatch { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "checksum")
+        }
+        F::Codec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "undecodable"),
+        F::TooShort | F::BadMagic | F::UnsupportedVersion(_) | F::UnknownCodec(_) => {
+            (StatusCode::BAD_REQUEST, "malformed")
+        }
+    };
+    host.note_client_error(reason);
+    ApiError(status, format!("invalid frame (the client's error): {e}"))
 }
 
 async fn decompress(
@@ -161,22 +227,29 @@ async fn decompress(
 ) -> ApiResult {
     let Json(req) = body?;
     let bytes = decode_b64("frame_b64", &req.frame_b64)?;
-    let codec =
-        frame::peek_codec(&bytes).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Structure, frame CRC and the declared length against the budget: before any decoder runs.
+    let (codec, len) =
+        frame::verify(&bytes, host.decompress_budget).map_err(|e| client_error(&host, &e))?;
     let component = codec_component(codec);
     let now = host.now_ms();
     let permit = lock(&host.manager).acquire(&component, now)?;
-    let result = lock(&host.selector).decompress(&bytes);
-    let events = lock(&host.manager).record(&component, now, permit, result.is_ok());
-    host.emit_manager_events(events);
-    match result {
-        Ok(payload) => to_json(json!({ "codec": codec, "payload_b64": B64.encode(&payload) })),
-        Err(e) => {
-            if let Some(event) = e.to_event(COMPRESSION_ENGINE, now) {
-                host.emit(event);
-            }
-            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    let decoded = tokio::task::spawn_blocking(move || frame::decode_verified(&bytes, codec, len))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("codec task: {e}"),
+            )
+        })?;
+    match decoded {
+        Ok(payload) => {
+            let events = lock(&host.manager).record(&component, now, permit, true);
+            host.emit_manager_events(events);
+            to_json(json!({ "codec": codec, "payload_b64": B64.encode(&payload) }))
         }
+        // A body that does not decode to what its header says is the client's frame being wrong,
+        // not the codec: the permit is dropped unrecorded (no breaker failure), no safety signal.
+        Err(e) => Err(client_error(&host, &e)),
     }
 }
 

@@ -46,6 +46,17 @@ pub fn render_engines(host: &crate::engines_api::EngineHost) -> String {
         &[("engine", "manager"), ("kind", "budget")],
         report.memory_budget_bytes as f64,
     );
+    o.head(&ENGINE_CLIENT_ERRORS);
+    for (reason, n) in host.client_errors() {
+        o.line(
+            &ENGINE_CLIENT_ERRORS,
+            &[
+                ("engine", crate::engines_api::COMPRESSION_ENGINE),
+                ("reason", reason),
+            ],
+            n as f64,
+        );
+    }
     o.0.push_str(&host.allocator_metrics());
     o.0
 }

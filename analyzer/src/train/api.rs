@@ -1,14 +1,15 @@
 //! HTTP for the train: `GET /v1/plan` (every rollout: state, phase, why it waits, planned vs actual),
 //! `GET /v1/plan/{rollout}` (explain: each gate open or not and why), `POST
-//! /v1/plan/{rollout}/{hold|release|skip|approve}` (operator token; body `{"actor", "reason"}`),
+//! /v1/plan/{rollout}/{hold|release|skip|approve}` (operator role; body `{"reason"}`, the actor is the credential's name),
 //! `GET /v1/plan/metrics` (Prometheus text, `dwcp_train_*`) and `GET /plan` (the timeline page).
 //! Lock order everywhere: the controller first, then the train.
 
 use super::TrainHost;
-use crate::api::{authorize, now_ms, Shared};
+use crate::api::{now_ms, require, Shared};
+use crate::auth::{Caller, Role};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -173,10 +174,10 @@ struct Body {
 async fn command(
     State(s): State<St>,
     Path((name, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = authorize(&s.app, &headers) {
+    if let Err(e) = require(&caller, Role::Operator) {
         return e.into_response();
     }
     let b: Body = if body.is_empty() {
@@ -187,13 +188,9 @@ async fn command(
             Err(e) => return err(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
-    let actor = b.actor.unwrap_or_else(|| "api".into());
-    if actor.is_empty() || actor.len() > 128 {
-        return err(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "actor: must be 1-128 characters".into(),
-        );
-    }
+    // The audit actor is the credential's name; a body's `actor` is accepted and ignored.
+    let _ = b.actor;
+    let actor = caller.actor();
     let cmd = match action.as_str() {
         "hold" => Person::Hold {
             reason: b.reason.unwrap_or_else(|| "held by hand".into()),

@@ -108,8 +108,8 @@ pub fn command(
     action: &str,
     reason: Option<&str>,
 ) -> Result<(), CliError> {
-    let mut body =
-        serde_json::json!({ "actor": std::env::var("USER").unwrap_or_else(|_| "cli".into()) });
+    // The audit actor is the token's credential name, not something the CLI says.
+    let mut body = serde_json::json!({});
     if let Some(r) = reason {
         body["reason"] = Value::String(r.to_string());
     }

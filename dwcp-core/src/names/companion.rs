@@ -186,6 +186,13 @@ pub const ENGINE_MEMORY_BYTES: Metric = m(
     &["engine", "kind"],
     "Memory used and budget reported by the Manager",
 );
+pub const ENGINE_CLIENT_ERRORS: Metric = m(
+    "dwcp_engine_client_errors_total",
+    Counter,
+    Companion,
+    &["engine", "reason"],
+    "Engine requests refused as the client's error (malformed frame, over the output budget): never a safety signal",
+);
 
 pub const ALLOCATOR_MODEL_LOADED: Metric = m(
     "dwcp_allocator_model_loaded",
@@ -260,6 +267,7 @@ pub const COMPANION_METRICS: &[Metric] = &[
     ENGINE_COMPONENT_BREAKER_STATE,
     ENGINE_BREAKER_OPENS,
     ENGINE_MEMORY_BYTES,
+    ENGINE_CLIENT_ERRORS,
     ALLOCATOR_MODEL_LOADED,
     ALLOCATOR_DECISIONS,
     ALLOCATOR_SLA_MISSES,

@@ -25,6 +25,24 @@ pub struct RawShadow {
     pub noise_min_rate: f64,
     pub timeout_ms: u64,
     pub max_in_flight: usize,
+    /// Request headers never copied to the shadow (credentials by default; add API-key headers).
+    pub strip_headers: Vec<String>,
+    /// Per-deployment key of the shadow mark: copies carry `x-dwcp-shadow-mac`, the HMAC-SHA256 of
+    /// their `x-request-id` under this key (hex), so a service can verify the mark (at least 16 bytes).
+    pub mark_key: Option<String>,
+}
+
+/// Credentials a shadow copy never carries unless `shadow.strip_headers` says otherwise.
+pub fn default_strip_headers() -> Vec<String> {
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 pub fn default_ignore_fields() -> Vec<String> {
@@ -47,6 +65,8 @@ impl Default for RawShadow {
             noise_min_rate: 0.01,
             timeout_ms: 2000,
             max_in_flight: 64,
+            strip_headers: default_strip_headers(),
+            mark_key: None,
         }
     }
 }
@@ -71,6 +91,10 @@ pub struct ShadowSettings {
     pub noise_min_rate: f64,
     pub timeout_ms: u64,
     pub max_in_flight: usize,
+    /// Lower-case names of request headers dropped from copies.
+    pub strip_headers: Vec<String>,
+    /// Key of the shadow mark's HMAC (`x-dwcp-shadow-mac`).
+    pub mark_key: Option<String>,
 }
 
 impl Default for ShadowSettings {
@@ -87,6 +111,8 @@ impl Default for ShadowSettings {
             noise_min_rate: 0.01,
             timeout_ms: 2000,
             max_in_flight: 64,
+            strip_headers: default_strip_headers(),
+            mark_key: None,
         })
     }
 }
@@ -155,7 +181,28 @@ impl RawShadow {
         if self.max_in_flight == 0 || self.max_in_flight > 10_000 {
             return Err(field_err("max_in_flight", "must be between 1 and 10000"));
         }
+        let mut strip_headers = Vec::new();
+        for (i, h) in self.strip_headers.iter().enumerate() {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(field_err(
+                    &format!("strip_headers[{i}]"),
+                    format!("{h:?} is not an HTTP header name"),
+                ));
+            }
+            strip_headers.push(h.to_ascii_lowercase());
+        }
+        if let Some(k) = &self.mark_key {
+            if k.len() < 16 {
+                return Err(field_err("mark_key", "must be at least 16 bytes"));
+            }
+        }
         Ok(ShadowSettings {
+            strip_headers,
+            mark_key: self.mark_key,
             methods,
             path_prefixes: self.path_prefixes,
             max_body_bytes: self.max_body_bytes,

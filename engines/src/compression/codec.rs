@@ -99,7 +99,7 @@ impl Codec {
                     .map_err(|e| self.err(e))?
             }
             Self::Zstd1 | Self::Zstd3 | Self::Zstd9 => {
-                zstd::bulk::decompress(input, original_len).map_err(|e| self.err(e))?
+                bounded_zstd(input, original_len).map_err(|e| self.err(e))?
             }
         };
         if out.len() != original_len {
@@ -110,4 +110,21 @@ impl Codec {
         }
         Ok(out)
     }
+}
+
+/// Streams a zstd frame through a reader that stops one byte past `limit`: a frame that expands
+/// further (a decompression bomb, or a frame whose header lies about its length) is refused after at
+/// most `limit + 1` bytes of output, whatever its content says.
+pub fn bounded_zstd(input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(limit.min(1 << 20));
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() > limit {
+        return Err(format!("expands past {limit} bytes"));
+    }
+    Ok(out)
 }

@@ -109,8 +109,9 @@ pub fn peek_codec(frame: &[u8]) -> Result<Codec, FrameError> {
     Codec::from_id(frame[5]).ok_or(FrameError::UnknownCodec(frame[5]))
 }
 
-/// Verify and decode a frame whose original length may not exceed `max_len`.
-pub fn decode(frame: &[u8], max_len: u64) -> Result<Vec<u8>, FrameError> {
+/// Checks a frame before any decoder runs: structure, frame CRC, declared length ≤ `max_len`.
+/// Returns the codec and the declared original length.
+pub fn verify(frame: &[u8], max_len: u64) -> Result<(Codec, usize), FrameError> {
     let codec = peek_codec(frame)?;
     let expected = u32_at(frame, 14);
     let actual = frame_crc(&frame[..14], &frame[HEADER_LEN..]);
@@ -124,10 +125,22 @@ pub fn decode(frame: &[u8], max_len: u64) -> Result<Vec<u8>, FrameError> {
             max: max_len,
         });
     }
-    let out = codec.decompress(&frame[HEADER_LEN..], len as usize)?;
+    Ok((codec, len as usize))
+}
+
+/// Decodes the body of a frame [`verify`] accepted (bounded by its declared length) and checks the
+/// content CRC.
+pub fn decode_verified(frame: &[u8], codec: Codec, len: usize) -> Result<Vec<u8>, FrameError> {
+    let out = codec.decompress(&frame[HEADER_LEN..], len)?;
     let (expected, actual) = (u32_at(frame, 10), crc32fast::hash(&out));
     if expected != actual {
         return Err(FrameError::ContentChecksumMismatch { expected, actual });
     }
     Ok(out)
+}
+
+/// Verify and decode a frame whose original length may not exceed `max_len`.
+pub fn decode(frame: &[u8], max_len: u64) -> Result<Vec<u8>, FrameError> {
+    let (codec, len) = verify(frame, max_len)?;
+    decode_verified(frame, codec, len)
 }

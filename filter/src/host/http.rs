@@ -4,8 +4,9 @@
 
 use super::root::adopt_at_start;
 use super::wake_root;
-use crate::shadow::{Primary, RequestInfo};
+use crate::shadow::{Primary, RequestInfo, SHADOW_HEADER, SHADOW_MAC_HEADER};
 use crate::vm::Vm;
+use dwcp_core::config::DEFAULT_TRACK_HEADER;
 use dwcp_core::decision::{Decision, Headers};
 use dwcp_core::route::{route, Route};
 use proxy_wasm::hostcalls as hc;
@@ -51,21 +52,57 @@ fn int_property(path: Vec<&str>) -> Option<i64> {
     Some(i64::from_le_bytes(arr))
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "test-hooks"))]
 fn crash_for_test() {
     // Test-only switch (config `test_panic_header`): trap the VM to prove the shipped configs fail safe.
     core::arch::wasm32::unreachable()
 }
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", feature = "test-hooks")))]
 fn crash_for_test() {}
+
+/// Our marks a client may not send: the shadow mark and its authenticator. Removed from every
+/// incoming request (the copies get them from the mirror, which never passes a client's on).
+fn strip_forged_marks(headers: &[(String, Vec<u8>)]) {
+    for name in [SHADOW_HEADER, SHADOW_MAC_HEADER] {
+        if headers.iter().any(|(k, _)| k == name) {
+            let _ = hc::remove_map_value(MapType::HttpRequestHeaders, name);
+        }
+    }
+}
+
+/// Envoy's legacy response-flag bit for "downstream connection termination" (`DC`).
+const DOWNSTREAM_CONNECTION_TERMINATION: i64 = 0x4000;
+
+/// Whether the client ended the stream (reset, disconnect) before an answer: Envoy's `DC` response
+/// flag, or response code details naming a downstream disconnect.
+fn client_gave_up() -> bool {
+    if int_property(vec!["response", "flags"])
+        .is_some_and(|f| f & DOWNSTREAM_CONNECTION_TERMINATION != 0)
+    {
+        return true;
+    }
+    hc::get_property(vec!["response", "code_details"])
+        .ok()
+        .flatten()
+        .is_some_and(|d| {
+            let d = String::from_utf8_lossy(&d);
+            d.contains("downstream_remote_disconnect") || d.contains("downstream_local_disconnect")
+        })
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
         let Some(vm_rc) = self.vm.clone() else {
+            // No usable config: still never let a client's track header or shadow mark through (the
+            // shipped configs also strip them before this filter).
+            for name in [DEFAULT_TRACK_HEADER, SHADOW_HEADER, SHADOW_MAC_HEADER] {
+                let _ = hc::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
             return Action::Continue;
         };
         // The one read of the request headers: everything below borrows from it.
         let headers = hc::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        strip_forged_marks(&headers);
         let mut guard = vm_rc.borrow_mut();
         if guard.state.is_none() {
             // No state yet (e.g. configured before any VM had one): look again before routing.
@@ -217,8 +254,9 @@ impl HttpContext for Http {
         let dur_ns = int_property(vec!["request", "duration"]).unwrap_or(0);
         let status = u16::try_from(status).unwrap_or(0);
         let latency_us = u64::try_from(dur_ns / 1000).unwrap_or(0);
+        let client_aborted = status == 0 && client_gave_up();
         let mut vm = vm_rc.borrow_mut();
-        vm.record(&d, status, latency_us);
+        vm.record(&d, status, latency_us, client_aborted);
         if let Some((id, primary)) = self.shadow.take() {
             let vm = &mut *vm;
             vm.mirror

@@ -5,7 +5,6 @@ use super::http::Http;
 use super::{log, now_ms, now_us};
 use crate::metrics;
 use crate::vm::{Vm, SHARED_STATE_KEY, SHARED_VM_COUNTER_KEY};
-use dwcp_core::config::FilterConfig;
 use proxy_wasm::hostcalls as hc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -210,7 +209,7 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        match FilterConfig::from_slice(&bytes) {
+        match crate::vm::accept_config(&bytes) {
             Ok(cfg) => {
                 self.sync_period_ms = cfg.companion.sync_period_ms;
                 let shadowed = cfg.rollouts.iter().any(|r| r.shadow_cluster.is_some());

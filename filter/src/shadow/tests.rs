@@ -402,3 +402,56 @@ fn request_bodies_are_copied_bounded() {
     assert!(m.request(id3).is_none());
     assert_eq!(a.shadow["demo"].skipped_primary_incomplete, 1);
 }
+
+#[test]
+fn copies_drop_credentials_and_forged_marks_and_carry_a_verifiable_mac() {
+    let mut raw = RawShadow::default();
+    raw.strip_headers.push("x-shop-key".into());
+    raw.mark_key = Some("deployment-key-0123456789".into());
+    let s = raw.validate().unwrap();
+    let mut a = acc();
+    let mut m = Mirror::default();
+    let h = hdrs(
+        "GET",
+        &[
+            ("authorization", "Bearer user-secret"),
+            ("cookie", "session=abc"),
+            ("x-api-key", "k1"),
+            ("x-shop-key", "k2"),
+            ("x-dwcp-shadow", "forged"),
+            ("x-dwcp-shadow-mac", "forged"),
+            ("x-request-id", "rid-42"),
+        ],
+    );
+    let id = m.capture(&s, &mut a, &info(&h, 10_000)).unwrap();
+    let c = m.request(id).unwrap().clone();
+    for gone in ["authorization", "cookie", "x-api-key", "x-shop-key"] {
+        assert!(!c.headers.iter().any(|(k, _)| k == gone), "{gone} copied");
+    }
+    let marks: Vec<&(String, String)> = c
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-dwcp-shadow"))
+        .collect();
+    assert_eq!(
+        marks.len(),
+        2,
+        "one mark, one mac, no forged copy: {marks:?}"
+    );
+    let mac = &c
+        .headers
+        .iter()
+        .find(|(k, _)| k == SHADOW_MAC_HEADER)
+        .unwrap()
+        .1;
+    assert_eq!(mac, &shadow_mac("deployment-key-0123456789", "rid-42"));
+    assert_ne!(mac, &shadow_mac("another-deployment-key", "rid-42"));
+    assert_ne!(mac, &shadow_mac("deployment-key-0123456789", "rid-43"));
+    // RFC 4231 test case 2: HMAC-SHA256(key "Jefe", "what do ya want for nothing?").
+    assert_eq!(
+        shadow_mac("Jefe", "what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    // The user's own request headers still carry them (only the copy is stripped).
+    assert!(h.iter().any(|(k, _)| k == "authorization"));
+}

@@ -68,8 +68,8 @@ fn failed_sync_merges_the_batch_back() {
     let h: Vec<(String, Vec<u8>)> = vec![("x-user-id".into(), b"u".to_vec())];
     let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
     assert_eq!(d.track, Track::Canary);
-    v.record(&d, 503, 1000);
-    v.record(&d, 200, 1000);
+    v.record(&d, 503, 1000, false);
+    v.record(&d, 200, 1000, false);
     let fresh = v.cut_batch(0);
     let b = v.to_send(&fresh);
     v.in_flight = Some((7, b.clone()));
@@ -169,4 +169,34 @@ fn states_of_older_and_newer_companions_route_alike() {
         new.cut_batch(2_000).protocol,
         dwcp_core::telemetry::PROTOCOL_VERSION
     );
+}
+
+#[test]
+fn a_client_reset_is_a_request_but_not_an_error() {
+    let mut v = vm();
+    v.adopt(state(1, 10_000), 0);
+    v.refresh(0);
+    let h: Vec<(String, Vec<u8>)> = vec![("x-user-id".into(), b"u".to_vec())];
+    let d = decide(&v.cfg, v.state.as_ref(), v.freshness, 0, h.as_slice());
+    v.record(&d, 0, 9_000, true); // the client gave up
+    v.record(&d, 0, 9_000, false); // the upstream reset: an error
+    let b = v.cut_batch(0);
+    assert_eq!(b.cells[0].requests, 2, "{:?}", b.cells);
+    assert_eq!(
+        b.cells[0].errors, 1,
+        "only the upstream's reset is an error"
+    );
+}
+
+#[test]
+fn test_panic_header_needs_a_test_build() {
+    let cfg = br#"{"test_panic_header": "x-test-crash"}"#;
+    let r = crate::vm::accept_config(cfg);
+    if cfg!(feature = "test-hooks") {
+        assert!(r.is_ok(), "{r:?}");
+    } else {
+        let e = r.unwrap_err();
+        assert!(e.contains("test_panic_header"), "{e}");
+    }
+    assert!(crate::vm::accept_config(b"{}").is_ok());
 }
