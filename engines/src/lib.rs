@@ -8,6 +8,7 @@
 //!   helpers (ed25519 signatures, certificates, SHA-256 digests), and a signed reliable broadcast
 //!   as the reference protocol that tests the simulator itself.
 //! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
+//! * [`tpbft`] — T-PBFT: PBFT inside a committee chosen by EigenTrust from committed evidence.
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
 //!   single-flight recovery, circuit breakers, degradation levels.
 //! * [`compression`] — the Compression Selector: real codecs, checksummed frames, sampled features,
@@ -22,3 +23,4 @@ pub mod compression;
 pub mod manager;
 pub mod pbft;
 pub mod sim;
+pub mod tpbft;

@@ -59,16 +59,44 @@ enum Verifiers {
     Mock(Vec<MockKey>),
 }
 
+/// A sub-group view of a keyring: local id `i` is global node `ids[i]`, and every statement is
+/// signed inside the context `ctx` (so a signature made for one group never verifies in another).
+#[derive(Debug, PartialEq, Eq)]
+struct Scope {
+    ids: Vec<NodeId>,
+    ctx: Digest32,
+}
+
+/// What is actually signed for `msg` inside context `ctx`.
+fn scoped_message(ctx: &Digest32, msg: &[u8]) -> Digest32 {
+    hash_parts(&[b"dwcp-scope", ctx, msg])
+}
+
 /// Every node's verification key, indexed by [`NodeId`]. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKeys(Arc<Verifiers>);
+pub struct PublicKeys(Arc<Verifiers>, Option<Arc<Scope>>);
 
 impl PublicKeys {
     pub fn len(&self) -> usize {
+        if let Some(s) = &self.1 {
+            return s.ids.len();
+        }
         match &*self.0 {
             Verifiers::Ed25519(v) => v.len(),
             Verifiers::Mock(v) => v.len(),
         }
+    }
+
+    /// The keys of the global nodes `ids` as local members `0..ids.len()`, verifying only
+    /// signatures made by [`NodeSigner::scoped`] with the same `ctx` (a committee of an epoch).
+    pub fn scoped(&self, ids: &[NodeId], ctx: Digest32) -> Self {
+        Self(
+            Arc::clone(&self.0),
+            Some(Arc::new(Scope {
+                ids: ids.to_vec(),
+                ctx,
+            })),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,6 +109,20 @@ impl PublicKeys {
 
     /// Whether `sig` is `id`'s signature over `msg`. Non-members never verify.
     pub fn verify(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
+        if let Some(s) = &self.1 {
+            return match s.ids.get(id as usize) {
+                Some(global) => Self(Arc::clone(&self.0), None).verify_raw(
+                    *global,
+                    &scoped_message(&s.ctx, msg),
+                    sig,
+                ),
+                None => false,
+            };
+        }
+        self.verify_raw(id, msg, sig)
+    }
+
+    fn verify_raw(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
         match &*self.0 {
             Verifiers::Ed25519(v) => v
                 .get(id as usize)
@@ -137,7 +179,7 @@ impl Keyring {
             })
             .collect();
         if ed.len() == self.secrets.len() {
-            return PublicKeys(Arc::new(Verifiers::Ed25519(ed)));
+            return PublicKeys(Arc::new(Verifiers::Ed25519(ed)), None);
         }
         let mock = self
             .secrets
@@ -147,13 +189,15 @@ impl Keyring {
                 SecretKey::Ed25519(_) => None,
             })
             .collect();
-        PublicKeys(Arc::new(Verifiers::Mock(mock)))
+        PublicKeys(Arc::new(Verifiers::Mock(mock)), None)
     }
 
     pub fn signer(&self, id: NodeId) -> Option<NodeSigner> {
-        self.secrets
-            .get(id as usize)
-            .map(|k| NodeSigner { id, key: k.clone() })
+        self.secrets.get(id as usize).map(|k| NodeSigner {
+            id,
+            key: k.clone(),
+            ctx: None,
+        })
     }
 }
 
@@ -162,6 +206,7 @@ impl Keyring {
 pub struct NodeSigner {
     id: NodeId,
     key: SecretKey,
+    ctx: Option<Digest32>,
 }
 
 impl NodeSigner {
@@ -169,7 +214,24 @@ impl NodeSigner {
         self.id
     }
 
+    /// This key acting as local member `local` of a group with context `ctx` (see
+    /// [`PublicKeys::scoped`]).
+    pub fn scoped(&self, local: NodeId, ctx: Digest32) -> Self {
+        Self {
+            id: local,
+            key: self.key.clone(),
+            ctx: Some(ctx),
+        }
+    }
+
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        match &self.ctx {
+            Some(ctx) => self.sign_raw(&scoped_message(ctx, msg)),
+            None => self.sign_raw(msg),
+        }
+    }
+
+    fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
         match &self.key {
             SecretKey::Ed25519(k) => k.sign(msg).to_bytes(),
             SecretKey::Mock(k) => mock_sign(k, msg),
