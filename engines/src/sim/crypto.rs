@@ -87,6 +87,15 @@ impl PublicKeys {
         }
     }
 
+    /// Ed25519 verification keys given as bytes (a deployment's configured peers), indexed by id.
+    pub fn from_ed25519(keys: &[[u8; 32]]) -> Result<Self, ed25519_dalek::SignatureError> {
+        let v = keys
+            .iter()
+            .map(VerifyingKey::from_bytes)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(Arc::new(Verifiers::Ed25519(v)), None))
+    }
+
     /// The keys of the global nodes `ids` as local members `0..ids.len()`, verifying only
     /// signatures made by [`NodeSigner::scoped`] with the same `ctx` (a committee of an epoch).
     pub fn scoped(&self, ids: &[NodeId], ctx: Digest32) -> Self {
@@ -212,6 +221,23 @@ pub struct NodeSigner {
 impl NodeSigner {
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Node `id`'s signer from its ed25519 secret key bytes (a deployment's key file).
+    pub fn from_ed25519(id: NodeId, secret: &[u8; 32]) -> Self {
+        Self {
+            id,
+            key: SecretKey::Ed25519(SigningKey::from_bytes(secret)),
+            ctx: None,
+        }
+    }
+
+    /// The ed25519 public key of this signer (`None` for a mock key).
+    pub fn ed25519_public(&self) -> Option<[u8; 32]> {
+        match &self.key {
+            SecretKey::Ed25519(k) => Some(k.verifying_key().to_bytes()),
+            SecretKey::Mock(_) => None,
+        }
     }
 
     /// This key acting as local member `local` of a group with context `ctx` (see
