@@ -12,6 +12,7 @@
 //!
 //! The same state machines run in the simulator (tests in `dwcp-engines`) and here.
 
+pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod engine;
