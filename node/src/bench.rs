@@ -115,10 +115,7 @@ pub fn combine(
 async fn run_cluster<P>(
     setup: Setup,
     load: Load,
-    make: impl FnMut(
-        dwcp_engines::sim::crypto::NodeSigner,
-        dwcp_engines::sim::crypto::PublicKeys,
-    ) -> P,
+    make: impl FnMut(dwcp_engines::sim::crypto::NodeSigner, dwcp_engines::sim::crypto::PublicKeys) -> P,
 ) -> anyhow::Result<Measured>
 where
     P: TxEngine,

@@ -13,7 +13,10 @@ use dwcp_node::bench::{combine, in_process, row, Load, Measured, Setup, HEADER};
 use dwcp_node::load::LoadResult;
 
 fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 /// `BENCH_WINDOW` transactions outstanding in the whole cluster (default 1024), split evenly.
@@ -32,7 +35,9 @@ fn load(total: u64, n: u32) -> Load {
 /// A base port with `n` consecutive free ports after it.
 fn free_ports(n: u16) -> anyhow::Result<u16> {
     for _ in 0..50 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         if base > 65000 - n {
             continue;
         }
@@ -56,7 +61,12 @@ fn processes(n: u32, l: Load) -> anyhow::Result<Measured> {
         .args(["--base-port", &base.to_string(), "--engine", "pbft"])
         .args(["--batch-max", &l.batch_max.to_string()])
         .status()
-        .with_context(|| format!("{} (build it: cargo build --release -p dwcp-node)", bin.display()))?;
+        .with_context(|| {
+            format!(
+                "{} (build it: cargo build --release -p dwcp-node)",
+                bin.display()
+            )
+        })?;
     anyhow::ensure!(st.success(), "keygen failed");
     let per = l.total_txs / u64::from(n);
     let mut kids = Vec::new();
@@ -170,19 +180,28 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    let all_done = rows.iter().chain([&p]).all(|m| m.committed == m.expected && !m.timed_out);
+    let all_done = rows
+        .iter()
+        .chain([&p])
+        .all(|m| m.committed == m.expected && !m.timed_out);
     println!(
         "target PBFT n=4 over TCP (processes) ≥ 20000 tx/s: {:.0} tx/s — {}",
         p.tx_per_s,
         verdict(p.tx_per_s >= 20_000.0)
     );
     let r = t4c.decisions_per_s / pb16.decisions_per_s;
-    println!("target T-PBFT(16,c=4) ≥ 3× decisions/s of PBFT(16): ×{r:.2} — {}", verdict(r >= 3.0));
+    println!(
+        "target T-PBFT(16,c=4) ≥ 3× decisions/s of PBFT(16): ×{r:.2} — {}",
+        verdict(r >= 3.0)
+    );
     let r = t4c.messages_per_decision / pb16.messages_per_decision;
     println!(
         "target T-PBFT(16,c=4) ≤ 1/8 messages/decision of PBFT(16): ×{r:.3} (1/8 = 0.125) — {}",
         verdict(r <= 0.125)
     );
-    println!("every run committed everything it submitted: {}", if all_done { "yes" } else { "NO" });
+    println!(
+        "every run committed everything it submitted: {}",
+        if all_done { "yes" } else { "NO" }
+    );
     Ok(())
 }
