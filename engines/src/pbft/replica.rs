@@ -114,6 +114,12 @@ impl Replica {
         self.executed
     }
 
+    /// The executed batch at `seq` with its commit certificate (the ledger is kept whole; a
+    /// wrapper such as T-PBFT forwards it to non-members).
+    pub fn ledger_entry(&self, seq: u64) -> Option<&LedgerEntry> {
+        self.ledger.get(&seq)
+    }
+
     pub fn low_watermark(&self) -> u64 {
         self.stable.seq
     }

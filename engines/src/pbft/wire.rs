@@ -72,7 +72,7 @@ pub(super) fn get_cert(r: &mut Reader<'_>) -> Result<Certificate, DecodeError> {
 }
 
 /// `(view, seq, batch, cert)`: a ledger entry or a prepared proof.
-pub(super) fn put_entry(
+pub(crate) fn put_entry(
     buf: &mut Vec<u8>,
     view: u64,
     seq: u64,
@@ -85,7 +85,7 @@ pub(super) fn put_entry(
     put_cert(buf, cert);
 }
 
-pub(super) fn get_entry(r: &mut Reader<'_>) -> Result<LedgerEntry, DecodeError> {
+pub(crate) fn get_entry(r: &mut Reader<'_>) -> Result<LedgerEntry, DecodeError> {
     Ok(LedgerEntry {
         view: r.u64()?,
         seq: r.u64()?,
@@ -276,5 +276,108 @@ impl Wire for Decided {
         put_u32(buf, c);
         put_u64(buf, i);
         buf.extend_from_slice(&self.cert.digest());
+    }
+}
+
+fn get_vc(r: &mut Reader<'_>) -> Result<ViewChange, DecodeError> {
+    let view = r.u64()?;
+    let signer = r.u32()?;
+    let executed = r.u64()?;
+    let stable = get_stable(r)?;
+    let k = count(r)?;
+    let mut prepared = Vec::new();
+    for _ in 0..k {
+        prepared.push(get_proof(r)?);
+    }
+    Ok(ViewChange {
+        view,
+        signer,
+        executed,
+        stable,
+        prepared,
+        sig: r.array()?,
+    })
+}
+
+/// The transport's decoder: the inverse of [`Wire`] for every message.
+impl crate::sim::wire::Decode for PbftMsg {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0 => Self::Request(Arc::new(get_request(r)?)),
+            1 => Self::PrePrepare {
+                view: r.u64()?,
+                seq: r.u64()?,
+                batch: get_batch(r)?,
+                sig: r.array()?,
+            },
+            t @ (2 | 3) => {
+                let (view, seq, digest, signer, sig) =
+                    (r.u64()?, r.u64()?, r.array()?, r.u32()?, r.array()?);
+                if t == 2 {
+                    Self::Prepare {
+                        view,
+                        seq,
+                        digest,
+                        signer,
+                        sig,
+                    }
+                } else {
+                    Self::Commit {
+                        view,
+                        seq,
+                        digest,
+                        signer,
+                        sig,
+                    }
+                }
+            }
+            4 => Self::Checkpoint {
+                seq: r.u64()?,
+                state: r.array()?,
+                signer: r.u32()?,
+                sig: r.array()?,
+            },
+            5 => Self::ViewChange(Arc::new(get_vc(r)?)),
+            6 => {
+                let view = r.u64()?;
+                let k = count(r)?;
+                let mut vcs = Vec::new();
+                for _ in 0..k {
+                    vcs.push(Arc::new(get_vc(r)?));
+                }
+                let k = count(r)?;
+                let mut pre = Vec::new();
+                for _ in 0..k {
+                    pre.push((r.u64()?, get_batch(r)?, r.array()?));
+                }
+                Self::NewView(Arc::new(super::NewView { view, vcs, pre }))
+            }
+            7 => Self::Reply {
+                client: r.u32()?,
+                id: r.u64()?,
+                seq: r.u64()?,
+                signer: r.u32()?,
+                sig: r.array()?,
+            },
+            8 => Self::Fetch { from_seq: r.u64()? },
+            9 => {
+                let k = count(r)?;
+                let mut es = Vec::new();
+                for _ in 0..k {
+                    es.push(get_entry(r)?);
+                }
+                Self::Entries(Arc::new(es))
+            }
+            t => return Err(DecodeError::BadTag(t)),
+        })
+    }
+}
+
+impl crate::sim::wire::Decode for Submit {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: r.u64()?,
+            payload: r.bytes()?.to_vec(),
+        })
     }
 }

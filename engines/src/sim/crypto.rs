@@ -59,16 +59,53 @@ enum Verifiers {
     Mock(Vec<MockKey>),
 }
 
+/// A sub-group view of a keyring: local id `i` is global node `ids[i]`, and every statement is
+/// signed inside the context `ctx` (so a signature made for one group never verifies in another).
+#[derive(Debug, PartialEq, Eq)]
+struct Scope {
+    ids: Vec<NodeId>,
+    ctx: Digest32,
+}
+
+/// What is actually signed for `msg` inside context `ctx`.
+fn scoped_message(ctx: &Digest32, msg: &[u8]) -> Digest32 {
+    hash_parts(&[b"dwcp-scope", ctx, msg])
+}
+
 /// Every node's verification key, indexed by [`NodeId`]. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKeys(Arc<Verifiers>);
+pub struct PublicKeys(Arc<Verifiers>, Option<Arc<Scope>>);
 
 impl PublicKeys {
     pub fn len(&self) -> usize {
+        if let Some(s) = &self.1 {
+            return s.ids.len();
+        }
         match &*self.0 {
             Verifiers::Ed25519(v) => v.len(),
             Verifiers::Mock(v) => v.len(),
         }
+    }
+
+    /// Ed25519 verification keys given as bytes (a deployment's configured peers), indexed by id.
+    pub fn from_ed25519(keys: &[[u8; 32]]) -> Result<Self, ed25519_dalek::SignatureError> {
+        let v = keys
+            .iter()
+            .map(VerifyingKey::from_bytes)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(Arc::new(Verifiers::Ed25519(v)), None))
+    }
+
+    /// The keys of the global nodes `ids` as local members `0..ids.len()`, verifying only
+    /// signatures made by [`NodeSigner::scoped`] with the same `ctx` (a committee of an epoch).
+    pub fn scoped(&self, ids: &[NodeId], ctx: Digest32) -> Self {
+        Self(
+            Arc::clone(&self.0),
+            Some(Arc::new(Scope {
+                ids: ids.to_vec(),
+                ctx,
+            })),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,6 +118,20 @@ impl PublicKeys {
 
     /// Whether `sig` is `id`'s signature over `msg`. Non-members never verify.
     pub fn verify(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
+        if let Some(s) = &self.1 {
+            return match s.ids.get(id as usize) {
+                Some(global) => Self(Arc::clone(&self.0), None).verify_raw(
+                    *global,
+                    &scoped_message(&s.ctx, msg),
+                    sig,
+                ),
+                None => false,
+            };
+        }
+        self.verify_raw(id, msg, sig)
+    }
+
+    fn verify_raw(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
         match &*self.0 {
             Verifiers::Ed25519(v) => v
                 .get(id as usize)
@@ -137,7 +188,7 @@ impl Keyring {
             })
             .collect();
         if ed.len() == self.secrets.len() {
-            return PublicKeys(Arc::new(Verifiers::Ed25519(ed)));
+            return PublicKeys(Arc::new(Verifiers::Ed25519(ed)), None);
         }
         let mock = self
             .secrets
@@ -147,13 +198,15 @@ impl Keyring {
                 SecretKey::Ed25519(_) => None,
             })
             .collect();
-        PublicKeys(Arc::new(Verifiers::Mock(mock)))
+        PublicKeys(Arc::new(Verifiers::Mock(mock)), None)
     }
 
     pub fn signer(&self, id: NodeId) -> Option<NodeSigner> {
-        self.secrets
-            .get(id as usize)
-            .map(|k| NodeSigner { id, key: k.clone() })
+        self.secrets.get(id as usize).map(|k| NodeSigner {
+            id,
+            key: k.clone(),
+            ctx: None,
+        })
     }
 }
 
@@ -162,6 +215,7 @@ impl Keyring {
 pub struct NodeSigner {
     id: NodeId,
     key: SecretKey,
+    ctx: Option<Digest32>,
 }
 
 impl NodeSigner {
@@ -169,7 +223,41 @@ impl NodeSigner {
         self.id
     }
 
+    /// Node `id`'s signer from its ed25519 secret key bytes (a deployment's key file).
+    pub fn from_ed25519(id: NodeId, secret: &[u8; 32]) -> Self {
+        Self {
+            id,
+            key: SecretKey::Ed25519(SigningKey::from_bytes(secret)),
+            ctx: None,
+        }
+    }
+
+    /// The ed25519 public key of this signer (`None` for a mock key).
+    pub fn ed25519_public(&self) -> Option<[u8; 32]> {
+        match &self.key {
+            SecretKey::Ed25519(k) => Some(k.verifying_key().to_bytes()),
+            SecretKey::Mock(_) => None,
+        }
+    }
+
+    /// This key acting as local member `local` of a group with context `ctx` (see
+    /// [`PublicKeys::scoped`]).
+    pub fn scoped(&self, local: NodeId, ctx: Digest32) -> Self {
+        Self {
+            id: local,
+            key: self.key.clone(),
+            ctx: Some(ctx),
+        }
+    }
+
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        match &self.ctx {
+            Some(ctx) => self.sign_raw(&scoped_message(ctx, msg)),
+            None => self.sign_raw(msg),
+        }
+    }
+
+    fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
         match &self.key {
             SecretKey::Ed25519(k) => k.sign(msg).to_bytes(),
             SecretKey::Mock(k) => mock_sign(k, msg),

@@ -1,0 +1,207 @@
+//! `make bench-consensus`: PBFT (n = 4, 16) and T-PBFT (n = 16, c = 4 and 7) with 512-byte
+//! transactions and real ed25519 signatures over loopback TCP — in one process, and PBFT n = 4
+//! as four `dwcp-node` processes — then the T-PBFT/PBFT ratios and the targets, MET or MISSED.
+//! `BENCH_TXS_4` / `BENCH_TXS_16` set the transactions per run (defaults 40 000 / 4 000), `BENCH_WINDOW` the
+//! transactions outstanding in the whole cluster (default 1024, split evenly over the nodes).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use dwcp_node::bench::{combine, in_process, row, Load, Measured, Setup, HEADER};
+use dwcp_node::load::LoadResult;
+
+fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// `BENCH_WINDOW` transactions outstanding in the whole cluster (default 1024), split evenly.
+fn load(total: u64, n: u32) -> Load {
+    Load {
+        total_txs: total,
+        tx_size: 512,
+        window: (env_u64("BENCH_WINDOW", 1024) / u64::from(n)).max(1) as usize,
+        batch_max: 512,
+        retransmit_ms: env_u64("BENCH_RETRANSMIT_MS", 1000),
+        epoch_len: 64,
+        timeout: Duration::from_secs(180),
+    }
+}
+
+/// A base port with `n` consecutive free ports after it.
+fn free_ports(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if base > 65000 - n {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no free port range")
+}
+
+fn processes(n: u32, l: Load) -> anyhow::Result<Measured> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("exe dir")?
+        .join("dwcp-node");
+    let dir = std::env::temp_dir().join(format!("dwcp-bench-{}", std::process::id()));
+    let base = free_ports(n as u16)?;
+    let st = Command::new(&bin)
+        .args(["keygen", "--n", &n.to_string(), "--dir"])
+        .arg(&dir)
+        .args(["--base-port", &base.to_string(), "--engine", "pbft"])
+        .args(["--batch-max", &l.batch_max.to_string()])
+        .status()
+        .with_context(|| {
+            format!(
+                "{} (build it: cargo build --release -p dwcp-node)",
+                bin.display()
+            )
+        })?;
+    anyhow::ensure!(st.success(), "keygen failed");
+    let per = l.total_txs / u64::from(n);
+    let mut kids = Vec::new();
+    for i in 0..n {
+        let cfg: PathBuf = dir.join(format!("node{i}.toml"));
+        kids.push(
+            Command::new(&bin)
+                .arg("run")
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--txs", &per.to_string()])
+                .args(["--expect-total", &(per * u64::from(n)).to_string()])
+                .args(["--window", &l.window.to_string()])
+                .args(["--tx-size", &l.tx_size.to_string()])
+                .args(["--timeout-s", &l.timeout.as_secs().to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+    }
+    let mut results = Vec::new();
+    let (mut msgs, mut bytes, mut dropped) = (0, 0, 0);
+    for k in kids {
+        let out = k.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().context("a node printed nothing")?;
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let r = &v["result"];
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let u = |k: &str| r[k].as_u64().unwrap_or(0);
+        // Each process reports its own quantiles; pooling needs the samples, so the row's
+        // p50/p99 are the medians of the per-process p50/p99.
+        results.push((
+            LoadResult {
+                node: u("node") as u32,
+                own_submitted: u("own_submitted"),
+                own_committed: u("own_committed"),
+                committed: u("committed"),
+                decisions: u("decisions"),
+                elapsed_s: f("elapsed_s"),
+                latencies_ms: Vec::new(),
+                p50_ms: f("p50_ms"),
+                p99_ms: f("p99_ms"),
+                timed_out: r["timed_out"].as_bool().unwrap_or(true),
+            },
+            (f("p50_ms"), f("p99_ms")),
+        ));
+        msgs += v["messages"].as_u64().unwrap_or(0);
+        bytes += v["bytes"].as_u64().unwrap_or(0);
+        dropped += v["dropped_full"].as_u64().unwrap_or(0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut p50s: Vec<f64> = results.iter().map(|(_, q)| q.0).collect();
+    let mut p99s: Vec<f64> = results.iter().map(|(_, q)| q.1).collect();
+    p50s.sort_by(f64::total_cmp);
+    p99s.sort_by(f64::total_cmp);
+    let rs: Vec<LoadResult> = results.into_iter().map(|(r, _)| r).collect();
+    let mut m = combine(
+        &Setup::Pbft { n }.label(),
+        "processes",
+        per * u64::from(n),
+        &rs,
+        msgs,
+        bytes,
+        dropped,
+    );
+    m.p50_ms = dwcp_node::load::quantile(&p50s, 0.5);
+    m.p99_ms = dwcp_node::load::quantile(&p99s, 0.5);
+    Ok(m)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "MET"
+    } else {
+        "MISSED"
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let t4 = env_u64("BENCH_TXS_4", 40_000);
+    let t16 = env_u64("BENCH_TXS_16", 4_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!("consensus benchmark: 512-byte transactions, ed25519 signatures, loopback TCP, batches ≤ 512");
+    println!("{HEADER}");
+    let mut rows = Vec::new();
+    for (setup, total) in [
+        (Setup::Pbft { n: 4 }, t4),
+        (Setup::Pbft { n: 16 }, t16),
+        (Setup::Tpbft { n: 16, c: 4 }, t16),
+        (Setup::Tpbft { n: 16, c: 7 }, t16),
+    ] {
+        let m = rt.block_on(in_process(setup, load(total, setup.n())))?;
+        println!("{}", row(&m));
+        rows.push(m);
+    }
+    let p = processes(4, load(t4, 4))?;
+    println!("{}", row(&p));
+    let (pb16, t4c, t7c) = (&rows[1], &rows[2], &rows[3]);
+    println!();
+    for (name, t) in [("T-PBFT(16,c=4)", t4c), ("T-PBFT(16,c=7)", t7c)] {
+        println!(
+            "{name} / PBFT(16): decisions/s ×{:.2}, tx/s ×{:.2}, msgs/decision ×{:.3}, bytes/decision ×{:.3}, p50 ×{:.2}",
+            t.decisions_per_s / pb16.decisions_per_s,
+            t.tx_per_s / pb16.tx_per_s,
+            t.messages_per_decision / pb16.messages_per_decision,
+            t.bytes_per_decision / pb16.bytes_per_decision,
+            t.p50_ms / pb16.p50_ms,
+        );
+    }
+    println!();
+    let all_done = rows
+        .iter()
+        .chain([&p])
+        .all(|m| m.committed == m.expected && !m.timed_out);
+    println!(
+        "target PBFT n=4 over TCP (processes) ≥ 20000 tx/s: {:.0} tx/s — {}",
+        p.tx_per_s,
+        verdict(p.tx_per_s >= 20_000.0)
+    );
+    let r = t4c.decisions_per_s / pb16.decisions_per_s;
+    println!(
+        "target T-PBFT(16,c=4) ≥ 3× decisions/s of PBFT(16): ×{r:.2} — {}",
+        verdict(r >= 3.0)
+    );
+    let r = t4c.messages_per_decision / pb16.messages_per_decision;
+    println!(
+        "target T-PBFT(16,c=4) ≤ 1/8 messages/decision of PBFT(16): ×{r:.3} (1/8 = 0.125) — {}",
+        verdict(r <= 0.125)
+    );
+    println!(
+        "every run committed everything it submitted: {}",
+        if all_done { "yes" } else { "NO" }
+    );
+    Ok(())
+}
