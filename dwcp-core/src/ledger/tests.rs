@@ -374,7 +374,12 @@ fn windows_are_split_by_segment_and_forced_segments_are_not_tested() {
 #[test]
 fn a_resent_batch_is_counted_once() {
     let mut l = ledger(3);
-    let b = batch("vm", 5, 3, &[("checkout", Track::Stable, "standard", 40, 2)]);
+    let b = batch(
+        "vm",
+        5,
+        3,
+        &[("checkout", Track::Stable, "standard", 40, 2)],
+    );
     assert!(matches!(
         l.ingest(b.clone(), 2_000),
         Ok(Ingested::Accepted { .. })
@@ -389,7 +394,12 @@ fn a_resent_batch_is_counted_once() {
     // Across a restart: a new ledger told what the old one took recognises it too.
     let mut again = ledger(4);
     again.restore_vm(&dirty[0].0, dirty[0].1);
-    let b = batch("vm", 5, 3, &[("checkout", Track::Stable, "standard", 40, 2)]);
+    let b = batch(
+        "vm",
+        5,
+        3,
+        &[("checkout", Track::Stable, "standard", 40, 2)],
+    );
     assert_eq!(again.ingest(b, 4_000), Ok(Ingested::Duplicate));
 }
 
@@ -410,7 +420,10 @@ fn batches_of_another_epoch_are_counted_never_judged_and_never_refused() {
     );
     b.epoch = 10;
     let before = l.rollouts["checkout"].phase_canary.requests;
-    assert!(matches!(l.ingest(b.clone(), 2_000), Ok(Ingested::Accepted { .. })));
+    assert!(matches!(
+        l.ingest(b.clone(), 2_000),
+        Ok(Ingested::Accepted { .. })
+    ));
     assert_eq!(total(&l, "checkout", "standard").requests[1], 10, "counted");
     assert_eq!(
         l.rollouts["checkout"].phase_canary.requests, before,

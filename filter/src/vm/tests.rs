@@ -78,7 +78,10 @@ fn a_failed_or_unacknowledged_batch_is_resent_unchanged_and_new_counts_wait() {
     v.record(&d, 200, 1000);
     let (again, new) = v.next_batch(0);
     assert!(!new, "a resent batch is not exported to Envoy again");
-    assert_eq!(again, b, "same identity (vm, seq) and content: nothing lost, nothing merged");
+    assert_eq!(
+        again, b,
+        "same identity (vm, seq) and content: nothing lost, nothing merged"
+    );
     v.in_flight = Some((8, again));
     assert!(v.on_sync_response(8, None, b"", 0).is_none(), "timeout");
     let (third, _) = v.next_batch(0);
@@ -101,14 +104,23 @@ fn a_state_of_another_epoch_is_adopted_whatever_its_version() {
     assert!(v.adopt(old, 0));
     let mut same_epoch_older = state(3, 0);
     same_epoch_older.epoch = 7;
-    assert!(!v.adopt(same_epoch_older.clone(), 10), "same epoch, older: refused");
+    assert!(
+        !v.adopt(same_epoch_older.clone(), 10),
+        "same epoch, older: refused"
+    );
     let mut restored = same_epoch_older;
     restored.epoch = 8;
-    assert!(v.adopt(restored, 20), "a restored database's state (new epoch) is adopted");
+    assert!(
+        v.adopt(restored, 20),
+        "a restored database's state (new epoch) is adopted"
+    );
     assert_eq!((v.state_epoch(), v.state_version()), (8, 3));
     // The batch window that straddled the change is labelled with the epoch it started in.
     let b = v.cut_batch(30);
-    assert_eq!(b.epoch, 0, "nothing was routed under a state before the first cut");
+    assert_eq!(
+        b.epoch, 0,
+        "nothing was routed under a state before the first cut"
+    );
     let b = v.cut_batch(40);
     assert_eq!((b.epoch, b.state_version), (8, 3));
 }
