@@ -13,7 +13,7 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("corrupt record: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("database {path} failed its integrity check ({detail}); restore a backup with `dwcp-analyzer restore BACKUP -c CONFIG` (see the README, \"Backup and restore\")")]
+    #[error("database {path} failed its integrity check ({detail}); stop the companion, replace the file with a copy taken while it was stopped and delete its -wal and -shm files (see the README)")]
     Corrupt { path: String, detail: String },
 }
 

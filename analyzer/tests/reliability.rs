@@ -2,6 +2,8 @@
 //! once (also across a restart), a restored older database is adopted by filters (new epoch), and a
 //! failed commit (a full disk) serves no unstored state and fails readiness.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use dwcp_analyzer::config::Config;
 use dwcp_analyzer::controller::{ApiError, Controller};
 use dwcp_core::decision::Track;
