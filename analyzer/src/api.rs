@@ -69,6 +69,7 @@ impl From<ApiError> for HttpError {
                 HttpError(StatusCode::NOT_FOUND, format!("unknown rollout {m}"))
             }
             ApiError::Conflict(m) => HttpError(StatusCode::CONFLICT, m),
+            ApiError::Unavailable(m) => HttpError(StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 HttpError(
@@ -83,6 +84,7 @@ impl From<ApiError> for HttpError {
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(get_ready))
         .route("/metrics", get(get_metrics))
         .route("/v1/config", get(get_config))
         .route("/v1/telemetry", post(post_telemetry))
@@ -93,6 +95,15 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/kill", post(post_kill))
         .route("/v1/filters", get(get_filters))
         .with_state(app)
+}
+
+/// Readiness (separate from `/healthz`, liveness): the database is writable and the state loaded. 503
+/// with the reason after a failed commit, until a commit succeeds (filters are routed to stable then).
+async fn get_ready(State(app): State<Shared>) -> Response {
+    match app.lock().ready() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => HttpError(StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
 }
 
 async fn get_metrics(State(app): State<Shared>) -> Response {
@@ -155,7 +166,7 @@ async fn post_telemetry(
     c.counters.ingest_us.record(us);
     // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
     Ok(Json(SyncResponse {
-        state: c.ledger.state_for(protocol),
+        state: c.state_for(protocol),
     }))
 }
 

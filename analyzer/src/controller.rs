@@ -4,7 +4,7 @@
 //! before the answer is served). Every decision is the ledger's or the rollout machine's.
 
 use crate::config::Config;
-use crate::store::{Durable, Store, StoreError};
+use crate::store::{Durable, Store, StoreError, VmRows};
 use dwcp_core::ledger::{self, BatchError, Definition, Ingested, Ledger, SavedShadow, Stepped};
 use dwcp_core::rollout::{Command, Event, EventKind, Rollout};
 use dwcp_core::signals::{EngineEvent, Trigger, TriggerWindow};
@@ -25,6 +25,9 @@ pub enum ApiError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The companion cannot store its state (it routes everyone to stable meanwhile).
+    #[error("not ready: {0}")]
+    Unavailable(String),
 }
 
 /// Counts of the HTTP shell (the ledger keeps the telemetry counts).
@@ -40,6 +43,15 @@ pub const HOSTED_ENGINES: [&str; 2] = ["manager", "compression"];
 
 pub struct Controller {
     pub ledger: Ledger,
+    /// The state served to filters: derived from what the last successful commit stored, never from
+    /// unstored memory (after a failed commit: everything on stable, see [`Controller::ready`]).
+    served: DynamicState,
+    /// Why the last commit failed (none: ready).
+    degraded: Option<String>,
+    /// VM rows not yet stored (a failed commit keeps them for the next one).
+    pending_vms: VmRows,
+    /// Failed SQLite commits since the start.
+    pub commit_failures: u64,
     pub counters: ShellCounters,
     store: Store,
     /// Rollout snapshots changed without an event (windows merged): flushed on the tick.
@@ -85,6 +97,20 @@ impl Controller {
             .collect();
         let (rollouts, started) = ledger::reconcile(stored, &defs, now_ms);
         let mut ledger = Ledger::new(rollouts, version, kill_all, cfg.max_future_skew_ms);
+        // The epoch: new on a fresh (or restored) database, kept across restarts otherwise.
+        let epoch = match store.meta("epoch")?.and_then(|v| v.parse::<u64>().ok()) {
+            Some(e) => e,
+            None => new_epoch(),
+        };
+        ledger.set_epoch(epoch);
+        // What earlier runs took of each VM: a batch resent after a lost answer is still recognised.
+        for (vm, seen) in store.load_vms()? {
+            ledger.restore_vm(&vm, seen);
+        }
+        // Telemetry acknowledged but not yet judged (the open time slices) survives a restart.
+        if let Some(text) = store.meta("slices")? {
+            ledger.restore_slices(&text);
+        }
         // Shadow totals and the mismatch samples survive a restart (saved on the tick).
         let names: Vec<String> = ledger.rollouts.keys().cloned().collect();
         for name in names {
@@ -109,8 +135,13 @@ impl Controller {
                 engine_events.insert((engine.to_string(), kind.to_string()), 0);
             }
         }
+        let served = ledger.state();
         let mut c = Controller {
             ledger,
+            served,
+            degraded: None,
+            pending_vms: VmRows::default(),
+            commit_failures: 0,
             counters: ShellCounters::default(),
             store,
             dirty: false,
@@ -130,9 +161,76 @@ impl Controller {
         c.retain_samples(now_ms);
         let events: Vec<(String, u64, Event)> =
             started.into_iter().map(|(n, e)| (n, now_ms, e)).collect();
+        c.store.put_meta(&[("epoch".into(), epoch.to_string())])?;
         let all: Vec<&Rollout> = c.ledger.rollouts.values().collect();
         c.store.commit(&all, &events, c.durable(), now_ms)?;
+        c.served = c.ledger.state();
         Ok(c)
+    }
+
+    /// Readiness: `Err(why)` after a failed commit, until a commit succeeds again.
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.degraded {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The state for a filter speaking `protocol` (what is stored, never newer than the filter's
+    /// protocol).
+    pub fn state_for(&self, protocol: u32) -> DynamicState {
+        self.served.for_protocol(protocol)
+    }
+
+    /// Commits `rollouts` (by name), `events` and the pending VM rows; then serves the stored state.
+    /// On failure: not ready, everyone routed to stable (a new version), and the reason logged.
+    fn commit_now(
+        &mut self,
+        names: &[String],
+        events: &[(String, u64, Event)],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let (taken, evicted) = self.ledger.take_dirty_vms();
+        self.pending_vms.taken.extend(taken);
+        self.pending_vms.evicted.extend(evicted);
+        let rollouts: Vec<&Rollout> = if self.degraded.is_some() {
+            // Recovering: everything held in memory since the failure is stored now.
+            self.ledger.rollouts.values().collect()
+        } else {
+            names
+                .iter()
+                .filter_map(|n| self.ledger.rollouts.get(n))
+                .collect()
+        };
+        let durable = self.durable();
+        match self
+            .store
+            .commit_with(&rollouts, events, durable, &self.pending_vms, now_ms)
+        {
+            Ok(()) => {
+                self.pending_vms = VmRows::default();
+                if let Some(why) = self.degraded.take() {
+                    tracing::warn!(was = %why, "storage recovered: serving the stored state again");
+                }
+                self.served = self.ledger.state();
+                Ok(())
+            }
+            Err(e) => {
+                self.commit_failures += 1;
+                if self.degraded.is_none() {
+                    tracing::error!(error = %e, "commit failed: not ready, every filter routed to stable until a commit succeeds");
+                }
+                self.degraded = Some(format!("commit failed: {e}"));
+                // Nothing unstored is served: the last stored state, with everyone on stable.
+                self.ledger.bump_version(true);
+                let mut s = self.served.clone();
+                s.kill_all = true;
+                s.version = self.ledger.version;
+                s.epoch = self.ledger.epoch;
+                self.served = s;
+                Err(e)
+            }
+        }
     }
 
     /// The current state version.
@@ -145,9 +243,14 @@ impl Controller {
         self.ledger.kill_all
     }
 
-    /// The dynamic state served to filters (current protocol).
+    /// The dynamic state served to filters (current protocol): the stored one.
     pub fn state(&self) -> DynamicState {
-        self.ledger.state()
+        self.served.clone()
+    }
+
+    /// Caps the database's growth (a disk that fills up), for the fail-safe tests.
+    pub fn limit_store_growth(&self, extra_pages: u64) -> Result<(), StoreError> {
+        self.store.limit_growth(extra_pages)
     }
 
     /// What every commit saves besides rollouts and events.
@@ -155,34 +258,35 @@ impl Controller {
         Durable {
             version: self.ledger.version,
             kill_all: self.ledger.kill_all,
+            slices: Some(self.ledger.open_slices_json()),
         }
     }
 
     /// Persists what steps produced: a step with events or a routing change is committed now (before it
-    /// is served); one that only merged counts is flushed on the tick.
-    fn persist(&mut self, stepped: Vec<Stepped>, now_ms: u64) -> Result<(), StoreError> {
+    /// is served); one that only merged counts is flushed on the tick unless `all` (telemetry: the
+    /// batch and its identity are stored before it is acknowledged).
+    fn persist(&mut self, stepped: Vec<Stepped>, all: bool, now_ms: u64) -> Result<(), StoreError> {
+        let mut names = Vec::new();
+        let mut events = Vec::new();
         for s in stepped {
             for e in &s.events {
                 tracing::info!(rollout = %s.rollout, kind = %e.kind, actor = ?e.actor, "{}", e.message);
             }
-            if !s.routing_changed && s.events.is_empty() {
+            if !all && !s.routing_changed && s.events.is_empty() {
                 self.dirty = true;
                 continue;
             }
-            let Some(r) = self.ledger.rollouts.get(&s.rollout) else {
-                continue;
-            };
-            let events: Vec<(String, u64, Event)> = s
-                .events
-                .into_iter()
-                .map(|e| (s.rollout.clone(), now_ms, e))
-                .collect();
-            self.store.commit(&[r], &events, self.durable(), now_ms)?;
+            events.extend(s.events.into_iter().map(|e| (s.rollout.clone(), now_ms, e)));
+            names.push(s.rollout);
         }
-        Ok(())
+        if names.is_empty() && events.is_empty() && !all && self.degraded.is_none() {
+            return Ok(());
+        }
+        self.commit_now(&names, &events, now_ms)
     }
 
-    /// Ingests one batch; returns whether it was new (false: a replay, ignored).
+    /// Ingests one batch; returns whether it was new (false: a replay, ignored). Answered only once
+    /// the batch and its identity are stored (a resent batch is acknowledged only when stored, too).
     pub fn ingest(&mut self, mut b: Batch, now_ms: u64) -> Result<bool, ApiError> {
         // Samples are redacted before anything keeps them (ring, SQLite, event evidence).
         let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
@@ -190,8 +294,29 @@ impl Controller {
             self.samples.redact(smp);
             *arrived.entry(smp.rollout.clone()).or_default() += 1;
         }
+        let same_epoch_future =
+            b.epoch != 0 && b.epoch == self.ledger.epoch && b.state_version > self.ledger.version;
+        if same_epoch_future {
+            // A filter holds a newer state of this epoch than this database: it went back in time
+            // (restored from a backup). A new epoch makes every filter adopt this database's state.
+            let epoch = new_epoch();
+            tracing::warn!(
+                old = self.ledger.epoch,
+                new = epoch,
+                "a filter holds a newer state than the database (restored?): new epoch"
+            );
+            self.ledger.set_epoch(epoch);
+            self.store
+                .put_meta(&[("epoch".into(), epoch.to_string())])?;
+            self.commit_now(&[], &[], now_ms)?;
+        }
         match self.ledger.ingest(b, now_ms)? {
-            Ingested::Duplicate => Ok(false),
+            Ingested::Duplicate => {
+                if let Some(why) = &self.degraded {
+                    return Err(ApiError::Unavailable(why.clone()));
+                }
+                Ok(false)
+            }
             Ingested::Accepted {
                 stepped,
                 shadow_touched,
@@ -204,7 +329,9 @@ impl Controller {
                 }
                 self.retain_samples(now_ms);
                 self.shadow_dirty.extend(shadow_touched);
-                self.persist(stepped, now_ms)?;
+                if let Err(e) = self.persist(stepped, true, now_ms) {
+                    return Err(ApiError::Unavailable(e.to_string()));
+                }
                 Ok(true)
             }
         }
@@ -246,10 +373,14 @@ impl Controller {
     pub fn tick(&mut self, now_ms: u64) -> Result<(), ApiError> {
         self.retain_samples(now_ms);
         let stepped = self.ledger.tick(now_ms);
-        self.persist(stepped, now_ms)?;
+        if self.degraded.is_some() {
+            // Try to recover: a new version with the real routing, stored before it is served.
+            self.ledger.bump_version(false);
+        }
+        self.persist(stepped, false, now_ms)?;
         if self.dirty {
-            let all: Vec<&Rollout> = self.ledger.rollouts.values().collect();
-            self.store.commit(&all, &[], self.durable(), now_ms)?;
+            let all: Vec<String> = self.ledger.rollouts.keys().cloned().collect();
+            self.commit_now(&all, &[], now_ms)?;
             self.dirty = false;
         }
         if !self.shadow_dirty.is_empty() {
@@ -282,7 +413,7 @@ impl Controller {
             .iter()
             .find(|e| e.kind == EventKind::CommandRejected)
             .map(|e| e.message.clone());
-        self.persist(vec![stepped], now_ms)?;
+        self.persist(vec![stepped], false, now_ms)?;
         match rejected {
             Some(m) => Err(ApiError::Conflict(m)),
             None => Ok(events),
@@ -302,7 +433,7 @@ impl Controller {
             .engine_trigger(name, trigger, detail, now_ms)
             .ok_or_else(|| ApiError::UnknownRollout(name.to_string()))?;
         let events = stepped.events.clone();
-        self.persist(vec![stepped], now_ms)?;
+        self.persist(vec![stepped], false, now_ms)?;
         Ok(events)
     }
 
@@ -351,11 +482,15 @@ impl Controller {
             let next = Durable {
                 version: next_version,
                 kill_all: on,
+                slices: None,
             };
             let all: Vec<&Rollout> = self.ledger.rollouts.values().collect();
             self.store
                 .commit(&all, &[("*".into(), now_ms, e)], next, now_ms)?;
             self.ledger.set_kill_all(on);
+            if self.degraded.is_none() {
+                self.served = self.ledger.state();
+            }
         }
         Ok(())
     }
@@ -380,4 +515,9 @@ impl Controller {
     pub fn vms(&self, now_ms: u64, window_ms: u64) -> BTreeMap<&str, VmSeen> {
         self.ledger.vms(now_ms, window_ms)
     }
+}
+
+/// A new random epoch (53 bits, so JSON readers without 64-bit integers keep it exact; never 0).
+fn new_epoch() -> u64 {
+    (rand::random::<u64>() & ((1 << 53) - 1)).max(1)
 }

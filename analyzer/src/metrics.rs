@@ -197,6 +197,22 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
             *v as f64,
         );
     }
+    o.head(&TELEMETRY_UNKNOWN_SEGMENTS);
+    for (rollout, v) in &c.ledger.counters.unknown_segments {
+        o.line(
+            &TELEMETRY_UNKNOWN_SEGMENTS,
+            &[("rollout", rollout)],
+            *v as f64,
+        );
+    }
+    o.head(&COMPANION_READY);
+    o.line(
+        &COMPANION_READY,
+        &[],
+        f64::from(u8::from(c.ready().is_ok())),
+    );
+    o.head(&STORE_COMMIT_FAILURES);
+    o.line(&STORE_COMMIT_FAILURES, &[], c.commit_failures as f64);
     o.head(&TELEMETRY_UNKNOWN);
     for ((rollout, part), v) in &c.ledger.counters.unknown {
         o.line(

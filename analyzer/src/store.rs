@@ -13,6 +13,8 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("corrupt record: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("database {path} failed its integrity check ({detail}); stop the companion, replace the file with a copy taken while it was stopped and delete its -wal and -shm files (see the README)")]
+    Corrupt { path: String, detail: String },
 }
 
 pub struct Store {
@@ -20,10 +22,20 @@ pub struct Store {
 }
 
 /// The scalar state saved with every commit: the dynamic-state version and the global kill switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Durable {
     pub version: u64,
     pub kill_all: bool,
+    /// The ledger's open telemetry time slices (JSON), when they changed.
+    pub slices: Option<String>,
+}
+
+/// The VM table rows a commit saves with the rollouts their batches were credited to: the last taken
+/// sequence number per VM (so a resent batch is recognised across restarts), and the VMs forgotten.
+#[derive(Debug, Clone, Default)]
+pub struct VmRows {
+    pub taken: Vec<(String, dwcp_core::ledger::VmSeen)>,
+    pub evicted: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +50,19 @@ pub struct StoredEvent {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
+        // A corrupt file is refused at start with the restore path, not crash-looped on.
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: check,
+            });
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
@@ -45,7 +70,9 @@ impl Store {
              CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, rollout TEXT NOT NULL,
                  at_ms INTEGER NOT NULL, json TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS events_rollout ON events (rollout, id);
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS vms (vm TEXT PRIMARY KEY, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+                 routing_version INTEGER NOT NULL);",
         )?;
         Ok(Store { conn })
     }
@@ -92,7 +119,31 @@ impl Store {
         durable: Durable,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        self.commit_with(rollouts, events, durable, &VmRows::default(), now_ms)
+    }
+
+    /// [`Store::commit`] with the VM rows of the batches the rollouts were credited with, in the same
+    /// transaction: a batch is durable together with its identity, so it is counted once.
+    pub fn commit_with(
+        &mut self,
+        rollouts: &[&Rollout],
+        events: &[(String, u64, Event)],
+        durable: Durable,
+        vms: &VmRows,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        for (vm, s) in &vms.taken {
+            tx.execute(
+                "INSERT INTO vms (vm, seq, at_ms, routing_version) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, at_ms = excluded.at_ms,
+                     routing_version = excluded.routing_version",
+                params![vm, s.seq as i64, s.at_ms as i64, s.routing_version as i64],
+            )?;
+        }
+        for vm in &vms.evicted {
+            tx.execute("DELETE FROM vms WHERE vm = ?1", [vm])?;
+        }
         for r in rollouts {
             tx.execute(
                 "INSERT INTO rollouts (name, json, updated_ms) VALUES (?1, ?2, ?3)
@@ -106,10 +157,14 @@ impl Store {
                 params![name, *at as i64, serde_json::to_string(e)?],
             )?;
         }
+        let slices = durable.slices.as_ref().map(|j| ("slices", j.clone()));
         for (key, value) in [
             ("version", durable.version.to_string()),
             ("kill_all", durable.kill_all.to_string()),
-        ] {
+        ]
+        .into_iter()
+        .chain(slices)
+        {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -117,6 +172,34 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// The VM table saved by earlier runs.
+    pub fn load_vms(&self) -> Result<Vec<(String, dwcp_core::ledger::VmSeen)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT vm, seq, at_ms, routing_version FROM vms ORDER BY at_ms")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                dwcp_core::ledger::VmSeen {
+                    seq: r.get::<_, i64>(1)? as u64,
+                    at_ms: r.get::<_, i64>(2)? as u64,
+                    routing_version: r.get::<_, i64>(3)? as u64,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Caps the database at its current size plus `extra_pages` (SQLite `max_page_count`): a disk
+    /// that fills up, for the fail-safe tests.
+    pub fn limit_growth(&self, extra_pages: u64) -> Result<(), StoreError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let cap = pages as u64 + extra_pages;
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {cap}"), [], |_| Ok(()))?;
         Ok(())
     }
 

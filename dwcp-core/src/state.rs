@@ -14,7 +14,12 @@ pub struct DynamicState {
     /// filter's). Omitted at 0, so a state for a first-release filter has only the fields it knows.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub protocol: u32,
-    /// Monotonic version; filters ignore a state that is not newer than the one they hold.
+    /// The companion's epoch: new on a fresh or restored database (and whenever a filter proves the
+    /// database went back in time). Versions are ordered within one epoch only: a filter adopts any
+    /// state of another epoch. Omitted at 0 (states for filters before protocol 2).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub epoch: u64,
+    /// Monotonic within an epoch; filters ignore a state of their epoch that is older than theirs.
     pub version: u64,
     /// Global kill switch: every rollout serves stable.
     #[serde(default)]
@@ -50,6 +55,36 @@ impl RolloutState {
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The first protocol whose states carry an [`DynamicState::epoch`] (and whose batches carry theirs).
+pub const EPOCH_PROTOCOL: u32 = 2;
+
+impl DynamicState {
+    /// This state as a filter speaking `protocol` may receive it: never newer than the filter's
+    /// protocol, and without the fields that protocol does not know.
+    pub fn for_protocol(&self, protocol: u32) -> DynamicState {
+        let mut s = self.clone();
+        s.protocol = s.protocol.min(protocol);
+        if s.protocol < EPOCH_PROTOCOL {
+            s.epoch = 0;
+        }
+        s
+    }
+
+    /// Whether a filter holding `held` should route with `self` instead: a state of another epoch
+    /// always (the companion's database was replaced), of the same epoch only if not older.
+    pub fn supersedes(&self, held: Option<&DynamicState>) -> bool {
+        match held {
+            None => true,
+            Some(h) if h.epoch != self.epoch => true,
+            Some(h) => self.version >= h.version,
+        }
+    }
 }
 
 /// What the companion answers to a telemetry POST and at `GET /v1/config`.

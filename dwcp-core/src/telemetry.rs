@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 /// protocol 0, the first release). Bump it when a field a peer must understand is added. A first-release
 /// companion refuses batches with any field it does not know (this one included): upgrade the companion
 /// before the filters when leaving the first release.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2 added epochs (state and batch) and exactly-once delivery (a batch is resent unchanged, same
+/// `seq`, until acknowledged; it is never merged into a newer one).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One (rollout, track, segment) cell of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,8 +73,12 @@ pub struct Batch {
     pub protocol: u32,
     /// Unique per VM instance (per worker and per VM start).
     pub vm: String,
-    /// Increments by one per batch of this VM.
+    /// Increments by one per batch of this VM; a batch resent after a lost acknowledgement keeps it, so
+    /// (`vm`, `seq`) is the batch's identity and the companion counts it once.
     pub seq: u64,
+    /// The companion epoch of `state_version` (0: a filter before protocol 2, or no state yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     /// Version of the dynamic state the VM was routing with.
     pub state_version: u64,
     /// Version of the dynamic state the VM routes with when the batch is cut (≥ `state_version`, which
@@ -102,40 +108,6 @@ impl Batch {
             && self.counters.values().all(|c| *c == 0)
             && self.shadow.values().all(ShadowStats::is_empty)
             && self.samples.is_empty()
-    }
-
-    /// Folds an older, unsent batch into this one (the POST of `older` failed), so nothing is lost.
-    /// The merged batch is labelled with the older routing version.
-    pub fn absorb(&mut self, older: Batch) {
-        self.state_version = self.state_version.min(older.state_version);
-        self.routing_version = self.routing_version.max(older.routing_version);
-        for c in older.cells {
-            match self.cells.iter_mut().find(|x| {
-                x.rollout == c.rollout
-                    && x.track == c.track
-                    && x.segment == c.segment
-                    && x.bucketed == c.bucketed
-            }) {
-                Some(x) => {
-                    x.requests += c.requests;
-                    x.errors += c.errors;
-                    x.latency_us.merge(&c.latency_us);
-                    for (b, n) in c.error_units {
-                        add_unit(&mut x.error_units, b, n);
-                    }
-                }
-                None => self.cells.push(c),
-            }
-        }
-        for (k, v) in older.counters {
-            *self.counters.entry(k).or_insert(0) += v;
-        }
-        for (k, v) in older.shadow {
-            self.shadow.entry(k).or_default().merge(&v);
-        }
-        for s in older.samples {
-            push_sample(&mut self.samples, s);
-        }
     }
 }
 
@@ -260,6 +232,7 @@ impl Accumulator {
             protocol: PROTOCOL_VERSION,
             vm: vm.to_string(),
             seq,
+            epoch: 0,
             state_version,
             routing_version: state_version,
             sent_at_ms: now_ms,
@@ -283,3 +256,7 @@ fn push_sample(samples: &mut Vec<MismatchSample>, s: MismatchSample) {
 
 #[cfg(test)]
 mod tests;
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}

@@ -1,9 +1,12 @@
 //! One VM's state, host-free so it is tested natively: the validated config, the dynamic state it routes
 //! with, the telemetry accumulator, and the sync bookkeeping (batch in flight, sequence, freshness).
 //!
-//! Invariants: a state is adopted only if its version is not older than the one held; freshness is the
-//! age of the last successful contact with the companion (by any VM of the process, via shared data);
-//! a batch whose POST fails is merged back, so a companion outage loses no counts.
+//! Invariants: a state of the held epoch is adopted only if its version is not older than the one held,
+//! a state of another epoch always (the companion's database was replaced); freshness is the age of the
+//! last successful contact with the companion (by any VM of the process, via shared data); a batch whose
+//! POST fails is resent unchanged (same `seq`, its identity) until the companion acknowledges it, and
+//! nothing new is cut meanwhile (requests keep accumulating), so an outage loses no counts and a lost
+//! acknowledgement counts nothing twice.
 
 use dwcp_core::config::FilterConfig;
 use dwcp_core::decision::{Decision, Freshness};
@@ -53,7 +56,9 @@ pub struct Vm {
     /// a state change is labelled with the older version, so the companion never credits requests
     /// routed under an old phase to a new one.
     pub window_version: u64,
-    /// A batch whose POST failed, sent again with the next one.
+    /// The epoch of `window_version`.
+    pub window_epoch: u64,
+    /// A batch whose POST failed, resent unchanged at the next sync.
     pub unsent: Option<Batch>,
     /// Shadow copies queued and in flight.
     pub mirror: crate::shadow::Mirror,
@@ -76,6 +81,7 @@ impl Vm {
             in_flight: None,
             shared_cas: None,
             window_version: 0,
+            window_epoch: 0,
             unsent: None,
             mirror: crate::shadow::Mirror::default(),
         }
@@ -85,10 +91,18 @@ impl Vm {
         self.state.as_ref().map_or(0, |s| s.version)
     }
 
-    /// Adopts `state` confirmed at `at_ms` unless it is older than the held one.
+    pub fn state_epoch(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.epoch)
+    }
+
+    /// Adopts `state` confirmed at `at_ms` unless it is older than the held one of the same epoch.
     pub fn adopt(&mut self, state: DynamicState, at_ms: u64) -> bool {
-        if state.version < self.state_version() {
+        if !state.supersedes(self.state.as_ref()) {
             return false;
+        }
+        if state.epoch != self.state_epoch() {
+            // Another epoch: the held confirmation time says nothing about this state.
+            self.received_at_ms = None;
         }
         self.received_at_ms = Some(self.received_at_ms.map_or(at_ms, |r| r.max(at_ms)));
         self.state = Some(state);
@@ -117,23 +131,26 @@ impl Vm {
     /// Cuts the next batch: what was recorded since the last cut (exported to Envoy's counters once).
     pub fn cut_batch(&mut self, now_ms: u64) -> Batch {
         self.seq += 1;
-        let v = self.window_version;
+        let (v, e) = (self.window_version, self.window_epoch);
         self.window_version = self.state_version();
+        self.window_epoch = self.state_epoch();
         let mut b = self.acc.take_batch(&self.vm_id, self.seq, v, now_ms);
+        b.epoch = e;
         b.routing_version = self.state_version();
         b
     }
 
-    /// The batch to POST: `fresh` plus anything a failed POST left unsent.
-    pub fn to_send(&mut self, fresh: &Batch) -> Batch {
-        let mut b = fresh.clone();
-        if let Some(old) = self.unsent.take() {
-            b.absorb(old);
+    /// The batch to POST at this sync: the unacknowledged one again, unchanged (same identity), or a
+    /// newly cut one (`true`: new, its counts are exported to Envoy's counters).
+    pub fn next_batch(&mut self, now_ms: u64) -> (Batch, bool) {
+        match self.unsent.take() {
+            Some(b) => (b, false),
+            None => (self.cut_batch(now_ms), true),
         }
-        b
     }
 
-    /// The POST of `batch` failed before the companion took it: keep it for the next exchange.
+    /// The POST of `batch` failed or its answer was lost (the companion may or may not have taken it):
+    /// resend it unchanged at the next exchange; the companion recognises it by (`vm`, `seq`).
     pub fn keep_unsent(&mut self, batch: Batch) {
         self.unsent = Some(batch);
     }

@@ -8,7 +8,7 @@
 //! it was routed under (not today's).
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// rollout → segment → canary share (basis points).
 pub type SharesByRollout = BTreeMap<String, BTreeMap<String, u32>>;
@@ -65,51 +65,140 @@ pub struct VmSeen {
     pub routing_version: u64,
 }
 
-/// VMs remembered at most; beyond it, VMs silent for [`VM_FORGET_MS`] are forgotten.
+/// VMs remembered at most (the table is an LRU: beyond it the least recently seen VM is forgotten; a
+/// forgotten VM's resent batch would be taken again, so the bound is far above any fleet's VM count
+/// within one acknowledgement timeout).
 pub const MAX_VMS: usize = 100_000;
-/// A VM silent this long may be forgotten when the table is full.
-pub const VM_FORGET_MS: u64 = 600_000;
 
 /// The VM table: last sequence number per VM (replays are dropped) and the version each routes with.
+/// Bounded (LRU by last contact); every operation is O(log n).
 #[derive(Debug, Clone, Default)]
 pub struct Vms {
     seen: HashMap<String, VmSeen>,
+    /// (last contact, vm): the eviction order.
+    by_age: BTreeSet<(u64, String)>,
+    /// VMs whose taken sequence number changed since [`Vms::take_dirty`].
+    dirty: HashSet<String>,
+    /// VMs evicted since [`Vms::take_dirty`].
+    evicted: Vec<String>,
+    cap: Option<usize>,
 }
 
 impl Vms {
+    /// A table bounded at `cap` VMs (tests; the ledger uses [`MAX_VMS`]).
+    pub fn with_capacity_bound(cap: usize) -> Self {
+        Vms {
+            cap: Some(cap),
+            ..Vms::default()
+        }
+    }
+
+    fn cap(&self) -> usize {
+        self.cap.unwrap_or(MAX_VMS)
+    }
+
     /// Whether `seq` of `vm` was already taken.
     pub fn is_replay(&self, vm: &str, seq: u64) -> bool {
         self.seen.get(vm).is_some_and(|s| seq <= s.seq)
     }
 
-    /// Records a taken batch (the caller checked it is not a replay).
-    pub fn take(&mut self, vm: &str, seen: VmSeen) {
-        self.seen.insert(vm.to_string(), seen);
-        if self.seen.len() > MAX_VMS {
-            self.seen
-                .retain(|_, v| seen.at_ms.saturating_sub(v.at_ms) < VM_FORGET_MS);
+    fn put(&mut self, vm: &str, seen: VmSeen) {
+        if let Some(old) = self.seen.insert(vm.to_string(), seen) {
+            self.by_age.remove(&(old.at_ms, vm.to_string()));
         }
+        self.by_age.insert((seen.at_ms, vm.to_string()));
+    }
+
+    /// Records a taken batch (the caller checked it is not a replay). Returns how many VMs were
+    /// evicted to stay within the bound.
+    pub fn take(&mut self, vm: &str, seen: VmSeen) -> u64 {
+        self.put(vm, seen);
+        self.dirty.insert(vm.to_string());
+        let mut evicted = 0;
+        while self.seen.len() > self.cap() {
+            let Some((_, oldest)) = self.by_age.pop_first() else {
+                break;
+            };
+            self.seen.remove(&oldest);
+            self.dirty.remove(&oldest);
+            self.evicted.push(oldest);
+            evicted += 1;
+        }
+        evicted
     }
 
     /// Notes a VM seen through an empty batch: newer sequence numbers only; never grows a full table.
     pub fn note(&mut self, vm: &str, seen: VmSeen) {
-        let room = self.seen.len() < MAX_VMS;
-        match self.seen.get_mut(vm) {
-            Some(v) if seen.seq > v.seq => *v = seen,
+        let room = self.seen.len() < self.cap();
+        match self.seen.get(vm) {
+            Some(v) if seen.seq > v.seq => self.put(vm, seen),
             Some(_) => {}
-            None if room => {
-                self.seen.insert(vm.to_string(), seen);
-            }
+            None if room => self.put(vm, seen),
             None => {}
         }
     }
 
+    /// Number of VMs remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// The VMs taken and evicted since the last call.
+    pub fn take_dirty(&mut self) -> (Vec<(String, VmSeen)>, Vec<String>) {
+        let dirty = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|vm| self.seen.get(&vm).map(|s| (vm, *s)))
+            .collect();
+        (dirty, std::mem::take(&mut self.evicted))
+    }
+
+    pub fn clear_dirty(&mut self) {
+        self.dirty.clear();
+        self.evicted.clear();
+    }
+
     /// VMs seen in the last `window_ms`.
     pub fn active(&self, now_ms: u64, window_ms: u64) -> BTreeMap<&str, VmSeen> {
-        self.seen
-            .iter()
-            .filter(|(_, v)| now_ms.saturating_sub(v.at_ms) <= window_ms)
+        let from = now_ms.saturating_sub(window_ms);
+        self.by_age
+            .range((from, String::new())..)
+            .filter_map(|(_, vm)| self.seen.get_key_value(vm))
             .map(|(k, v)| (k.as_str(), *v))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod lru {
+    use super::*;
+
+    fn seen(seq: u64, at_ms: u64) -> VmSeen {
+        VmSeen {
+            seq,
+            at_ms,
+            routing_version: 1,
+        }
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_forgets_the_least_recently_seen() {
+        let mut v = Vms::with_capacity_bound(3);
+        for (i, vm) in ["a", "b", "c"].iter().enumerate() {
+            assert_eq!(v.take(vm, seen(1, i as u64)), 0);
+        }
+        // "a" is seen again: "b" is now the least recently seen.
+        v.take("a", seen(2, 10));
+        assert_eq!(v.take("d", seen(1, 11)), 1);
+        assert_eq!(v.len(), 3);
+        assert!(v.is_replay("a", 2) && v.is_replay("c", 1) && v.is_replay("d", 1));
+        assert!(!v.is_replay("b", 1), "b was evicted");
+        let (dirty, evicted) = v.take_dirty();
+        assert_eq!(evicted, vec!["b".to_string()]);
+        assert_eq!(dirty.len(), 3);
+        assert_eq!(v.active(11, 1).len(), 2, "a at 10 and d at 11");
     }
 }

@@ -38,22 +38,31 @@ pub const SHADOW_SAMPLES_KEPT: usize = 32;
 pub const MAX_UNKNOWN_ROLLOUTS: usize = 256;
 /// The name unknown rollouts beyond [`MAX_UNKNOWN_ROLLOUTS`] are counted under.
 pub const OTHER_ROLLOUTS: &str = "(other)";
+/// The segment a cell naming a segment its rollout does not define is counted under (share 0: never
+/// judged), so free-form segment names cannot grow the totals or `/metrics` without bound.
+pub const OTHER_SEGMENT: &str = "(other)";
 
 /// Batches are merged into time slices of this length before a rollout judges them (see the module doc).
 pub const SLICE_MS: u64 = 500;
 
 /// A rollout's open time slice: when it opened, and its windows by the state version they were routed
 /// under (each version has its own shares, so windows of different versions are not merged).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Slice {
     opened_ms: u64,
     windows: BTreeMap<u64, Window>,
+    /// Restored from storage: each window's `current_phase` was decided when it was stored (the
+    /// versions a phase started at are not kept across restarts), not when the slice closes.
+    #[serde(default)]
+    restored: bool,
 }
 
 /// The companion's state, without its I/O.
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pub rollouts: BTreeMap<String, Rollout>,
+    /// The companion's epoch (see [`DynamicState::epoch`]); versions are ordered within it.
+    pub epoch: u64,
     pub version: u64,
     pub kill_all: bool,
     credit: Credit,
@@ -90,6 +99,7 @@ impl Ledger {
     ) -> Self {
         let mut l = Ledger {
             rollouts,
+            epoch: 0,
             version,
             kill_all,
             credit: Credit::default(),
@@ -107,6 +117,29 @@ impl Ledger {
         }
         l.record_shares();
         l
+    }
+
+    /// Starts a new epoch (a fresh or restored database, or a filter proved the database went back in
+    /// time): filters adopt the next state whatever version they hold. Routing is unchanged.
+    pub fn set_epoch(&mut self, epoch: u64) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.version += 1;
+            self.record_shares();
+        }
+    }
+
+    /// Restores what an earlier run knew of a VM (its last taken sequence number), so a batch resent
+    /// after a lost acknowledgement is still recognised across a companion restart.
+    pub fn restore_vm(&mut self, vm: &str, seen: VmSeen) {
+        let _ = self.vms.take(vm, seen);
+        self.vms.clear_dirty();
+    }
+
+    /// The VMs whose last taken sequence number changed since the last call (to persist with the
+    /// rollouts they were credited to), and the VMs evicted from the bounded table.
+    pub fn take_dirty_vms(&mut self) -> (Vec<(String, VmSeen)>, Vec<String>) {
+        self.vms.take_dirty()
     }
 
     /// Restores a rollout's shadow totals and samples saved by an earlier run.
@@ -153,7 +186,8 @@ impl Ledger {
     /// an older release (which may parse strictly) gets only the fields it knows.
     pub fn state_for(&self, protocol: u32) -> DynamicState {
         DynamicState {
-            protocol: protocol.min(PROTOCOL_VERSION),
+            protocol: PROTOCOL_VERSION,
+            epoch: self.epoch,
             version: self.version,
             kill_all: self.kill_all,
             rollouts: self
@@ -170,6 +204,7 @@ impl Ledger {
                 })
                 .collect(),
         }
+        .for_protocol(protocol)
     }
 
     /// Counts a batch refused before it reached the ledger (malformed JSON).
@@ -188,19 +223,30 @@ impl Ledger {
         *self.counters.unknown.entry(key).or_insert(0) += n;
     }
 
+    /// Whether `b` was routed under another epoch's state (its versions mean nothing in this one).
+    pub fn foreign_epoch(&self, b: &Batch) -> bool {
+        b.epoch != 0 && b.epoch != self.epoch
+    }
+
     fn seen(&self, b: &Batch, now_ms: u64) -> VmSeen {
+        let routing_version = if self.foreign_epoch(b) {
+            0
+        } else {
+            // Filters before `routing_version` existed send 0: the window's version is the best known.
+            b.routing_version.max(b.state_version).min(self.version)
+        };
         VmSeen {
             seq: b.seq,
             at_ms: now_ms,
-            // Filters before `routing_version` existed send 0: the window's version is the best known.
-            routing_version: b.routing_version.max(b.state_version).min(self.version),
+            routing_version,
         }
     }
 
     /// Ingests one batch at `now_ms`: validates it, drops replays, credits its cells and shadow stats to
     /// the rollouts they were routed under, and steps every rollout it touched.
     pub fn ingest(&mut self, b: Batch, now_ms: u64) -> Result<Ingested, BatchError> {
-        if let Err(e) = validate(&b, self.version, now_ms, self.max_future_skew_ms) {
+        let foreign = self.foreign_epoch(&b);
+        if let Err(e) = validate(&b, self.version, foreign, now_ms, self.max_future_skew_ms) {
             self.counters.batches_rejected += 1;
             return Err(e);
         }
@@ -209,18 +255,29 @@ impl Ledger {
             return Ok(Ingested::Duplicate);
         }
         let seen = self.seen(&b, now_ms);
-        self.vms.take(&b.vm, seen);
+        self.counters.vms_evicted += self.vms.take(&b.vm, seen);
         self.counters.batches_accepted += 1;
         *self.counters.by_protocol.entry(b.protocol).or_insert(0) += 1;
+        // A batch of another epoch is credited as routed under no known state: share 0 (counted, never
+        // judged), not in the current phase.
+        let credited_version = if foreign { 0 } else { b.state_version };
         let mut windows: BTreeMap<String, Window> = BTreeMap::new();
-        for c in b.cells {
-            if !self.rollouts.contains_key(&c.rollout) {
+        for mut c in b.cells {
+            let Some(r) = self.rollouts.get(&c.rollout) else {
                 self.count_unknown(&c.rollout, Part::Cells, 1);
                 continue;
+            };
+            if !r.spec.segments.contains_key(&c.segment) {
+                *self
+                    .counters
+                    .unknown_segments
+                    .entry(c.rollout.clone())
+                    .or_insert(0) += 1;
+                c.segment = OTHER_SEGMENT.to_string();
             }
             let share = self
                 .credit
-                .share_at(b.state_version, &c.rollout, &c.segment);
+                .share_at(credited_version, &c.rollout, &c.segment);
             let t = self
                 .totals
                 .entry((c.rollout.clone(), c.segment.clone()))
@@ -291,11 +348,16 @@ impl Ledger {
         shadow_touched.dedup();
         let mut stepped = Vec::new();
         for (name, w) in windows {
+            // A restored slice keeps its own crediting: it is judged first, then a new one opens.
+            if self.slices.get(&name).is_some_and(|s| s.restored) {
+                stepped.extend(self.close_slice(&name, now_ms));
+            }
             let slice = self.slices.entry(name.clone()).or_insert_with(|| Slice {
                 opened_ms: now_ms,
                 windows: BTreeMap::new(),
+                restored: false,
             });
-            slice.windows.entry(b.state_version).or_default().merge(&w);
+            slice.windows.entry(credited_version).or_default().merge(&w);
             if now_ms.saturating_sub(slice.opened_ms) >= SLICE_MS {
                 stepped.extend(self.close_slice(&name, now_ms));
             }
@@ -332,7 +394,8 @@ impl Ledger {
 
     /// Notes a VM's empty batch (nothing to judge): it is alive and routes with `routing_version`.
     pub fn note_vm(&mut self, b: &Batch, now_ms: u64) {
-        if b.vm.is_empty() || b.vm.len() > 128 || b.state_version > self.version {
+        let future = b.state_version > self.version && !self.foreign_epoch(b);
+        if b.vm.is_empty() || b.vm.len() > 128 || future {
             return;
         }
         let seen = self.seen(b, now_ms);
@@ -353,10 +416,40 @@ impl Ledger {
         };
         let mut out = Vec::new();
         for (version, mut w) in slice.windows {
-            w.current_phase = self.credit.in_current_phase(name, version);
+            if !slice.restored {
+                w.current_phase = self.credit.in_current_phase(name, version);
+            }
             out.extend(self.step(name, Input::Window(w), now_ms));
         }
         out
+    }
+
+    /// The open time slices, as JSON: stored with every commit, so a batch acknowledged before its slice
+    /// was judged is not lost with a restart.
+    pub fn open_slices_json(&self) -> String {
+        let mut slices = self.slices.clone();
+        for (name, slice) in &mut slices {
+            if !slice.restored {
+                for (version, w) in &mut slice.windows {
+                    w.current_phase = self.credit.in_current_phase(name, *version);
+                }
+            }
+        }
+        serde_json::to_string(&slices).unwrap_or_default()
+    }
+
+    /// Restores slices saved by [`Ledger::open_slices_json`] (unparsable text: none; a rollout no longer
+    /// configured: dropped).
+    pub fn restore_slices(&mut self, json: &str) {
+        let slices: BTreeMap<String, Slice> = serde_json::from_str(json).unwrap_or_default();
+        self.slices = slices
+            .into_iter()
+            .filter(|(n, _)| self.rollouts.contains_key(n))
+            .map(|(n, mut s)| {
+                s.restored = true;
+                (n, s)
+            })
+            .collect();
     }
 
     /// Closes every open slice, then steps every rollout on the clock (promotions when a phase's
@@ -414,6 +507,22 @@ impl Ledger {
             };
             (e, self.version + 1)
         })
+    }
+
+    /// Routing changed outside the rollouts (the companion serves everything on stable while it cannot
+    /// store its state, or stops doing so): a new version, credited with `all_stable` shares.
+    pub fn bump_version(&mut self, all_stable: bool) {
+        self.version += 1;
+        if all_stable {
+            let shares = self
+                .rollouts
+                .keys()
+                .map(|n| (n.clone(), BTreeMap::new()))
+                .collect();
+            self.credit.record(self.version, shares);
+        } else {
+            self.record_shares();
+        }
     }
 
     /// Applies the kill switch (routing changes: new version).

@@ -42,6 +42,11 @@ pub struct Counters {
     pub by_protocol: BTreeMap<u32, u64>,
     /// Skipped parts of batches, by unknown rollout and part.
     pub unknown: BTreeMap<(String, Part), u64>,
+    /// Cells of a known rollout naming a segment it does not define (counted under
+    /// [`super::OTHER_SEGMENT`]), by rollout.
+    pub unknown_segments: BTreeMap<String, u64>,
+    /// VMs forgotten because the VM table was full (least recently seen first).
+    pub vms_evicted: u64,
     pub rollbacks: BTreeMap<String, u64>,
     pub promotions: BTreeMap<String, u64>,
 }

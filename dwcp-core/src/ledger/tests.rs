@@ -558,3 +558,108 @@ fn a_sticky_failing_client_counts_once_per_phase() {
     let e = &l.rollouts["checkout"].error_test;
     assert_eq!(e.canary_errors + e.stable_errors, errors);
 }
+
+#[test]
+fn a_resent_batch_is_counted_once() {
+    let mut l = ledger(3);
+    let b = batch(
+        "vm",
+        5,
+        3,
+        &[("checkout", Track::Stable, "standard", 40, 2)],
+    );
+    assert!(matches!(
+        l.ingest(b.clone(), 2_000),
+        Ok(Ingested::Accepted { .. })
+    ));
+    // Its acknowledgement was lost: the filter resends it unchanged.
+    assert_eq!(l.ingest(b, 3_000), Ok(Ingested::Duplicate));
+    assert_eq!(total(&l, "checkout", "standard").requests[0], 40);
+    assert_eq!(l.counters.batches_duplicate, 1);
+    let (dirty, _) = l.take_dirty_vms();
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(dirty[0].1.seq, 5);
+    // Across a restart: a new ledger told what the old one took recognises it too.
+    let mut again = ledger(4);
+    again.restore_vm(&dirty[0].0, dirty[0].1);
+    let b = batch(
+        "vm",
+        5,
+        3,
+        &[("checkout", Track::Stable, "standard", 40, 2)],
+    );
+    assert_eq!(again.ingest(b, 4_000), Ok(Ingested::Duplicate));
+}
+
+#[test]
+fn batches_of_another_epoch_are_counted_never_judged_and_never_refused() {
+    let mut l = ledger(3);
+    l.set_epoch(11);
+    let v = l.version;
+    let state = l.state();
+    assert_eq!((state.epoch, state.version), (11, v));
+    assert_eq!(l.state_for(1).epoch, 0, "protocol 1 filters get no epoch");
+    // A filter still routing with an older database's state, at a version this one never reached.
+    let mut b = batch(
+        "vm",
+        1,
+        v + 50,
+        &[("checkout", Track::Canary, "standard", 10, 0)],
+    );
+    b.epoch = 10;
+    let before = l.rollouts["checkout"].phase_canary.requests;
+    assert!(matches!(
+        l.ingest(b.clone(), 2_000),
+        Ok(Ingested::Accepted { .. })
+    ));
+    assert_eq!(total(&l, "checkout", "standard").requests[1], 10, "counted");
+    assert_eq!(
+        l.rollouts["checkout"].phase_canary.requests, before,
+        "not credited to the current phase"
+    );
+    assert_eq!(l.vms(2_000, 1_000)["vm"].routing_version, 0);
+    // The same batch in this epoch is from the future: refused (the companion then rotates epochs).
+    b.epoch = 11;
+    b.seq = 2;
+    assert!(matches!(
+        l.ingest(b, 2_000),
+        Err(BatchError::StateFromTheFuture { .. })
+    ));
+}
+
+#[test]
+fn unknown_segments_are_mapped_and_counted() {
+    let mut l = ledger(3);
+    let mut cells = Vec::new();
+    let names: Vec<String> = (0..50).map(|i| format!("seg-{i}")).collect();
+    for n in &names {
+        cells.push(("checkout", Track::Stable, n.as_str(), 1, 0));
+    }
+    let b = batch("vm", 1, 3, &cells);
+    assert!(l.ingest(b, 2_000).is_ok());
+    let segs: Vec<&String> = l.totals.keys().map(|(_, s)| s).collect();
+    assert_eq!(segs, vec![OTHER_SEGMENT], "50 free-form names, one key");
+    assert_eq!(total(&l, "checkout", OTHER_SEGMENT).requests[0], 50);
+    assert_eq!(l.counters.unknown_segments["checkout"], 50);
+}
+
+#[test]
+fn histogram_keys_outside_real_latencies_and_wrapping_sums_are_refused() {
+    let mut l = ledger(3);
+    let mut b = batch("vm", 1, 3, &[("checkout", Track::Stable, "standard", 2, 0)]);
+    let h = &mut b.cells[0].latency_us;
+    h.buckets.clear();
+    h.buckets.insert(-5, 1);
+    h.buckets.insert(10, 1);
+    let err = l.ingest(b.clone(), 2_000).unwrap_err().to_string();
+    assert!(err.contains("key -5"), "{err}");
+    let h = &mut b.cells[0].latency_us;
+    h.buckets.clear();
+    // Two counts that wrap to 2 in u64 arithmetic.
+    h.buckets.insert(1, u64::MAX);
+    h.buckets.insert(2, 3);
+    let err = l.ingest(b, 2_000).unwrap_err().to_string();
+    assert!(err.contains("overflow"), "{err}");
+    assert_eq!(l.counters.batches_rejected, 2);
+    assert!(l.totals.is_empty());
+}

@@ -12,6 +12,10 @@ pub const MAX_SAMPLES: usize = 1_000;
 /// Requests (or shadow comparisons) of one cell of one batch at most.
 pub const MAX_PLAUSIBLE: u64 = 100_000_000;
 
+/// The largest histogram bucket index a real latency (a `u64` of µs) produces; keys outside
+/// `0..=MAX_BUCKET_INDEX` cannot come from a filter and are refused.
+pub const MAX_BUCKET_INDEX: i32 = 2241;
+
 /// Why a batch was refused. Each message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -31,10 +35,12 @@ pub enum BatchError {
     Shadow { rollout: String, message: String },
 }
 
-/// Checks `b` against the companion's current state `version` at `now_ms`.
+/// Checks `b` against the companion's current state `version` at `now_ms`. A batch routed under
+/// another epoch (`foreign_epoch`) is not compared with this epoch's version.
 pub fn validate(
     b: &Batch,
     version: u64,
+    foreign_epoch: bool,
     now_ms: u64,
     max_future_skew_ms: u64,
 ) -> Result<(), BatchError> {
@@ -50,7 +56,7 @@ pub fn validate(
             now_ms,
         });
     }
-    if b.state_version > version {
+    if b.state_version > version && !foreign_epoch {
         return Err(BatchError::StateFromTheFuture {
             got: b.state_version,
             current: version,
@@ -82,11 +88,24 @@ pub fn validate(
                 c.latency_us.count, c.requests
             ));
         }
-        let sum = c
+        if let Some((k, _)) = c
+            .latency_us
+            .buckets
+            .iter()
+            .find(|(k, _)| !(0..=MAX_BUCKET_INDEX).contains(*k))
+        {
+            return bad(format!(
+                "latency_us.buckets: key {k} is outside 0..={MAX_BUCKET_INDEX} (1 µs to u64::MAX µs)"
+            ));
+        }
+        let Some(sum) = c
             .latency_us
             .buckets
             .values()
-            .fold(c.latency_us.zero, |a, n| a.saturating_add(*n));
+            .try_fold(c.latency_us.zero, |a, n| a.checked_add(*n))
+        else {
+            return bad("latency_us: bucket counts overflow".into());
+        };
         if sum != c.latency_us.count {
             return bad(format!(
                 "latency_us: bucket counts sum to {sum}, not count {}",
@@ -145,4 +164,16 @@ pub fn validate(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+    use crate::histogram::index_of;
+
+    #[test]
+    fn the_bucket_bound_is_what_u64_latencies_produce() {
+        assert_eq!(index_of(1), 0);
+        assert_eq!(index_of(u64::MAX), MAX_BUCKET_INDEX);
+    }
 }

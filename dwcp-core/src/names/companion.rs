@@ -88,6 +88,15 @@ pub const TELEMETRY_BATCHES: Metric = m(
 );
 pub const TELEMETRY_PROTOCOL: Metric = m("dwcp_telemetry_batches_by_protocol_total", Counter, Companion, &["protocol"], "Accepted telemetry batches by the wire protocol version the filter sent (0: before versioning)");
 pub const TELEMETRY_UNKNOWN: Metric = m("dwcp_telemetry_unknown_total", Counter, Companion, &["rollout", "part"], "Cells, shadow stats and samples of rollouts the companion does not know (skipped, the batch is still accepted)");
+pub const TELEMETRY_UNKNOWN_SEGMENTS: Metric = m("dwcp_telemetry_unknown_segments_total", Counter, Companion, &["rollout"], "Cells naming a segment their rollout does not define (counted under the segment \"(other)\", never judged)");
+pub const COMPANION_READY: Metric = m("dwcp_companion_ready", Gauge, Companion, &[], "1 while the companion can store its state; 0 after a failed commit (every filter is then routed to stable until a commit succeeds)");
+pub const STORE_COMMIT_FAILURES: Metric = m(
+    "dwcp_store_commit_failures_total",
+    Counter,
+    Companion,
+    &[],
+    "SQLite commits that failed (disk full, I/O error); the state they carried was not served",
+);
 pub const AUTH_FAILURES: Metric = m(
     "dwcp_auth_failures_total",
     Counter,
@@ -252,6 +261,9 @@ pub const COMPANION_METRICS: &[Metric] = &[
     PROMOTIONS,
     TELEMETRY_BATCHES,
     TELEMETRY_PROTOCOL,
+    TELEMETRY_UNKNOWN_SEGMENTS,
+    COMPANION_READY,
+    STORE_COMMIT_FAILURES,
     TELEMETRY_UNKNOWN,
     AUTH_FAILURES,
     DECISION_LATENCY,

@@ -27,26 +27,6 @@ fn batch_holds_exactly_what_was_recorded() {
 }
 
 #[test]
-fn absorbing_an_unsent_batch_loses_nothing() {
-    let mut a = acc();
-    a.record(1, Track::Canary, 0, Some(7), true, 5);
-    a.count("bad_header");
-    let old = a.take_batch("vm", 1, 3, 0);
-    a.record(1, Track::Canary, 0, Some(7), false, 7);
-    a.record(0, Track::Stable, 1, Some(7), false, 9);
-    let mut new = a.take_batch("vm", 2, 4, 0);
-    new.absorb(old);
-    assert_eq!(
-        new.state_version, 3,
-        "labelled with the older routing version"
-    );
-    let c = new.cells.iter().find(|c| c.rollout == "b").unwrap();
-    assert_eq!((c.requests, c.errors, c.latency_us.count), (2, 1, 2));
-    assert_eq!(new.cells.len(), 2);
-    assert_eq!(new.counters.get("bad_header"), Some(&1));
-}
-
-#[test]
 fn out_of_range_is_ignored_not_panicking() {
     let mut a = acc();
     a.record(9, Track::Stable, 9, Some(7), false, 1);
@@ -102,13 +82,9 @@ fn shadow_stats_and_samples_travel_in_batches() {
     assert_eq!(b.samples.len(), MAX_SAMPLES_PER_BATCH);
     let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
     assert_eq!(back, b);
-    // Cut resets; absorb merges and keeps the sample bound.
-    let mut next = acc.take_batch("vm", 2, 3, 0);
+    // Cut resets.
+    let next = acc.take_batch("vm", 2, 3, 0);
     assert!(next.shadow.is_empty() && next.samples.is_empty());
-    next.absorb(b.clone());
-    next.absorb(b);
-    assert_eq!(next.shadow["demo"].compared, 40);
-    assert_eq!(next.samples.len(), MAX_SAMPLES_PER_BATCH);
 }
 
 /// Keyless (not bucketed) requests travel in cells of their own, marked `"bucketed": false`; bucketed
@@ -137,10 +113,4 @@ fn unbucketed_requests_get_their_own_cells_and_the_wire_stays_compatible() {
     old.as_object_mut().unwrap().remove("bucketed");
     let c: Cell = serde_json::from_value(old).unwrap();
     assert!(c.bucketed);
-    // Absorbing keeps the two kinds apart.
-    a.record(0, Track::Stable, 1, Some(7), false, 10);
-    let mut next = a.take_batch("vm", 2, 3, 0);
-    next.absorb(b);
-    assert_eq!(next.cells.len(), 2);
-    assert_eq!(next.cells.iter().map(|c| c.requests).sum::<u64>(), 4);
 }

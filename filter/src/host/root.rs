@@ -52,6 +52,7 @@ pub(super) fn adopt_at_start(vm: &mut Vm, nothing_routed_yet: bool) {
         if nothing_routed_yet {
             // Every request of this window will be routed with the adopted version.
             vm.window_version = vm.state_version();
+            vm.window_epoch = vm.state_epoch();
         }
     }
 }
@@ -100,13 +101,14 @@ impl Root {
                 // Previous exchange still pending: keep accumulating, do not pile up calls.
                 return;
             }
-            let fresh = vm.cut_batch(now);
-            let batch = vm.to_send(&fresh);
+            let (batch, new) = vm.next_batch(now);
             let body = serde_json::to_vec(&batch).unwrap_or_default();
+            let fresh = new.then(|| batch.clone());
             (fresh, batch, body, vm.cfg.companion.clone())
         };
-        // Export what this batch adds to the Envoy counters (once per tick, not per request).
-        for (name, delta) in metrics::deltas(&fresh) {
+        // Export what a new batch adds to the Envoy counters (once per tick, not per request; a resent
+        // batch was exported when it was cut).
+        for (name, delta) in fresh.as_ref().map(metrics::deltas).unwrap_or_default() {
             // Defined even at 0 so that e.g. error counters exist (as 0) before the first error.
             if let Some(id) = self.metric(&name, MetricType::Counter) {
                 if delta > 0 {

@@ -60,7 +60,7 @@ fn older_state_is_ignored_and_shared_data_propagates() {
 }
 
 #[test]
-fn failed_sync_merges_the_batch_back() {
+fn a_failed_or_unacknowledged_batch_is_resent_unchanged_and_new_counts_wait() {
     let mut v = vm();
     let st = state(1, 10_000);
     v.adopt(st.clone(), 0);
@@ -70,19 +70,59 @@ fn failed_sync_merges_the_batch_back() {
     assert_eq!(d.track, Track::Canary);
     v.record(&d, 503, 1000, false);
     v.record(&d, 200, 1000, false);
-    let fresh = v.cut_batch(0);
-    let b = v.to_send(&fresh);
+    let (b, new) = v.next_batch(0);
+    assert!(new);
     v.in_flight = Some((7, b.clone()));
+    // A 5xx or a timeout: the companion may have taken it (its answer was lost).
     assert!(v.on_sync_response(7, Some(503), b"", 0).is_none());
-    let fresh2 = v.cut_batch(0);
-    assert!(
-        fresh2.cells.is_empty(),
-        "nothing new recorded: nothing new to export to Envoy"
+    v.record(&d, 200, 1000, false);
+    let (again, new) = v.next_batch(0);
+    assert!(!new, "a resent batch is not exported to Envoy again");
+    assert_eq!(
+        again, b,
+        "same identity (vm, seq) and content: nothing lost, nothing merged"
     );
-    let again = v.to_send(&fresh2);
-    assert_eq!(again.cells, b.cells, "nothing lost");
-    assert_eq!(again.cells[0].errors, 1);
-    assert_eq!(again.counters.get("sync_failed"), Some(&1));
+    v.in_flight = Some((8, again));
+    assert!(v.on_sync_response(8, None, b"", 0).is_none(), "timeout");
+    let (third, _) = v.next_batch(0);
+    assert_eq!((third.vm.as_str(), third.seq), (b.vm.as_str(), b.seq));
+    v.in_flight = Some((9, third));
+    let _ = v.on_sync_response(9, Some(200), &body(&state(1, 10_000)), 0);
+    // Acknowledged: the next batch is new, with the request recorded meanwhile and the failure counts.
+    let (next, new) = v.next_batch(0);
+    assert!(new);
+    assert_eq!(next.seq, b.seq + 1);
+    assert_eq!(next.cells[0].requests, 1);
+    assert_eq!(next.counters.get("sync_failed"), Some(&2));
+}
+
+#[test]
+fn a_state_of_another_epoch_is_adopted_whatever_its_version() {
+    let mut v = vm();
+    let mut old = state(40, 10_000);
+    old.epoch = 7;
+    assert!(v.adopt(old, 0));
+    let mut same_epoch_older = state(3, 0);
+    same_epoch_older.epoch = 7;
+    assert!(
+        !v.adopt(same_epoch_older.clone(), 10),
+        "same epoch, older: refused"
+    );
+    let mut restored = same_epoch_older;
+    restored.epoch = 8;
+    assert!(
+        v.adopt(restored, 20),
+        "a restored database's state (new epoch) is adopted"
+    );
+    assert_eq!((v.state_epoch(), v.state_version()), (8, 3));
+    // The batch window that straddled the change is labelled with the epoch it started in.
+    let b = v.cut_batch(30);
+    assert_eq!(
+        b.epoch, 0,
+        "nothing was routed under a state before the first cut"
+    );
+    let b = v.cut_batch(40);
+    assert_eq!((b.epoch, b.state_version), (8, 3));
 }
 
 #[test]
