@@ -108,6 +108,10 @@ impl HttpContext for Http {
             // No state yet (e.g. configured before any VM had one): look again before routing.
             adopt_at_start(&mut guard, false);
         }
+        // Staleness is judged at the request, not only on the VM's tick: every worker holds the same
+        // shared receive time, so all of them go stable within milliseconds of each other when the
+        // companion is gone, instead of flapping for up to a tick across connections.
+        guard.refresh(super::now_ms());
         let Vm {
             cfg,
             state,
