@@ -29,7 +29,7 @@ use crate::telemetry::{Batch, PROTOCOL_VERSION};
 pub use credit::{Credit, SharesByRollout, VmSeen, Vms};
 pub use outputs::{Counters, Ingested, Part, SavedShadow, Stepped, Totals};
 pub use reconcile::{reconcile, Definition};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 pub use validate::{validate, BatchError};
 
 /// Shadow mismatch samples kept per rollout as evidence.
@@ -80,11 +80,16 @@ pub struct Ledger {
     /// Per rollout: the phase and the (segment, track, user bucket) units that already had an error in
     /// it (each counts once per phase in the error test). Not persisted: after a restart a unit may count
     /// once more.
-    error_units: BTreeMap<String, (usize, UnitsSeen)>,
+    error_units: BTreeMap<String, UnitsSeen>,
 }
 
-/// (segment, track, user bucket) units that had an error in the current phase.
-type UnitsSeen = std::collections::HashSet<(String, Track, u32)>;
+/// The (segment, track, user bucket) units of one rollout that had an error in its current phase.
+#[derive(Debug, Clone, Default)]
+struct UnitsSeen {
+    phase: usize,
+    count: usize,
+    by_segment: HashMap<String, std::collections::HashSet<(Track, u32)>>,
+}
 
 /// Units remembered per rollout and phase; beyond it every error counts (bounded memory).
 pub const MAX_ERROR_UNITS_SEEN: usize = 200_000;
@@ -371,22 +376,40 @@ impl Ledger {
     /// A bucketed cell's errors as the error test counts them: each listed (segment, track, bucket)
     /// once per phase of the rollout, unlisted errors in full (older filters list none).
     fn error_units_of(&mut self, c: &crate::telemetry::Cell) -> u64 {
+        if c.error_units.is_empty() {
+            return c.errors;
+        }
         let phase = self.rollouts.get(&c.rollout).map_or(0, |r| r.phase);
-        let (p, seen) = self.error_units.entry(c.rollout.clone()).or_default();
-        if *p != phase {
-            *p = phase;
-            seen.clear();
+        if !self.error_units.contains_key(&c.rollout) {
+            self.error_units
+                .insert(c.rollout.clone(), UnitsSeen::default());
+        }
+        let Some(seen) = self.error_units.get_mut(&c.rollout) else {
+            return c.errors;
+        };
+        if seen.phase != phase {
+            *seen = UnitsSeen {
+                phase,
+                ..UnitsSeen::default()
+            };
         }
         let listed: u64 = c.error_units.iter().map(|u| u64::from(u.1)).sum();
         let mut units = c.errors.saturating_sub(listed);
+        if !seen.by_segment.contains_key(&c.segment) {
+            seen.by_segment
+                .insert(c.segment.clone(), Default::default());
+        }
+        let Some(set) = seen.by_segment.get_mut(&c.segment) else {
+            return c.errors;
+        };
         for (bucket, _) in &c.error_units {
-            let key = (c.segment.clone(), c.track, *bucket);
-            if seen.contains(&key) {
+            if set.contains(&(c.track, *bucket)) {
                 continue;
             }
             units += 1;
-            if seen.len() < MAX_ERROR_UNITS_SEEN {
-                seen.insert(key);
+            if seen.count < MAX_ERROR_UNITS_SEEN {
+                set.insert((c.track, *bucket));
+                seen.count += 1;
             }
         }
         units
