@@ -26,6 +26,8 @@ pub struct App {
     pub started_ms: u64,
     /// The engine host, once bootstrapped (its metrics join `/metrics`).
     pub engines: std::sync::OnceLock<Arc<crate::engines_api::EngineHost>>,
+    /// The release train, when the config names a plan (set once at start).
+    pub train: std::sync::OnceLock<crate::train::api::SharedTrain>,
 }
 
 pub type Shared = Arc<App>;
@@ -43,6 +45,7 @@ impl App {
             auth,
             started_ms: now_ms(),
             engines: std::sync::OnceLock::new(),
+            train: std::sync::OnceLock::new(),
         }
     }
 
@@ -111,6 +114,9 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
     if let Some(host) = app.engines.get() {
         text.push_str(&metrics::render_engines(host));
     }
+    // Lock order: the controller (released above) before the train.
+    let train = app.train.get().map(crate::train::api::lock);
+    text.push_str(&metrics::render_train(train.as_deref()));
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -299,4 +299,6 @@ pub fn render(c: &Controller, now_ms: u64) -> String {
 }
 
 mod engines;
+mod train;
 pub use engines::render_engines;
+pub use train::render_train;

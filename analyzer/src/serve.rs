@@ -88,7 +88,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let specs: Vec<_> = cfg.rollouts.iter().map(|d| &d.spec).collect();
             crate::train::check_against(&plan, &t.plan.display().to_string(), &specs)?;
             let host = crate::train::TrainHost::open(plan, &cfg.db, t.speed, now_ms())?;
-            Some(Arc::new(Mutex::new(host)))
+            let shared = Arc::new(Mutex::new(host));
+            let _ = app.train.set(shared.clone());
+            Some(shared)
         }
         None => None,
     };

@@ -315,3 +315,49 @@ fn probft_failing_at_5_percent_holds_its_dependents() {
     );
     assert_eq!(r.train["compression"].state, TrackState::Done);
 }
+
+/// Nobody approves the Manager out of shadow: Compression's gate (Manager held 25 % for a week) never
+/// opens, so once its planned start has passed `/metrics` says by how much, and the train-state series
+/// say who waits and who runs.
+#[test]
+fn a_gate_past_its_planned_start_shows_in_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("a.db");
+    let cfg = config(&db);
+    let plan = load_plan(&plan_path()).unwrap();
+    let planned_start = planned(&plan)["compression"].phases[0].1.unwrap();
+    let mut c = Controller::open(&cfg, T0).unwrap();
+    let mut host = TrainHost::open(plan.clone(), &db, SPEED, T0).unwrap();
+    let mut now = T0;
+    let overdue = |host: &TrainHost| -> f64 {
+        let text = dwcp_analyzer::metrics::render_train(Some(host));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("dwcp_train_gate_overdue_seconds{rollout=\"compression\"}"))
+            .unwrap_or_else(|| panic!("no compression line in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let mut seq = 0;
+    loop {
+        now += 60_000; // 60 plan hours
+        seq += 1;
+        c.ingest(batch(&c, seq, now, false), now).unwrap();
+        c.tick(now).unwrap();
+        host.tick(&mut c, now).unwrap();
+        if host.now_plan_ms > planned_start {
+            break;
+        }
+        assert_eq!(overdue(&host), 0.0, "not overdue before its planned start");
+    }
+    let late_s = (host.now_plan_ms - planned_start) as f64 / 1000.0;
+    assert!(late_s > 0.0);
+    assert_eq!(overdue(&host), late_s);
+    let text = dwcp_analyzer::metrics::render_train(Some(&host));
+    assert!(text.contains("dwcp_train_rollout_state{rollout=\"compression\",state=\"waiting\"} 1"));
+    assert!(text.contains("dwcp_train_rollout_state{rollout=\"manager\",state=\"running\"} 1"));
+    assert!(text.contains("dwcp_train_freeze_active 0"));
+    // Without a plan: the HELP/TYPE lines only (the names list and the scrape agree on every stack).
+    let none = dwcp_analyzer::metrics::render_train(None);
+    assert!(none.contains("# TYPE dwcp_train_gate_overdue_seconds gauge"));
+    assert!(!none.lines().any(|l| l.starts_with("dwcp_train")));
+}

@@ -40,6 +40,9 @@ EXPECTED = {
         {'summary': 'Shadow copies of rollout {rollout} mostly fail as side calls: check the shadow cluster and shadow.timeout_ms'}),
     'DwcpFilterConfigRejected': ({'severity': 'page'},
         {'summary': 'dwcp filter is not running on pod {pod} (pluginConfig rejected or VM crashing)'}),
+    'DwcpTrainGateOverdue': ({'severity': 'ticket'},
+        {'summary': 'Release train: rollout {rollout} has waited for its gates past its planned start',
+         'runbook': 'dwcp-analyzer plan explain {rollout} (which gate is closed and why)'}),
     'DwcpAvailabilityBudgetBurnFast': ({'severity': 'page', 'slo': 'availability-99.9'},
         {'summary': "Rollout {rollout} burns its 99.9 % availability budget fast (2-5 % of 30 days' budget per hour)"}),
     'DwcpAvailabilityBudgetBurnSlow': ({'severity': 'ticket', 'slo': 'availability-99.9'},
@@ -151,6 +154,17 @@ tests.append({'name': 'shadow unreachable: rollout a loses 90 % of its copies fr
   'alert_rule_test': [
     at('3m', 'DwcpShadowUnreachable'),
     at('10m', 'DwcpShadowUnreachable', exp('DwcpShadowUnreachable', rollout='a')),
+  ]})
+tests.append({'name': 'train gate overdue: bullshark waits past its planned start from minute 2; probft is late for 10 min only; maddpg on time', 'interval': '1m',
+  'input_series': [
+    {'series': f'dwcp_train_gate_overdue_seconds{{{A},rollout="bullshark"}}', 'values': '0 0 60+60x30'},
+    {'series': f'dwcp_train_gate_overdue_seconds{{{A},rollout="probft"}}', 'values': '0 0 60+60x9 0x20'},
+    {'series': f'dwcp_train_gate_overdue_seconds{{{A},rollout="maddpg"}}', 'values': '0x32'},
+  ],
+  'alert_rule_test': [
+    at('10m', 'DwcpTrainGateOverdue'),
+    at('20m', 'DwcpTrainGateOverdue', exp('DwcpTrainGateOverdue', rollout='bullshark')),
+    at('30m', 'DwcpTrainGateOverdue', exp('DwcpTrainGateOverdue', rollout='bullshark')),
   ]})
 slo = []
 for ro, err, fast in [('hot', 5, 20), ('warm', 0.5, 80), ('ok', 0.02, 99)]:

@@ -1,7 +1,8 @@
 //! HTTP for the train: `GET /v1/plan` (every rollout: state, phase, why it waits, planned vs actual),
 //! `GET /v1/plan/{rollout}` (explain: each gate open or not and why), `POST
 //! /v1/plan/{rollout}/{hold|release|skip|approve}` (operator role; body `{"reason"}`, the actor is the credential's name),
-//! `GET /v1/plan/metrics` (Prometheus text, `dwcp_train_*`) and `GET /plan` (the timeline page).
+//! and `GET /plan` (the timeline page). Its metrics (`dwcp_train_*`) are in the companion's `/metrics`
+//! (`crate::metrics::render_train`).
 //! Lock order everywhere: the controller first, then the train.
 
 use super::TrainHost;
@@ -38,7 +39,6 @@ pub fn router(app: Shared, train: Option<SharedTrain>) -> Router {
         .route("/", get(page))
         .route("/plan", get(page))
         .route("/v1/plan", get(status))
-        .route("/v1/plan/metrics", get(metrics))
         .route("/v1/plan/{rollout}", get(explain))
         .route("/v1/plan/{rollout}/{action}", post(command))
         .with_state(St { app, train })
@@ -213,44 +213,4 @@ async fn command(
         Err(m) if m.starts_with("no rollout") => err(StatusCode::NOT_FOUND, m),
         Err(m) => err(StatusCode::CONFLICT, m),
     }
-}
-
-async fn metrics(State(s): State<St>) -> Response {
-    let Some(t) = &s.train else { return no_plan() };
-    let v = status_json(&lock(t));
-    let mut out = String::new();
-    out.push_str("# HELP dwcp_train_rollout_state 1 for the state each plan rollout is in.\n# TYPE dwcp_train_rollout_state gauge\n");
-    let empty = Vec::new();
-    let rs = v["rollouts"].as_array().unwrap_or(&empty);
-    for r in rs {
-        for st in [
-            "waiting",
-            "running",
-            "done",
-            "rolled_back",
-            "paused",
-            "held",
-            "skipped",
-        ] {
-            out.push_str(&format!(
-                "dwcp_train_rollout_state{{rollout=\"{}\",state=\"{st}\"}} {}\n",
-                r["name"].as_str().unwrap_or(""),
-                u8::from(r["state"] == st)
-            ));
-        }
-    }
-    out.push_str("# HELP dwcp_train_gate_overdue_seconds How long (plan time) a waiting rollout is past its planned start.\n# TYPE dwcp_train_gate_overdue_seconds gauge\n");
-    for r in rs {
-        out.push_str(&format!(
-            "dwcp_train_gate_overdue_seconds{{rollout=\"{}\"}} {}\n",
-            r["name"].as_str().unwrap_or(""),
-            r["gate_overdue_ms"].as_u64().unwrap_or(0) / 1000
-        ));
-    }
-    out.push_str("# HELP dwcp_train_freeze_active 1 while a freeze window is on.\n# TYPE dwcp_train_freeze_active gauge\n");
-    out.push_str(&format!(
-        "dwcp_train_freeze_active {}\n",
-        u8::from(!v["freeze"].is_null())
-    ));
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

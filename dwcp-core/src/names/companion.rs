@@ -246,6 +246,28 @@ pub const ALLOCATOR_BREAKER_STATE: Metric = m(
     "Fallback breaker (0 closed, 1 half-open, 2 open)",
 );
 
+pub const TRAIN_ROLLOUT_STATE: Metric = m(
+    "dwcp_train_rollout_state",
+    Gauge,
+    Companion,
+    &["rollout", "state"],
+    "1 for the state each rollout of the release train's plan is in",
+);
+pub const TRAIN_GATE_OVERDUE: Metric = m(
+    "dwcp_train_gate_overdue_seconds",
+    Gauge,
+    Companion,
+    &["rollout"],
+    "How long (plan time) a rollout still waiting for its gates is past its planned start (0 when on time)",
+);
+pub const TRAIN_FREEZE_ACTIVE: Metric = m(
+    "dwcp_train_freeze_active",
+    Gauge,
+    Companion,
+    &[],
+    "1 while a freeze window of the release train's plan is on",
+);
+
 /// Every metric of the companion, in the order `/metrics` renders them.
 pub const COMPANION_METRICS: &[Metric] = &[
     ROLLOUT_PHASE_INDEX,
@@ -286,6 +308,9 @@ pub const COMPANION_METRICS: &[Metric] = &[
     ALLOCATOR_FALLBACKS,
     ALLOCATOR_UTILISATION,
     ALLOCATOR_BREAKER_STATE,
+    TRAIN_ROLLOUT_STATE,
+    TRAIN_GATE_OVERDUE,
+    TRAIN_FREEZE_ACTIVE,
 ];
 
 /// `event` label values of [`ROLLOUT_SHADOW`].
@@ -315,3 +340,14 @@ pub const ENGINE_EVENT_KINDS: &[&str] = &[
 
 /// `trigger` label values of [`ROLLOUT_TRIGGER_FAILING`] (the judge's guardrails 1–4).
 pub const TRIGGERS: &[&str] = &["1:error_rate", "2:p99", "3:success", "4:throughput"];
+
+/// `state` label values of [`TRAIN_ROLLOUT_STATE`] (`dwcp_plan::train::TrackState::name`).
+pub const TRAIN_STATES: &[&str] = &[
+    "waiting",
+    "running",
+    "done",
+    "rolled_back",
+    "paused",
+    "held",
+    "skipped",
+];
