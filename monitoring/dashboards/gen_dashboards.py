@@ -112,3 +112,10 @@ p = [
  panel("Allocator integrity violations (trigger 6)", [f'sum(increase(dwcp_engine_events_total{{{A},kind="integrity_violation"}}[5m]))'], 8, 16, 8, 8, kind="stat"),
 ]
 dash("dwcp-allocator", "dwcp / Allocator (MADDPG)", "The MADDPG allocator: decisions, guard fallbacks, SLA misses, utilisation, breaker, weight integrity.", [], p)
+# 5. the release train (the companion's plan runner)
+p = [
+ panel("Train state per rollout", ['max by (rollout, state) (dwcp_train_rollout_state) == 1'], 0, 0, 24, 8, kind="state-timeline", legend=["{{rollout}} {{state}}"]),
+ panel("Gates past their planned start (plan time; alert DwcpTrainGateOverdue)", ['max by (rollout) (dwcp_train_gate_overdue_seconds)'], 0, 8, 16, 8, unit="s", legend=["{{rollout}}"]),
+ panel("Freeze window on", ['max(dwcp_train_freeze_active)'], 16, 8, 8, 8, kind="stat"),
+]
+dash("dwcp-release-train", "dwcp / Release train", "The release train: each plan rollout's state, gates waiting past their planned start, freezes. The planned-vs-actual timeline is the companion's /plan page.", [], p)
