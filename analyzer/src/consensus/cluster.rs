@@ -2,6 +2,9 @@
 //! in-memory network (a FIFO of sends, delivered in order) and the timer table, and serves the
 //! HTTP handlers through a command channel. Metrics are published into a shared [`Stats`] after
 //! every step, so `/metrics` never waits on the task.
+//!
+//! Over 400 lines: the task's loop, its step (the one place effects are carried out) and the
+//! commands it serves share one private state and read best together.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,82 +17,15 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::handle::{ClusterHandle, Cmd, Committed, Stats, LATENCY_BOUNDS, MAX_PENDING};
 use super::{Behaviour, HostedEngine, Mutator};
 
-/// Commit latency histogram bounds, seconds.
-pub const LATENCY_BOUNDS: [f64; 12] = [
-    0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Transactions waiting for their commit at most.
-pub const MAX_PENDING: usize = 10_000;
 /// Log positions remembered for the cross-replica conflict check.
 const CONFLICT_WINDOW: usize = 8_192;
 /// Deliveries between two yields to the runtime.
 const DELIVERIES_PER_TURN: usize = 256;
 /// One forwarded signal per (kind, suspect) per this many ms.
 const SIGNAL_EVERY_MS: u64 = 1_000;
-
-/// What the metrics read (updated by the task).
-#[derive(Debug, Clone, Default)]
-pub struct Stats {
-    pub decisions: u64,
-    pub view_changes: u64,
-    pub messages: BTreeMap<&'static str, u64>,
-    /// Per bucket of [`LATENCY_BOUNDS`] (not cumulative) plus the +Inf bucket last.
-    pub latency_buckets: Vec<u64>,
-    pub latency_sum_s: f64,
-    pub latency_count: u64,
-    pub byzantine: BTreeMap<&'static str, u64>,
-    pub integrity: u64,
-    pub committed_height: u64,
-    pub view: u64,
-    pub txs_submitted: u64,
-    pub txs_committed: u64,
-    /// Replicas currently made Byzantine.
-    pub faulty: u64,
-}
-
-/// What `POST .../tx` gets back once the transaction committed at an honest replica.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Committed {
-    pub id: u64,
-    pub replica: NodeId,
-    pub height: u64,
-    pub latency_ms: f64,
-}
-
-pub enum Cmd {
-    Tx {
-        payload: Vec<u8>,
-        accepted: oneshot::Sender<Result<u64, String>>,
-        committed: oneshot::Sender<Committed>,
-    },
-    Status(oneshot::Sender<Value>),
-    Fault {
-        replica: NodeId,
-        behaviour: Behaviour,
-        reply: oneshot::Sender<Result<Value, (u16, String)>>,
-    },
-}
-
-/// The HTTP side of one running cluster.
-#[derive(Clone)]
-pub struct ClusterHandle {
-    pub name: &'static str,
-    pub n: u32,
-    pub tx_wait: Duration,
-    pub cmds: mpsc::Sender<Cmd>,
-    pub stats: Arc<Mutex<Stats>>,
-}
-
-impl ClusterHandle {
-    pub fn stats(&self) -> Stats {
-        self.stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
 
 struct Node<E: HostedEngine> {
     p: E::P,
@@ -416,7 +352,10 @@ where
                     return;
                 }
                 let honest = self.honest_ids();
-                let to = honest[(self.rr as usize) % honest.len().max(1)];
+                let to = honest
+                    .get(self.rr as usize % honest.len().max(1))
+                    .copied()
+                    .unwrap_or(0);
                 self.rr = self.rr.wrapping_add(1);
                 let tx = self.next_tx;
                 self.next_tx += 1;

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::cluster::{ClusterHandle, Cmd};
+use super::handle::{ClusterHandle, Cmd};
 use super::{Behaviour, ENGINES};
 use crate::engines_api::EngineHost;
 

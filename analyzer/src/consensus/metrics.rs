@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use dwcp_core::names::*;
 
-use super::cluster::LATENCY_BOUNDS;
+use super::handle::LATENCY_BOUNDS;
 use super::ConsensusHost;
 use crate::metrics::Out;
 
@@ -17,10 +17,10 @@ fn line(o: &mut Out, name: &str, labels: &[(&str, &str)], v: f64) {
 /// Render the metrics of every running cluster.
 pub fn render(host: Option<&ConsensusHost>) -> String {
     let mut o = Out(String::new());
-    let stats: Vec<(&str, super::cluster::Stats)> = host
+    let stats: Vec<(&str, super::handle::Stats)> = host
         .map(|h| h.clusters.iter().map(|(k, c)| (*k, c.stats())).collect())
         .unwrap_or_default();
-    let simple: [(&Metric, fn(&super::cluster::Stats) -> u64); 5] = [
+    let simple: [(&Metric, fn(&super::handle::Stats) -> u64); 5] = [
         (&CONSENSUS_DECISIONS, |s| s.decisions),
         (&CONSENSUS_VIEW_CHANGES, |s| s.view_changes),
         (&CONSENSUS_HEIGHT, |s| s.committed_height),

@@ -38,8 +38,10 @@
 
 pub mod cluster;
 pub mod engines;
+pub mod handle;
 pub mod http;
 pub mod metrics;
+pub mod probft;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use cluster::ClusterHandle;
+pub use handle::ClusterHandle;
 
 /// The consensus engines the companion can host, in route order.
 pub const ENGINES: [&str; 3] = ["pbft", "tpbft", "probft"];
