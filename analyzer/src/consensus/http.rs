@@ -33,13 +33,22 @@ use crate::engines_api::EngineHost;
 /// Largest transaction payload, bytes (decoded).
 pub const MAX_TX_BYTES: usize = 64 << 10;
 
-type Reply = Result<(StatusCode, Json<Value>), Response>;
+/// An error answer: `{"error": "..."}` with a status.
+pub struct HttpError(StatusCode, String);
 
-fn err(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": msg.into() }))).into_response()
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
-fn cluster(host: &EngineHost, engine: &str) -> Result<ClusterHandle, Response> {
+type Reply = Result<(StatusCode, Json<Value>), HttpError>;
+
+fn err(status: StatusCode, msg: impl Into<String>) -> HttpError {
+    HttpError(status, msg.into())
+}
+
+fn cluster(host: &EngineHost, engine: &str) -> Result<ClusterHandle, HttpError> {
     host.consensus
         .get()
         .and_then(|c| c.clusters.get(engine).cloned())
@@ -51,7 +60,7 @@ fn cluster(host: &EngineHost, engine: &str) -> Result<ClusterHandle, Response> {
         })
 }
 
-fn gone() -> Response {
+fn gone() -> HttpError {
     err(StatusCode::SERVICE_UNAVAILABLE, "the cluster task stopped")
 }
 
@@ -65,7 +74,7 @@ struct TxReq {
 }
 
 impl TxReq {
-    fn bytes(self) -> Result<Vec<u8>, Response> {
+    fn bytes(self) -> Result<Vec<u8>, HttpError> {
         let bytes = match (self.payload_b64, self.payload) {
             (Some(b), None) => B64
                 .decode(b)

@@ -14,13 +14,15 @@ fn line(o: &mut Out, name: &str, labels: &[(&str, &str)], v: f64) {
     let _ = writeln!(o.0, "{name}{{{}}} {v}", l.join(","));
 }
 
+type Getter = fn(&super::handle::Stats) -> u64;
+
 /// Render the metrics of every running cluster.
 pub fn render(host: Option<&ConsensusHost>) -> String {
     let mut o = Out(String::new());
     let stats: Vec<(&str, super::handle::Stats)> = host
         .map(|h| h.clusters.iter().map(|(k, c)| (*k, c.stats())).collect())
         .unwrap_or_default();
-    let simple: [(&Metric, fn(&super::handle::Stats) -> u64); 5] = [
+    let simple: [(&Metric, Getter); 5] = [
         (&CONSENSUS_DECISIONS, |s| s.decisions),
         (&CONSENSUS_VIEW_CHANGES, |s| s.view_changes),
         (&CONSENSUS_HEIGHT, |s| s.committed_height),
