@@ -61,6 +61,9 @@ struct RawConfig {
     /// flagd flag-definition JSON served to applications over OFREP (`crate::ofrep`), reloaded on change.
     #[serde(default)]
     flags: Option<PathBuf>,
+    /// The in-process consensus clusters (`crate::consensus`): `[consensus.pbft]` etc.
+    #[serde(default)]
+    consensus: crate::consensus::ConsensusConfig,
 }
 
 /// `[train]`: which plan to run and how fast its clock goes (1 = calendar time).
@@ -143,6 +146,7 @@ pub struct Config {
     pub rollouts: Vec<RolloutDef>,
     pub train: Option<TrainConfig>,
     pub flags: Option<PathBuf>,
+    pub consensus: crate::consensus::ConsensusConfig,
 }
 
 impl Config {
@@ -182,6 +186,7 @@ impl Config {
         raw.samples
             .validate()
             .map_err(|(f, m)| field(&format!("samples.{f}"), &m))?;
+        raw.consensus.validate().map_err(|(f, m)| field(&f, &m))?;
         if !(50..=60_000).contains(&raw.tick_ms) {
             return Err(field("tick_ms", "must be between 50 and 60000"));
         }
@@ -264,6 +269,7 @@ impl Config {
                 t => t,
             },
             flags: raw.flags,
+            consensus: raw.consensus,
         })
     }
 }

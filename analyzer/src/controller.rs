@@ -39,7 +39,7 @@ pub struct ShellCounters {
 }
 
 /// The engines the companion hosts: their event counters exist (at 0) from the start.
-pub const HOSTED_ENGINES: [&str; 2] = ["manager", "compression"];
+pub const HOSTED_ENGINES: [&str; 5] = ["manager", "compression", "pbft", "tpbft", "probft"];
 
 pub struct Controller {
     pub ledger: Ledger,

@@ -29,6 +29,7 @@
 //! Every non-GET route here needs the operator role (`crate::auth`, by method and path prefix).
 //! * `GET  /v1/engines/compression/model` — the figures measured at start-up on held-out data.
 //! * `POST /v1/engines/allocator/place` — MADDPG placement with guard (see `allocator_api`).
+//! * `/v1/engines/{pbft,tpbft,probft}/{tx,status,faults}` — the consensus engines (`crate::consensus`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -53,6 +54,8 @@ pub struct EngineHost {
     pub allocator: Mutex<crate::allocator_api::AllocatorHost>,
     /// Largest decompressed output served, bytes.
     pub decompress_budget: u64,
+    /// The consensus clusters (`crate::consensus`), once started.
+    pub consensus: std::sync::OnceLock<Arc<crate::consensus::ConsensusHost>>,
     /// Client errors by reason (see [`CLIENT_ERROR_REASONS`]).
     client_errors: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     started: Instant,
@@ -143,6 +146,7 @@ impl EngineHost {
             events,
             allocator: Mutex::new(Default::default()),
             decompress_budget: DEFAULT_DECOMPRESS_BUDGET,
+            consensus: std::sync::OnceLock::new(),
             client_errors: Mutex::new(CLIENT_ERROR_REASONS.iter().map(|r| (*r, 0)).collect()),
             started: Instant::now(),
         }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod consensus;
 pub mod controller;
 pub mod engines_api;
 pub mod metrics;

@@ -23,7 +23,9 @@ pub fn router(
     train: Option<crate::train::api::SharedTrain>,
     flags: Option<crate::ofrep::api::SharedFlags>,
 ) -> axum::Router {
-    let mut router = api::router(app.clone()).merge(engines_api::router(host));
+    let mut router = api::router(app.clone())
+        .merge(engines_api::router(host.clone()))
+        .merge(crate::consensus::http::router(host));
     router = router.merge(crate::train::api::router(app.clone(), train));
     if let Some(f) = flags {
         router = router.merge(crate::ofrep::api::router(app.clone(), f));
@@ -63,6 +65,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = app.engines.set(host.clone());
     // Engine signals feed the rollout judgment (triggers 5–8); subscribe before the loops start.
     let mut signals = host.events.subscribe();
+    let _ = host.consensus.set(crate::consensus::ConsensusHost::start(
+        &cfg.consensus,
+        host.events.clone(),
+    ));
     engines_api::spawn_loops(host.clone(), Duration::from_secs(1));
     let judge = app.clone();
     tokio::spawn(async move {

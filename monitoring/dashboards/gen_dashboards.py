@@ -100,6 +100,20 @@ p = [
  panel("Memory / budget (trigger 7 at > 95 % for 5 min)", [f'dwcp_engine_memory_ratio{{{E}}}'], 0, 16, 24, 8, unit="percentunit", legend=["{{engine}}"]),
 ]
 dash("dwcp-consensus-engines", "dwcp / Consensus engines", "Health and safety events of the engines hosted by the companion (ProBFT, Bullshark, T-PBFT, manager).", [ev], p)
+# 3b. consensus engines hosted in process (PBFT, T-PBFT, ProBFT): one row of panels per engine
+p = []
+for i, eng in enumerate(["pbft", "tpbft", "probft"]):
+    G = f'engine="{eng}"'
+    y = i * 16
+    p += [
+     panel(f"{eng}: decisions / s", [f'rate(dwcp_consensus_decisions_total{{{G}}}[5m])'], 0, y, 6, 8, unit="ops", legend=["decisions"]),
+     panel(f"{eng}: view changes in 5 min", [f'increase(dwcp_consensus_view_changes_total{{{G}}}[5m])'], 6, y, 6, 8, legend=["view changes"]),
+     panel(f"{eng}: messages / s by kind", [f'sum by (kind) (rate(dwcp_consensus_messages_total{{{G}}}[5m]))'], 12, y, 12, 8, unit="ops", legend=["{{kind}}"]),
+     panel(f"{eng}: commit latency p50 / p99", [f'histogram_quantile(0.5, sum by (le) (rate(dwcp_consensus_commit_latency_seconds_bucket{{{G}}}[5m])))', f'histogram_quantile(0.99, sum by (le) (rate(dwcp_consensus_commit_latency_seconds_bucket{{{G}}}[5m])))'], 0, y + 8, 8, 8, unit="s", legend=["p50", "p99"]),
+     panel(f"{eng}: Byzantine detections by behaviour (trigger 5)", [f'sum by (behaviour) (increase(dwcp_consensus_byzantine_detections_total{{{G}}}[5m]))', f'sum(increase(dwcp_engine_events_total{{{G},kind="integrity_violation"}}[5m]))'], 8, y + 8, 8, 8, legend=["{{behaviour}}", "integrity violations (trigger 6)"]),
+     panel(f"{eng}: height, view, faulty replicas", [f'dwcp_consensus_committed_height{{{G}}}', f'dwcp_consensus_view{{{G}}}', f'dwcp_consensus_faulty_replicas{{{G}}}'], 16, y + 8, 8, 8, kind="stat", legend=["height", "view", "faulty"]),
+    ]
+dash("dwcp-consensus", "dwcp / Consensus clusters (PBFT, T-PBFT, ProBFT)", "The in-process consensus clusters of the companion: decisions, view changes, messages by kind, commit latency, Byzantine detections, height and view per engine.", [], p)
 # 4. allocator (metrics from the companion's POST /v1/engines/allocator/place)
 A = 'engine="allocator"'
 p = [

@@ -58,5 +58,8 @@ pub fn render_engines(host: &crate::engines_api::EngineHost) -> String {
         );
     }
     o.0.push_str(&host.allocator_metrics());
+    o.0.push_str(&crate::consensus::metrics::render(
+        host.consensus.get().map(|c| c.as_ref()),
+    ));
     o.0
 }

@@ -1,6 +1,6 @@
 //! Names the companion emits at `/metrics`, and the label values it uses.
 
-use super::{m, Companion, Counter, Gauge, Metric, Summary};
+use super::{m, Companion, Counter, Gauge, Histogram, Metric, Summary};
 
 pub const ROLLOUT_PHASE_INDEX: Metric = m(
     "dwcp_rollout_phase_index",
@@ -267,6 +267,62 @@ pub const TRAIN_FREEZE_ACTIVE: Metric = m(
     &[],
     "1 while a freeze window of the release train's plan is on",
 );
+pub const CONSENSUS_DECISIONS: Metric = m(
+    "dwcp_consensus_decisions_total",
+    Counter,
+    Companion,
+    &["engine"],
+    "Decisions (batches, slots) committed by an honest replica of a hosted consensus engine",
+);
+pub const CONSENSUS_VIEW_CHANGES: Metric = m(
+    "dwcp_consensus_view_changes_total",
+    Counter,
+    Companion,
+    &["engine"],
+    "View changes started by honest replicas (distinct epoch or slot and view)",
+);
+pub const CONSENSUS_MESSAGES: Metric = m(
+    "dwcp_consensus_messages_total",
+    Counter,
+    Companion,
+    &["engine", "kind"],
+    "Messages sent inside the in-process cluster, by message kind",
+);
+pub const CONSENSUS_COMMIT_LATENCY: Metric = m(
+    "dwcp_consensus_commit_latency_seconds",
+    Histogram,
+    Companion,
+    &["engine", "le"],
+    "Client transaction submit to first commit at an honest replica",
+);
+pub const CONSENSUS_BYZANTINE: Metric = m(
+    "dwcp_consensus_byzantine_detections_total",
+    Counter,
+    Companion,
+    &["engine", "behaviour"],
+    "Alarms raised by honest replicas, by behaviour (each forwarded as ByzantineAttackDetected at most once per second per suspect)",
+);
+pub const CONSENSUS_HEIGHT: Metric = m(
+    "dwcp_consensus_committed_height",
+    Gauge,
+    Companion,
+    &["engine"],
+    "Highest committed height among honest replicas",
+);
+pub const CONSENSUS_VIEW: Metric = m(
+    "dwcp_consensus_view",
+    Gauge,
+    Companion,
+    &["engine"],
+    "Highest current view among honest replicas",
+);
+pub const CONSENSUS_FAULTY: Metric = m(
+    "dwcp_consensus_faulty_replicas",
+    Gauge,
+    Companion,
+    &["engine"],
+    "Replicas made Byzantine through the fault route",
+);
 
 /// Every metric of the companion, in the order `/metrics` renders them.
 pub const COMPANION_METRICS: &[Metric] = &[
@@ -308,6 +364,14 @@ pub const COMPANION_METRICS: &[Metric] = &[
     ALLOCATOR_FALLBACKS,
     ALLOCATOR_UTILISATION,
     ALLOCATOR_BREAKER_STATE,
+    CONSENSUS_DECISIONS,
+    CONSENSUS_VIEW_CHANGES,
+    CONSENSUS_MESSAGES,
+    CONSENSUS_COMMIT_LATENCY,
+    CONSENSUS_BYZANTINE,
+    CONSENSUS_HEIGHT,
+    CONSENSUS_VIEW,
+    CONSENSUS_FAULTY,
     TRAIN_ROLLOUT_STATE,
     TRAIN_GATE_OVERDUE,
     TRAIN_FREEZE_ACTIVE,
