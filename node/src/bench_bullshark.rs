@@ -90,6 +90,8 @@ pub fn ordering_only(n: u32, rounds: u64) -> (u64, f64) {
 pub struct Breakdown {
     /// kind → (calls, seconds)
     pub by_kind: BTreeMap<String, (u64, f64)>,
+    /// The validators' last status snapshots.
+    pub statuses: Vec<serde_json::Value>,
 }
 
 impl Breakdown {
@@ -102,7 +104,18 @@ impl Breakdown {
             e.0 += c;
             e.1 += s;
         }
+        self.statuses.extend(o.statuses.iter().cloned());
     }
+}
+
+/// CPU seconds (user + system) this process used so far, from `/proc/self/stat` (Linux; the
+/// clock tick is taken as 100 Hz). `None` elsewhere.
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// A protocol wrapped with a stopwatch around every step (the host's view of where the event
@@ -110,17 +123,43 @@ impl Breakdown {
 pub struct Timed<P> {
     pub inner: P,
     pub times: Arc<Mutex<Breakdown>>,
+    /// A status snapshot of the inner protocol, taken every 64 steps.
+    pub status: fn(&P) -> serde_json::Value,
+    steps: u64,
 }
 
 impl<P> Timed<P> {
-    fn record(&self, kind: &str, t: Instant) {
+    pub fn new(
+        inner: P,
+        times: Arc<Mutex<Breakdown>>,
+        status: fn(&P) -> serde_json::Value,
+    ) -> Self {
+        Self {
+            inner,
+            times,
+            status,
+            steps: 0,
+        }
+    }
+
+    fn record(&mut self, kind: &str, t: Instant) {
         let dt = t.elapsed().as_secs_f64();
+        self.steps += 1;
+        let snap = (self.steps % 64 == 0).then(|| (self.status)(&self.inner));
         if let Ok(mut b) = self.times.lock() {
             let e = b.by_kind.entry(kind.to_owned()).or_default();
             e.0 += 1;
             e.1 += dt;
+            if let Some(v) = snap {
+                b.statuses = vec![v];
+            }
         }
     }
+}
+
+/// A validator's status as JSON (for [`Timed`]).
+pub fn validator_status(v: &Validator) -> serde_json::Value {
+    serde_json::to_value(v.status()).unwrap_or_default()
 }
 
 impl<P: Protocol> Protocol for Timed<P> {
