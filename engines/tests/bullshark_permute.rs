@@ -50,7 +50,28 @@ fn random_dag(
         let mut this = Vec::new();
         // Now and then most of the round shuns one vertex of the previous round (it becomes a
         // leader's lone supporter, or an orphan for the weak links).
-        let shun = (r > 0 && rng.gen_bool(0.35)).then(|| prev[rng.gen_range(0..prev.len())].digest);
+        // Half the time it is a supporter of the leader two rounds back (a leader whose lone
+        // supporter nobody builds on is where the commit rule is tested hardest).
+        let shun = (r > 0 && rng.gen_bool(0.35)).then(|| {
+            let older = r
+                .checked_sub(2)
+                .and_then(|lr| leader_of(lr, n))
+                .and_then(|a| {
+                    let l = all
+                        .iter()
+                        .rev()
+                        .find(|c| c.round() + 2 == r && c.author() == a)?;
+                    let sup: Vec<_> = prev
+                        .iter()
+                        .filter(|c| c.header.parents.contains(&l.digest))
+                        .collect();
+                    (!sup.is_empty()).then(|| sup[rng.gen_range(0..sup.len())].digest)
+                });
+            match older {
+                Some(d) if rng.gen_bool(0.5) => d,
+                _ => prev[rng.gen_range(0..prev.len())].digest,
+            }
+        });
         for a in authors {
             let mut parents = Vec::new();
             if r > 0 {
@@ -148,13 +169,13 @@ fn check_seed(seed: u64, bug: Option<PlantedBug>) -> Option<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (n, f) = if seed % 3 == 2 { (7, 2) } else { (4, 1) };
     let mut cfg = BullsharkConfig::new(n, f);
-    cfg.gc_depth = if seed % 2 == 0 { 4 } else { 50 };
+    cfg.gc_depth = if seed.is_multiple_of(2) { 4 } else { 50 };
     cfg.bug = bug;
     let dag = random_dag(&mut rng, n, f, 24, 0.45);
     let mut reference: Option<Vec<(u64, u32)>> = None;
-    for view in 0..12 {
+    for view in 0..24 {
         let order = causal_order(&mut rng, &dag);
-        let whole = view < 8;
+        let whole = view < 16;
         let cut = if whole {
             order.len()
         } else {

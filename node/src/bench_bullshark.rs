@@ -145,7 +145,10 @@ impl<P> Timed<P> {
     fn record(&mut self, kind: &str, t: Instant) {
         let dt = t.elapsed().as_secs_f64();
         self.steps += 1;
-        let snap = (self.steps % 64 == 0).then(|| (self.status)(&self.inner));
+        let snap = self
+            .steps
+            .is_multiple_of(64)
+            .then(|| (self.status)(&self.inner));
         if let Ok(mut b) = self.times.lock() {
             let e = b.by_kind.entry(kind.to_owned()).or_default();
             e.0 += 1;

@@ -106,7 +106,7 @@ impl BullsharkConfig {
 
 /// The leader of `round`: round-robin on even rounds, none on odd ones.
 pub fn leader_of(round: u64, n: u32) -> Option<NodeId> {
-    (round % 2 == 0 && n > 0).then(|| ((round / 2) % u64::from(n)) as NodeId)
+    (round.is_multiple_of(2) && n > 0).then(|| ((round / 2) % u64::from(n)) as NodeId)
 }
 
 /// One transaction inside a batch; its origin is the batch's author.
