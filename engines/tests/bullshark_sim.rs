@@ -141,6 +141,12 @@ fn crashes_and_partitions_until_gst_keep_safety_and_liveness() {
             let built = bullshark::build(seed, BullsharkConfig::new(n, f), scheme);
             let r = run(seed, built, faults, &txs(&correct, 12, 40), true, 5_000);
             assert_clean(&format!("n={n}"), &r);
+            let fetched = ["fetch_certs", "fetch_batches"]
+                .iter()
+                .filter_map(|k| r.messages.get(k))
+                .map(|m| m.count)
+                .sum::<u64>();
+            assert!(fetched > 0, "n={n}: lost messages were never fetched");
             for c in &correct {
                 assert_eq!(tx_count(&r.logs[c]), 12 * correct.len(), "n={n} node {c}");
             }
@@ -211,4 +217,60 @@ fn f_plus_one_crashes_stop_progress_and_liveness_says_so() {
         r.violations
     );
     assert!(r.violations.iter().all(|v| v.invariant == "liveness"));
+}
+
+/// One vote per (author, round): validator 1 gets two signed round-0 headers of validator 0;
+/// it votes for the first only (and again for the same one when it is re-sent), and raises one
+/// alarm naming 0.
+#[test]
+fn one_vote_per_author_and_round() {
+    use dwcp_engines::bullshark::{Batch, Tx, Validator};
+    use dwcp_engines::sim::crypto::Keyring;
+    use dwcp_engines::sim::{Outbox, Protocol};
+    use rand::SeedableRng;
+    let cfg = BullsharkConfig::new(4, 1);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let ring = Keyring::generate(4, Scheme::Ed25519, &mut rng);
+    let mut v1 = Validator::new(cfg, ring.signer(1).unwrap(), ring.public());
+    let s0 = ring.signer(0).unwrap();
+    let batch = Arc::new(Batch {
+        author: 0,
+        txs: vec![Tx {
+            id: 1,
+            payload: Arc::from(&b"x"[..]),
+        }],
+    });
+    let header = |batches: Vec<[u8; 32]>| {
+        let mut h = Header {
+            author: 0,
+            round: 0,
+            batches,
+            parents: Vec::new(),
+            weak: Vec::new(),
+            sig: [0; 64],
+        };
+        h.sig = s0.sign(&h.digest());
+        Arc::new(h)
+    };
+    let (a, b) = (header(Vec::new()), header(vec![batch.digest()]));
+    let mut out = Outbox::new(1, 4, rand_chacha::ChaCha8Rng::seed_from_u64(1));
+    v1.on_message(0, 0, &BullsharkMsg::Batch(batch), &mut out);
+    for h in [&a, &b, &a, &b] {
+        v1.on_message(1, 0, &BullsharkMsg::Header(Arc::clone(h)), &mut out);
+    }
+    let votes: Vec<_> = out
+        .sends
+        .iter()
+        .filter_map(|s| match &*s.msg {
+            BullsharkMsg::Vote(v) => Some((s.to, v.header)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        votes,
+        vec![(0, a.digest()), (0, a.digest())],
+        "one vote, re-sent"
+    );
+    let alarms: Vec<_> = out.alarms.iter().map(|x| (x.kind, x.suspect)).collect();
+    assert_eq!(alarms, vec![(AlarmKind::Equivocation, Some(0))]);
 }
