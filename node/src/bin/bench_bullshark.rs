@@ -5,7 +5,9 @@
 //! claim beside what was measured, and where the time goes. `BULL_TXS` (default 200 000),
 //! `BULL_WINDOW` (outstanding transactions in the whole cluster, default 16 000) and
 //! `BULL_ROUNDS` (ordering-only rounds, default 20 000) size the runs; `BULL_REPEAT` (default 3)
-//! repeats each end-to-end run and judges the targets on the median.
+//! repeats each end-to-end run and judges the targets on the median. (Over 400 lines: the three
+//! end-to-end modes and the report they feed are kept in one file, so every printed figure has
+//! one source.)
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
