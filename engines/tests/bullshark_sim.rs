@@ -114,6 +114,16 @@ fn happy_path_every_validator_commits_everything_in_one_order() {
         }
         assert!(r.messages.get("certificate").is_some_and(|m| m.count > 0));
         assert!(r.alarms.is_empty(), "{:?}", r.alarms);
+        let built = bullshark::build(seed, BullsharkConfig::new(4, 1), Scheme::Ed25519);
+        let again = run(
+            seed,
+            built,
+            FaultModel::reliable(),
+            &txs(&[0, 1, 2, 3], 25, 4),
+            true,
+            3_000,
+        );
+        assert_eq!(again.trace_hash, r.trace_hash, "same seed, same trace");
     }
 }
 
