@@ -39,6 +39,10 @@ pub fn bench_config(n: u32) -> BullsharkConfig {
     c.batch_bytes = 256 * 1024;
     c.batch_delay_ms = 10;
     c.max_header_delay_ms = 20;
+    c.min_header_delay_ms = std::env::var("BULL_MIN_HEADER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     c.leader_timeout_ms = 200;
     c.retransmit_ms = 500;
     c.gc_depth = 50;

@@ -60,6 +60,9 @@ pub struct BullsharkConfig {
     pub batch_delay_ms: u64,
     /// A header without new batches waits this long after the previous one.
     pub max_header_delay_ms: u64,
+    /// A header without a full sealed batch waits this long after the previous one (fewer,
+    /// fuller rounds under load: less signing per transaction; 0 = propose at once).
+    pub min_header_delay_ms: u64,
     /// How long a validator with `2f + 1` certificates of an even round waits for the leader's.
     pub leader_timeout_ms: u64,
     /// Retransmission of the own header, the latest certificate and outstanding fetches.
@@ -77,6 +80,7 @@ impl BullsharkConfig {
             batch_bytes: 64 * 1024,
             batch_delay_ms: 5,
             max_header_delay_ms: 20,
+            min_header_delay_ms: 0,
             leader_timeout_ms: 60,
             retransmit_ms: 50,
             gc_depth: 50,

@@ -211,6 +211,12 @@ impl Validator {
                 out.set_timer(T_PROPOSE, due);
                 return;
             }
+            // Pacing: a header carries at least a full batch or waits `min_header_delay_ms`.
+            let early = self.proposed_at + self.cfg.min_header_delay_ms;
+            if now < early && self.ready.is_empty() {
+                out.set_timer(T_PROPOSE, early);
+                return;
+            }
         }
         self.seal(out);
         self.propose(now, next, out);

@@ -4,7 +4,8 @@
 //! `dwcp-node` transport runtime) — with the target (≥ 50 000 tx/s) MET or MISSED, the seed's
 //! claim beside what was measured, and where the time goes. `BULL_TXS` (default 200 000),
 //! `BULL_WINDOW` (outstanding transactions in the whole cluster, default 16 000) and
-//! `BULL_ROUNDS` (ordering-only rounds, default 20 000) size the runs; `BULL_REPEAT` (default 3)
+//! `BULL_ROUNDS` (ordering-only rounds, default 20 000) size the runs, `BULL_MIN_HEADER_MS`
+//! (default 10) paces headers that carry no full batch; `BULL_REPEAT` (default 3)
 //! repeats each end-to-end run and judges the targets on the median. (Over 400 lines: the three
 //! end-to-end modes and the report they feed are kept in one file, so every printed figure has
 //! one source.)
