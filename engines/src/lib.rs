@@ -10,6 +10,8 @@
 //! * [`pbft`] — the PBFT consensus core: a sans-IO replica on [`sim::Protocol`].
 //! * [`probft`] — ProBFT: VRF-sampled (RFC 9381 ECVRF) O(√n) quorums on [`sim::Protocol`], and
 //!   the sample-only safety Monte-Carlo.
+//! * [`bullshark`] — Bullshark: a Narwhal-style certified DAG (sans-IO validator) and its
+//!   ordering as a pure function of the local DAG.
 //! * [`tpbft`] — T-PBFT: PBFT inside a committee chosen by EigenTrust from committed evidence.
 //! * [`manager`] — the DWCP Manager: component registry, health/metrics loops on an injected clock,
 //!   single-flight recovery, circuit breakers, degradation levels.
@@ -21,6 +23,7 @@
 //! the global RNG). Safety findings leave as [`dwcp_core::signals::EngineEvent`]s for the
 //! companion's rollback triggers 5–8 ([`dwcp_core::signals::Trigger`]).
 
+pub mod bullshark;
 pub mod compression;
 pub mod manager;
 pub mod pbft;

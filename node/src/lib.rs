@@ -9,10 +9,13 @@
 //! * [`config`] — the TOML file a `dwcp-node` process runs from (id, key file, peers, engine).
 //! * [`load`] — a closed-loop load driver (submit, wait for commits, latency per transaction),
 //!   shared by the binary and `dwcp-bench-consensus`.
+//! * [`bench_bullshark`] — Bullshark as a [`engine::TxEngine`], ordering-only and end-to-end
+//!   measurements with a timing breakdown (`dwcp-bench-bullshark`).
 //!
 //! The same state machines run in the simulator (tests in `dwcp-engines`) and here.
 
 pub mod bench;
+pub mod bench_bullshark;
 pub mod cluster;
 pub mod config;
 pub mod engine;

@@ -131,6 +131,27 @@ impl PublicKeys {
         self.verify_raw(id, msg, sig)
     }
 
+    /// Whether every `(id, msg, sig)` verifies: one ed25519 batch verification (`verify_batch`)
+    /// for an unscoped ed25519 keyring, one check per item otherwise. Non-members never verify.
+    pub fn verify_all(&self, items: &[(NodeId, &[u8], &[u8; 64])]) -> bool {
+        if let (Verifiers::Ed25519(v), None) = (&*self.0, &self.1) {
+            let mut keys = Vec::with_capacity(items.len());
+            for (id, _, _) in items {
+                match v.get(*id as usize) {
+                    Some(k) => keys.push(*k),
+                    None => return false,
+                }
+            }
+            let msgs: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
+            let sigs: Vec<Signature> = items
+                .iter()
+                .map(|(_, _, s)| Signature::from_bytes(s))
+                .collect();
+            return ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
+        }
+        items.iter().all(|(id, m, s)| self.verify(*id, m, s))
+    }
+
     fn verify_raw(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {
         match &*self.0 {
             Verifiers::Ed25519(v) => v
