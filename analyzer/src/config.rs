@@ -61,6 +61,12 @@ struct RawConfig {
     /// flagd flag-definition JSON served to applications over OFREP (`crate::ofrep`), reloaded on change.
     #[serde(default)]
     flags: Option<PathBuf>,
+    /// `[store]`: audit-log retention (`crate::store::RetentionConfig`).
+    #[serde(default)]
+    store: crate::store::RetentionConfig,
+    /// `[api]`: request timeout and concurrency limit (`crate::serve::ApiLimits`).
+    #[serde(default)]
+    api: crate::serve::ApiLimits,
 }
 
 /// `[train]`: which plan to run and how fast its clock goes (1 = calendar time).
@@ -143,6 +149,8 @@ pub struct Config {
     pub rollouts: Vec<RolloutDef>,
     pub train: Option<TrainConfig>,
     pub flags: Option<PathBuf>,
+    pub store: crate::store::RetentionConfig,
+    pub api: crate::serve::ApiLimits,
 }
 
 impl Config {
@@ -182,6 +190,12 @@ impl Config {
         raw.samples
             .validate()
             .map_err(|(f, m)| field(&format!("samples.{f}"), &m))?;
+        raw.store
+            .validate()
+            .map_err(|(f, m)| field(&format!("store.{f}"), &m))?;
+        raw.api
+            .validate()
+            .map_err(|(f, m)| field(&format!("api.{f}"), &m))?;
         if !(50..=60_000).contains(&raw.tick_ms) {
             return Err(field("tick_ms", "must be between 50 and 60000"));
         }
@@ -264,6 +278,8 @@ impl Config {
                 t => t,
             },
             flags: raw.flags,
+            store: raw.store,
+            api: raw.api,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod engines_api;
+pub mod events_api;
 pub mod metrics;
 pub mod ofrep;
 pub mod redact;
