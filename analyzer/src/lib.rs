@@ -13,6 +13,7 @@ pub mod config;
 pub mod consensus;
 pub mod controller;
 pub mod engines_api;
+pub mod events_api;
 pub mod metrics;
 pub mod ofrep;
 pub mod redact;

@@ -94,6 +94,22 @@ enum Cmd {
     },
     /// Send demo traffic through Envoy and print the split per segment.
     Traffic(traffic::Args),
+    /// Copy the database to a new file with SQLite's online backup API (safe while the companion
+    /// runs: one consistent snapshot, WAL content included); the copy is integrity-checked.
+    Backup {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a copy made by `backup` (checked first). Stop the companion first;
+    /// at its next start running filters adopt the restored state within one sync (a new epoch).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +287,8 @@ fn main() -> ExitCode {
             PlanCmd::Release { rollout } => train::cli::command(&client, &rollout, "release", None),
             PlanCmd::Skip { rollout } => train::cli::command(&client, &rollout, "skip", None),
         }),
+        Cmd::Backup { db, out } => cli::exit(cli::backup(&db, &out)),
+        Cmd::Restore { from, db } => cli::exit(cli::restore(&from, &db)),
         Cmd::Traffic(a) => cli::exit(traffic::run(&a).map_err(cli::CliError::Other)),
     }
 }

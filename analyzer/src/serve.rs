@@ -33,6 +33,81 @@ pub fn router(
     secure(router, app)
 }
 
+/// `[api]` in the companion's config: every request's time limit and how many are served at once
+/// (beyond that: 503 at once, filters resend; a timed-out request gets 504, its work is not undone).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLimits {
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_in_flight() -> usize {
+    1_024
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: default_timeout_ms(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+impl ApiLimits {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(100..=600_000).contains(&self.request_timeout_ms) {
+            return Err((
+                "request_timeout_ms".into(),
+                "must be between 100 and 600000".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_in_flight) {
+            return Err((
+                "max_in_flight".into(),
+                "must be between 1 and 100000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Puts `router` behind the request timeout and the global concurrency limit (tower layers).
+pub fn limit(router: axum::Router, limits: &ApiLimits) -> axum::Router {
+    use axum::http::StatusCode;
+    use tower::ServiceBuilder;
+    let timeout = Duration::from_millis(limits.request_timeout_ms);
+    router.layer(
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(
+                |e: tower::BoxError| async move {
+                    let (status, why) = if e.is::<tower::timeout::error::Elapsed>() {
+                        (StatusCode::GATEWAY_TIMEOUT, "request timed out")
+                    } else if e.is::<tower::load_shed::error::Overloaded>() {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many requests in flight",
+                        )
+                    } else {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                    };
+                    (status, axum::Json(serde_json::json!({ "error": why })))
+                },
+            ))
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                limits.max_in_flight,
+            ))
+            .timeout(timeout),
+    )
+}
+
 /// Puts `router` behind the authorization middleware.
 pub fn secure(router: axum::Router, app: Arc<App>) -> axum::Router {
     router.layer(axum::middleware::from_fn_with_state(
@@ -120,24 +195,33 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
-            let mut c = ticker.lock();
-            if let Err(e) = c.tick(now_ms()) {
-                tracing::error!(error = %e, "tick failed");
-            }
-            if let Some(f) = &flags_ticker {
-                f.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .poll_and_apply(&mut c, now_ms());
-            }
-            if let Some(t) = &train_ticker {
-                if let Err(e) = crate::train::api::lock(t).tick(&mut c, now_ms()) {
-                    tracing::error!(error = %e, "train tick failed");
+            let (ticker, flags_ticker, train_ticker) =
+                (ticker.clone(), flags_ticker.clone(), train_ticker.clone());
+            // Commits (fsync) and pruning: off the async threads.
+            let done = tokio::task::spawn_blocking(move || {
+                let mut c = ticker.lock();
+                if let Err(e) = c.tick(now_ms()) {
+                    tracing::error!(error = %e, "tick failed");
                 }
+                if let Some(f) = &flags_ticker {
+                    f.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .poll_and_apply(&mut c, now_ms());
+                }
+                if let Some(t) = &train_ticker {
+                    if let Err(e) = crate::train::api::lock(t).tick(&mut c, now_ms()) {
+                        tracing::error!(error = %e, "train tick failed");
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!(error = %e, "tick panicked");
             }
         }
     });
     tracing::info!(listen = %cfg.listen, db = %cfg.db.display(), rollouts = cfg.rollouts.len(), "companion serving");
-    let router = router(app, host, train, flags);
+    let router = limit(router(app, host, train, flags), &cfg.api);
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -26,7 +26,7 @@ pub fn envoy_bin() -> PathBuf {
 }
 
 /// Release binaries: `target/release`, or `$DWCP_BIN_DIR` when set (e.g. a separate target dir).
-fn bin(name: &str) -> PathBuf {
+pub fn bin(name: &str) -> PathBuf {
     let dir = std::env::var_os("DWCP_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/release"));
@@ -348,6 +348,11 @@ impl Stack {
         wait_port(self.ports.analyzer, "analyzer");
     }
 
+    /// The companion's process id (for signals: SIGSTOP / SIGCONT).
+    pub fn analyzer_pid(&self) -> u32 {
+        self.analyzer.as_ref().expect("companion running").id()
+    }
+
     /// SIGKILL the companion (a crash, not a shutdown).
     pub fn kill_analyzer(&mut self) {
         if let Some(mut c) = self.analyzer.take() {
@@ -496,6 +501,27 @@ impl Stack {
             })
             .collect();
         std::fs::write(&self.analyzer_toml, out.join("\n") + "\n").expect("write analyzer.toml");
+    }
+
+    /// Makes the companion listen on `port` from its next start (e.g. behind a proxy on its port).
+    pub fn set_analyzer_listen(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.analyzer_toml).expect("analyzer.toml");
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("listen = ") {
+                    format!("listen = \"127.0.0.1:{port}\"")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&self.analyzer_toml, out.join("\n") + "\n").expect("write analyzer.toml");
+    }
+
+    /// The companion's database file.
+    pub fn analyzer_db(&self) -> PathBuf {
+        self.dir.path().join("analyzer.db")
     }
 
     /// Sets the global kill switch through the API.

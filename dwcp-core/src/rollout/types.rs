@@ -312,11 +312,14 @@ pub enum EventKind {
     TrainDone,
     TrainRestarted,
     TrainActionFailed,
+    /// The companion could not store its state for a while (recorded under rollout `*` by the first
+    /// commit that succeeds again: a failed commit cannot store its own event).
+    StoreCommitFailed,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (the names list and the tests walk it).
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Started,
         EventKind::Promoted,
         EventKind::Succeeded,
@@ -338,6 +341,7 @@ impl EventKind {
         EventKind::TrainDone,
         EventKind::TrainRestarted,
         EventKind::TrainActionFailed,
+        EventKind::StoreCommitFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -363,6 +367,7 @@ impl EventKind {
             EventKind::TrainDone => "train_done",
             EventKind::TrainRestarted => "train_restarted",
             EventKind::TrainActionFailed => "train_action_failed",
+            EventKind::StoreCommitFailed => "store_commit_failed",
         }
     }
 

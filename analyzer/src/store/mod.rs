@@ -1,6 +1,12 @@
 //! Durable state in SQLite (WAL, synchronous=FULL for decisions): rollout snapshots, the audit log of
 //! events with their evidence, and the dynamic-state version. Everything a decision used is written in
 //! the same transaction as the decision, so a kill -9 loses at most telemetry not yet judged.
+//! `events` (audit-log pages, retention), `backup` (online backup and restore).
+
+pub mod backup;
+pub mod events;
+
+pub use events::{Page, Reader, RetentionConfig};
 
 use dwcp_core::rollout::{Event, Rollout};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -13,12 +19,17 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("corrupt record: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("database {path} failed its integrity check ({detail}); stop the companion, replace the file with a copy taken while it was stopped and delete its -wal and -shm files (see the README)")]
+    #[error("database {path} failed its integrity check ({detail}); to recover: stop the companion, \
+             `dwcp-analyzer restore --from BACKUP --db {path}` (a copy made by `dwcp-analyzer backup --db {path} --out BACKUP`), \
+             or move the file and its -wal and -shm files away to start empty (see the README, \"Recovery\")")]
     Corrupt { path: String, detail: String },
+    #[error("events archive {0}")]
+    Archive(String),
 }
 
 pub struct Store {
     conn: Connection,
+    path: std::path::PathBuf,
 }
 
 /// The scalar state saved with every commit: the dynamic-state version and the global kill switch.
@@ -74,7 +85,30 @@ impl Store {
              CREATE TABLE IF NOT EXISTS vms (vm TEXT PRIMARY KEY, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
                  routing_version INTEGER NOT NULL);",
         )?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A read-only connection of its own to this database (`events::Reader`).
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Reader::open(&self.path)
+    }
+
+    /// Applies the audit log's row bound (`events::prune`); returns the rows pruned.
+    pub fn prune_events(&mut self, cfg: &RetentionConfig) -> Result<u64, StoreError> {
+        events::prune(&mut self.conn, cfg)
+    }
+
+    /// One page of a rollout's events (`events::page`) on the writer's connection.
+    pub fn events_page(
+        &self,
+        rollout: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        events::page(&self.conn, rollout, before, limit)
     }
 
     pub fn load_rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
@@ -217,27 +251,8 @@ impl Store {
         Ok(())
     }
 
+    /// The newest `limit` (≤ `events::MAX_PAGE`) events of a rollout, oldest first.
     pub fn events(&self, rollout: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, at_ms, json FROM (SELECT id, at_ms, json FROM events WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
-        )?;
-        let rows = st.query_map(params![rollout, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, at, j) = row?;
-            out.push(StoredEvent {
-                id,
-                rollout: rollout.to_string(),
-                at_ms: at as u64,
-                event: serde_json::from_str(&j)?,
-            });
-        }
-        Ok(out)
+        Ok(self.events_page(rollout, None, limit)?.events)
     }
 }

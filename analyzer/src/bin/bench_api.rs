@@ -1,0 +1,292 @@
+//! `make bench-api`: the API under load while ingest runs. Starts `dwcp-analyzer serve` (10 rollouts,
+//! an audit log of a few thousand events), then N sidecars (default 1 000) post one batch per second
+//! each, in three interleaved runs: ingest alone, ingest with R clients (default 50) paging through
+//! events (`?limit=100&before=…`) and reading status (`/v1/rollouts`, `/v1/rollouts/{name}`) in a
+//! closed loop, and ingest alone again. Prints p50/p99 ingest latency of each run and the readers'
+//! throughput and p99. Load generator and companion share this host's cores: medians of rounds.
+
+use dwcp_core::decision::Track;
+use dwcp_core::telemetry::Accumulator;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token";
+
+fn batch_body(vm: &str, seq: u64, rollouts: &[String], i: usize) -> Vec<u8> {
+    let segs: Vec<String> = ["beta", "enterprise", "internal", "premium", "standard"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut a = Accumulator::new(rollouts.to_vec(), segs);
+    for r in [i % rollouts.len(), (i + 1) % rollouts.len()] {
+        for s in 0..5 {
+            for k in 0..20u64 {
+                a.record(r, Track::Stable, s, Some(1), false, 8_000 + k * 700);
+            }
+            a.record(r, Track::Canary, s, Some(1), false, 9_000 + s as u64 * 300);
+        }
+    }
+    serde_json::to_vec(&a.take_batch(vm, seq, 0, 0)).unwrap_or_default()
+}
+
+fn pct(v: &mut [u64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0
+}
+
+struct Run {
+    ingest_us: Vec<u64>,
+    ingest_errors: u64,
+    batches_per_s: f64,
+    read_us: Vec<u64>,
+    read_errors: u64,
+    reads_per_s: f64,
+}
+
+fn ingest(
+    url: &str,
+    sidecars: usize,
+    seq_base: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(Vec<u64>, u64)>> {
+    let threads = 48usize;
+    let rollouts: Vec<String> = (0..10).map(|i| format!("svc-{i}")).collect();
+    (0..threads)
+        .map(|t| {
+            let (url, stop, rollouts) = (url.to_string(), stop.clone(), rollouts.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let mine: Vec<usize> = (t..sidecars).step_by(threads).collect();
+                let (mut lat, mut errors, mut n) = (Vec::new(), 0, 0u64);
+                let start = Instant::now();
+                // Sidecar i posts at i/sidecars of each second (spread, as real sidecars are).
+                'outer: for round in 0u64.. {
+                    for &i in &mine {
+                        let due = start
+                            + Duration::from_secs_f64(round as f64 + i as f64 / sidecars as f64);
+                        while Instant::now() < due {
+                            if stop.load(Ordering::Relaxed) {
+                                break 'outer;
+                            }
+                            std::thread::sleep(
+                                (due - Instant::now()).min(Duration::from_millis(20)),
+                            );
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                        n += 1;
+                        let body = batch_body(
+                            &format!("bench-{i}"),
+                            seq_base + round * 10_000 + n,
+                            &rollouts,
+                            i,
+                        );
+                        let t0 = Instant::now();
+                        let r = agent
+                            .post(&format!("{url}/v1/telemetry"))
+                            .set("authorization", &format!("Bearer {TOKEN}"))
+                            .set("content-type", "application/json")
+                            .send_bytes(&body);
+                        lat.push(t0.elapsed().as_micros() as u64);
+                        if r.is_err() {
+                            errors += 1;
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect()
+}
+
+fn readers(
+    url: &str,
+    n: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(Vec<u64>, u64)>> {
+    (0..n)
+        .map(|k| {
+            let (url, stop) = (url.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let (mut lat, mut errors) = (Vec::new(), 0);
+                let mut before: Option<i64> = None;
+                let mut i = k;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let path = match i % 4 {
+                        0 => "/v1/rollouts".to_string(),
+                        1 => format!("/v1/rollouts/svc-{}", i % 10),
+                        _ => format!(
+                            "/v1/rollouts/svc-{}/events?limit=100{}",
+                            k % 3,
+                            before.map_or(String::new(), |b| format!("&before={b}"))
+                        ),
+                    };
+                    let t0 = Instant::now();
+                    match agent
+                        .get(&format!("{url}{path}"))
+                        .set("authorization", &format!("Bearer {TOKEN}"))
+                        .call()
+                    {
+                        Ok(r) => {
+                            let v: serde_json::Value = r.into_json().unwrap_or_default();
+                            if path.contains("events") {
+                                before = v["next_before"].as_i64();
+                            }
+                        }
+                        Err(_) => errors += 1,
+                    }
+                    lat.push(t0.elapsed().as_micros() as u64);
+                }
+                (lat, errors)
+            })
+        })
+        .collect()
+}
+
+fn run(url: &str, sidecars: usize, n_readers: usize, secs: u64, seq_base: u64) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let ing = ingest(url, sidecars, seq_base, stop.clone());
+    let rd = readers(url, n_readers, stop.clone());
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let collect = |hs: Vec<std::thread::JoinHandle<(Vec<u64>, u64)>>| {
+        let (mut all, mut err) = (Vec::new(), 0);
+        for h in hs {
+            if let Ok((l, e)) = h.join() {
+                all.extend(l);
+                err += e;
+            }
+        }
+        (all, err)
+    };
+    let (ingest_us, ingest_errors) = collect(ing);
+    let (read_us, read_errors) = collect(rd);
+    let secs = start.elapsed().as_secs_f64();
+    Run {
+        batches_per_s: ingest_us.len() as f64 / secs,
+        reads_per_s: read_us.len() as f64 / secs,
+        ingest_us,
+        ingest_errors,
+        read_us,
+        read_errors,
+    }
+}
+
+fn main() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (sidecars, n_readers, secs, rounds) = (
+        env("SIDECARS", 1000) as usize,
+        env("READERS", 50) as usize,
+        env("SECONDS", 10),
+        env("ROUNDS", 3),
+    );
+    let dir = std::env::temp_dir().join(format!("dwcp-bench-api-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18081);
+    let mut toml = format!(
+        "listen = \"127.0.0.1:{port}\"\ndb = \"{}\"\ntoken = \"{TOKEN}\"\n",
+        dir.join("a.db").display()
+    );
+    for i in 0..10 {
+        toml.push_str(&format!("[[rollout]]\nname = \"svc-{i}\"\nautostart = true\nskip_shadow = true\nphase_seconds = 86400\n"));
+    }
+    let cfg = dir.join("a.toml");
+    let _ = std::fs::write(&cfg, toml);
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("dwcp-analyzer")))
+        .unwrap_or_default();
+    let mut child = match Command::new(&exe)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start {}: {e}", exe.display());
+            std::process::exit(69);
+        }
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while ureq::get(&format!("{url}/healthz")).call().is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            eprintln!("companion did not start");
+            let _ = child.kill();
+            std::process::exit(69);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // An audit log to page through: pause/resume pairs on three rollouts.
+    let agent = ureq::agent();
+    for k in 0..3 {
+        for _ in 0..env("EVENT_PAIRS", 300) {
+            for a in ["pause", "resume"] {
+                let _ = agent
+                    .post(&format!("{url}/v1/rollouts/svc-{k}/{a}"))
+                    .set("authorization", &format!("Bearer {TOKEN}"))
+                    .call();
+            }
+        }
+    }
+    println!("{sidecars} sidecars × 1 batch/s, {n_readers} readers (events pages of 100, status), {secs} s per run, {rounds} rounds");
+    println!(
+        "{:<8} {:<18} {:>10} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}",
+        "round", "run", "batches/s", "p50 ms", "p99 ms", "errors", "reads/s", "read p99", "errors"
+    );
+    let seq = AtomicU64::new(1);
+    let mut p99 = [Vec::new(), Vec::new()];
+    let summary = Mutex::new(Vec::new());
+    for round in 0..rounds {
+        for (name, r) in [("ingest alone", 0), ("ingest + readers", n_readers)] {
+            let mut x = run(
+                &url,
+                sidecars,
+                r,
+                secs,
+                seq.fetch_add(1_000_000_000, Ordering::Relaxed),
+            );
+            let (p50, q99) = (pct(&mut x.ingest_us, 0.5), pct(&mut x.ingest_us, 0.99));
+            p99[usize::from(r > 0)].push(q99);
+            let rp = pct(&mut x.read_us, 0.99);
+            println!("{round:<8} {name:<18} {:>10.0} {p50:>9.2} {q99:>9.2} {:>7} {:>9.0} {rp:>9.2} {:>7}", x.batches_per_s, x.ingest_errors, x.reads_per_s, x.read_errors);
+            summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((name, q99));
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (alone, with) = (med(&mut p99[0]), med(&mut p99[1]));
+    println!("median p99 ingest latency: alone {alone:.2} ms, with {n_readers} readers {with:.2} ms (×{:.2})", with / alone.max(1e-9));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
