@@ -229,21 +229,23 @@ impl TpbftNode {
         self.maybe_submit_evidence(now, out);
     }
 
-    /// Send an executed batch to the non-members this member serves (`f_c + 1` members per
-    /// non-member, chosen by position).
+    /// Send an executed batch to the non-members this member serves: one member per
+    /// non-member and batch, rotating with the sequence number (`(k + seq) mod c` for the
+    /// `k`-th non-member). The certificate is verified on arrival, so one forwarder is safe; a
+    /// member that withholds its share leaves gaps that the next batch (from another member)
+    /// reveals, and the non-member pulls them (`catchup.rs`).
     fn forward(&self, epoch: u64, entry: &LedgerEntry, out: &mut Outbox<TpbftMsg>) {
         let Some(local) = self.local() else {
             return;
         };
-        let c = self.cfg.c;
-        let serve = self.cfg.f_c() + 1;
+        let c = u64::from(self.cfg.c.max(1));
         let msg = Arc::new(TpbftMsg::Committed(Arc::new(vec![(epoch, entry.clone())])));
-        let mut k = 0u32;
+        let mut k = 0u64;
         for id in 0..self.cfg.n {
             if self.committee.contains(&id) {
                 continue;
             }
-            if (k + c - local) % c < serve {
+            if (k + entry.seq) % c == u64::from(local) {
                 out.send_shared(id, Arc::clone(&msg));
             }
             k += 1;
@@ -262,20 +264,20 @@ impl TpbftNode {
         self.batches
             .insert(seq, (entry.view, batch_digest(&entry.batch)));
         let mut ends = false;
-        for (pos, r) in entry.batch.iter().enumerate() {
+        let decoded: Vec<Option<Payload>> = entry
+            .batch
+            .iter()
+            .map(|r| Payload::decode(&r.payload).ok())
+            .collect();
+        let valid = self.origin_signatures(&decoded);
+        for (pos, (r, p)) in entry.batch.iter().zip(decoded).enumerate() {
             let Some(member) = self.committee.get(r.client as usize).copied() else {
                 continue;
             };
-            match Payload::decode(&r.payload) {
-                Ok(Payload::Tx(tx)) => {
+            match p {
+                Some(Payload::Tx(tx)) => {
                     let key = (tx.origin, tx.id);
-                    if self.done.contains(&key)
-                        || !self.keys.verify(
-                            tx.origin,
-                            &tx_statement(tx.origin, tx.id, &tx.payload),
-                            &tx.sig,
-                        )
-                    {
+                    if self.done.contains(&key) || !valid[pos] {
                         continue;
                     }
                     self.done.insert(key);
@@ -291,7 +293,7 @@ impl TpbftNode {
                         digest: crate::sim::crypto::hash_parts(&[&tx.payload]),
                     });
                 }
-                Ok(Payload::Evidence(ev)) => {
+                Some(Payload::Evidence(ev)) => {
                     if ev.epoch != epoch || self.evidence.contains_key(&member) {
                         continue;
                     }
@@ -301,13 +303,39 @@ impl TpbftNode {
                         ends = true;
                     }
                 }
-                Err(_) => {}
+                None => {}
             }
         }
         self.archive.insert((epoch, seq), entry);
         if ends {
             self.end_epoch(now, out);
         }
+    }
+
+    /// Whether each payload is a transaction correctly signed by its origin: one batch
+    /// verification for the batch, each one alone if the batch fails (the answer depends only
+    /// on the batch, so every node decides alike at the same log position).
+    fn origin_signatures(&self, ps: &[Option<Payload>]) -> Vec<bool> {
+        let txs: Vec<(usize, &Tx, Vec<u8>)> = ps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Some(Payload::Tx(tx)) if !self.done.contains(&(tx.origin, tx.id)) => {
+                    Some((i, tx, tx_statement(tx.origin, tx.id, &tx.payload)))
+                }
+                _ => None,
+            })
+            .collect();
+        let items: Vec<(NodeId, &[u8], &[u8; 64])> = txs
+            .iter()
+            .map(|(_, tx, st)| (tx.origin, st.as_slice(), &tx.sig))
+            .collect();
+        let mut valid = vec![false; ps.len()];
+        let all = self.keys.verify_all(&items);
+        for ((i, _, _), (id, st, sig)) in txs.iter().zip(&items) {
+            valid[*i] = all || self.keys.verify(*id, st, sig);
+        }
+        valid
     }
 
     /// Keep only the parts of `ev` whose signatures verify against this epoch's batches.
