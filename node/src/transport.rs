@@ -337,8 +337,9 @@ async fn writer(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = backoff_min;
-    // A frame taken from the queue but not yet written (kept across a reconnect).
-    let mut carry: Option<Bytes> = None;
+    // Frames taken from the queue and not yet known written (kept across a reconnect: a write
+    // that fails mid-batch resends the whole batch; the protocols ignore duplicates).
+    let mut carry: Vec<Bytes> = Vec::new();
     loop {
         if *stop.borrow() {
             return;
@@ -377,37 +378,34 @@ async fn writer(
         backoff = backoff_min;
         bump(&stats, |s| s.connects += 1);
         loop {
-            let first = match carry.take() {
-                Some(f) => f,
-                None => {
-                    let next = tokio::select! {
-                        f = rx.recv() => f,
-                        _ = stop.changed() => return,
-                    };
-                    let Some(f) = next else {
-                        return;
-                    };
-                    f
-                }
-            };
+            if carry.is_empty() {
+                let next = tokio::select! {
+                    f = rx.recv() => f,
+                    _ = stop.changed() => return,
+                };
+                let Some(f) = next else {
+                    return;
+                };
+                carry.push(f);
+            }
             // Feed what is queued, then flush once: many frames per write.
-            let mut ok = framed.feed(first.clone()).await.is_ok();
-            let mut fed = 1;
-            while ok && fed < 256 {
+            while carry.len() < 256 {
                 match rx.try_recv() {
-                    Ok(f) => {
-                        ok = framed.feed(f).await.is_ok();
-                        fed += 1;
-                    }
+                    Ok(f) => carry.push(f),
                     Err(_) => break,
                 }
             }
-            if !ok || SinkExt::<Bytes>::flush(&mut framed).await.is_err() {
-                if fed == 1 {
-                    carry = Some(first);
+            let mut ok = true;
+            for f in &carry {
+                if framed.feed(f.clone()).await.is_err() {
+                    ok = false;
+                    break;
                 }
-                break; // reconnect
             }
+            if !ok || SinkExt::<Bytes>::flush(&mut framed).await.is_err() {
+                break; // reconnect, `carry` is sent again
+            }
+            carry.clear();
         }
     }
 }

@@ -4,6 +4,11 @@
 //! quorums intersect in at least `f + 1` replicas, hence in one honest replica, which never signs
 //! two digests for one `(view, seq)`.
 //!
+//! * **Requests.** A client sends a request to the primary only; it retransmits a request
+//!   still unexecuted after `retransmit_ms` to every replica (and sends to every replica during
+//!   a view change), so a primary that ignores it is noticed by the backups' view timers.
+//!   Requests inside a pre-prepare (or a state-transfer entry, or a prepared proof) that a
+//!   replica has not verified yet are verified in one ed25519 batch verification.
 //! * **Normal case.** The primary of view `v` (replica `v mod n`) batches signed requests and
 //!   sends `PrePrepare(v, seq, batch)`, signing the prepare statement `(v, seq, digest)` itself.
 //!   A backup that accepts it (right view, inside the watermarks, every request correctly signed
@@ -11,8 +16,11 @@
 //!   signs a `Prepare`. `q` distinct valid signatures on the prepare statement make the batch
 //!   *prepared* (a prepare certificate); the replica then persists the certificate and signs a
 //!   `Commit`. `q` commit signatures make it *committed* (a commit certificate), and batches are
-//!   executed strictly in sequence order. Every executed request gets a signed `Reply` to its
-//!   client, which accepts a result on `f + 1` matching replies ([`ReplyCollector`]).
+//!   executed strictly in sequence order. Clients are replicas: a client that executes its own
+//!   request is done (it holds the commit certificate); one that is behind retransmits the
+//!   request, every replica that executed it answers with a signed `Reply`, and the client
+//!   accepts a result on `f + 1` matching replies ([`ReplyCollector`]). No reply is sent
+//!   otherwise (a signature and a message per request and replica saved).
 //! * **Checkpoints.** Every `checkpoint_interval` sequence numbers a replica signs the digest of
 //!   its state (a hash chain over the executed batches). `q` matching checkpoint signatures make
 //!   it *stable*: the protocol log at or below it is garbage-collected, and the low watermark

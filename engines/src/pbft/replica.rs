@@ -54,6 +54,10 @@ pub struct Replica {
     pub(super) new_view: Option<Arc<NewView>>,
     /// Own client requests awaiting `f + 1` matching replies (durable).
     pub(super) mine: BTreeMap<u64, Arc<Request>>,
+    /// When each own request was last sent (retransmitted after `retransmit_ms`).
+    pub(super) mine_sent: BTreeMap<u64, u64>,
+    /// `executed` at the last tick (a busy replica that did not move asks peers for entries).
+    pub(super) tick_executed: u64,
     pub(super) replies: ReplyCollector,
     pub(super) outputs: Vec<Decided>,
     pub(super) idle: u32,
@@ -94,6 +98,8 @@ impl Replica {
             my_vc: None,
             new_view: None,
             mine: BTreeMap::new(),
+            mine_sent: BTreeMap::new(),
+            tick_executed: 0,
             replies,
             outputs: Vec::new(),
             idle: 0,
@@ -170,9 +176,27 @@ impl Replica {
             out.set_timer(TICK, now + self.cfg.retransmit_ms * 10);
             return;
         }
-        for r in self.mine.values() {
-            out.broadcast(PbftMsg::Request(Arc::clone(r)));
+        let due: Vec<Arc<Request>> = self
+            .mine
+            .values()
+            .filter(|r| {
+                self.mine_sent
+                    .get(&r.id)
+                    .is_none_or(|t| now >= t + self.cfg.retransmit_ms)
+            })
+            .cloned()
+            .collect();
+        for r in due {
+            self.send_request(now, r, true, out);
         }
+        if self.executed == self.tick_executed && self.busy() {
+            // Work waits and nothing executed for a whole tick: maybe the others executed it
+            // already (this replica lost messages) — ask; peers that are not ahead send nothing.
+            out.broadcast(PbftMsg::Fetch {
+                from_seq: self.executed + 1,
+            });
+        }
+        self.tick_executed = self.executed;
         if self.in_vc {
             if let Some(vc) = &self.my_vc {
                 out.broadcast(PbftMsg::ViewChange(Arc::clone(vc)));
@@ -199,7 +223,7 @@ impl Replica {
         });
         self.persist_request(&req, out);
         self.mine.insert(s.id, Arc::clone(&req));
-        out.broadcast(PbftMsg::Request(req));
+        self.send_request(now, req, false, out);
         self.wake(now, out);
     }
 }

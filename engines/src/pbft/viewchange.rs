@@ -76,7 +76,7 @@ impl Replica {
                     && p.seq > vc.stable.seq
                     && p.cert.statement == prepare_statement(p.view, p.seq, &batch_digest(&p.batch))
                     && p.cert.verify(&self.keys, q).is_ok()
-                    && p.batch.iter().all(|r| self.valid_request(r))
+                    && self.valid_batch(p.batch.iter())
             })
     }
 

@@ -131,25 +131,47 @@ impl PublicKeys {
         self.verify_raw(id, msg, sig)
     }
 
-    /// Whether every `(id, msg, sig)` verifies: one ed25519 batch verification (`verify_batch`)
-    /// for an unscoped ed25519 keyring, one check per item otherwise. Non-members never verify.
+    /// Whether every `(id, msg, sig)` verifies (all or nothing; empty is true). Ed25519 keys use
+    /// one batch verification (`ed25519_dalek::verify_batch`: a random linear combination with
+    /// coefficients derived from the inputs, so the answer is a function of the items and their
+    /// order). Batch verification is cofactored: it also accepts a valid signature mauled by a
+    /// small-order component, which single verification rejects — the signed content is the
+    /// same, so callers must not let signature bytes identify anything.
     pub fn verify_all(&self, items: &[(NodeId, &[u8], &[u8; 64])]) -> bool {
-        if let (Verifiers::Ed25519(v), None) = (&*self.0, &self.1) {
-            let mut keys = Vec::with_capacity(items.len());
-            for (id, _, _) in items {
-                match v.get(*id as usize) {
-                    Some(k) => keys.push(*k),
-                    None => return false,
-                }
-            }
-            let msgs: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
-            let sigs: Vec<Signature> = items
-                .iter()
-                .map(|(_, _, s)| Signature::from_bytes(s))
-                .collect();
-            return ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
+        if items.len() < 2 {
+            return items.iter().all(|(id, m, s)| self.verify(*id, m, s));
         }
-        items.iter().all(|(id, m, s)| self.verify(*id, m, s))
+        let Verifiers::Ed25519(keys) = &*self.0 else {
+            return items.iter().all(|(id, m, s)| self.verify(*id, m, s));
+        };
+        let mut scoped: Vec<Digest32> = Vec::new();
+        let mut vks = Vec::with_capacity(items.len());
+        for (id, m, _) in items {
+            let global = match &self.1 {
+                Some(sc) => match sc.ids.get(*id as usize) {
+                    Some(g) => {
+                        scoped.push(scoped_message(&sc.ctx, m));
+                        *g
+                    }
+                    None => return false,
+                },
+                None => *id,
+            };
+            match keys.get(global as usize) {
+                Some(k) => vks.push(*k),
+                None => return false,
+            }
+        }
+        let msgs: Vec<&[u8]> = if self.1.is_some() {
+            scoped.iter().map(|d| d.as_slice()).collect()
+        } else {
+            items.iter().map(|(_, m, _)| *m).collect()
+        };
+        let sigs: Vec<Signature> = items
+            .iter()
+            .map(|(_, _, s)| Signature::from_bytes(s))
+            .collect();
+        ed25519_dalek::verify_batch(&msgs, &sigs, &vks).is_ok()
     }
 
     fn verify_raw(&self, id: NodeId, msg: &[u8], sig: &[u8; 64]) -> bool {

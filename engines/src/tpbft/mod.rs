@@ -27,13 +27,18 @@
 //!   next boundary; a silent member signs nothing, so it earns only the pre-trust share, ties with
 //!   the nodes outside, and yields its seat to one of them (ties prefer non-members).
 //! * **Catch-up.** Members forward each executed batch (null batches included) to the
-//!   non-members (each non-member from `f_c + 1` members, so from one honest one). Any node keeps
-//!   the applied batches and answers a `Pull` with them; a node that sees a gap, or has its own
-//!   transactions outstanding, pulls from the nodes in turn.
+//!   non-members (each batch to each non-member from one member, rotating with the sequence
+//!   number, so a withholding member leaves gaps that later batches reveal). Any node keeps
+//!   the applied batches and answers a `Pull` with them; a node that sees a gap, has its own
+//!   transactions outstanding, or (a member) stopped moving, pulls from the nodes in turn, and an
+//!   idle node keeps pulling on a slow heartbeat (`catchup.rs`), so a node that missed
+//!   the last forwarded batches, or a member left behind when its committee ended the epoch,
+//!   catches up without any new traffic.
 //!
 //! Not durable: a T-PBFT node does not rebuild from stable storage after a crash (the inner PBFT
 //! state is per epoch). No hash maps, no clock or RNG reads.
 
+mod catchup;
 mod node;
 pub mod trust;
 mod wire;

@@ -24,49 +24,53 @@ use super::{
 
 /// Inner replica timers are mapped to `INNER_TIMER + id`.
 const INNER_TIMER: TimerId = 0x100;
-const RETRY: TimerId = 0x200;
+pub(super) const RETRY: TimerId = 0x200;
 /// Most future-epoch messages and out-of-order batches held.
-const BUFFER_CAP: usize = 8192;
+pub(super) const BUFFER_CAP: usize = 8192;
 /// Most batches in one `Committed` answer to a pull.
-const PULL_BATCH: usize = 32;
+pub(super) const PULL_BATCH: usize = 32;
 
 /// A T-PBFT node as the simulator holds it.
 pub type TpbftSimNode = Node<TpbftMsg, TxSubmit, TpbftOut>;
 
 /// One T-PBFT node.
 pub struct TpbftNode {
-    cfg: TpbftConfig,
-    signer: NodeSigner,
-    keys: PublicKeys,
-    epoch: u64,
-    committee: Vec<NodeId>,
-    trust: Vec<f64>,
-    faulty: BTreeSet<NodeId>,
-    scoped: PublicKeys,
-    inner: Option<Replica>,
+    pub(super) cfg: TpbftConfig,
+    pub(super) signer: NodeSigner,
+    pub(super) keys: PublicKeys,
+    pub(super) epoch: u64,
+    pub(super) committee: Vec<NodeId>,
+    pub(super) trust: Vec<f64>,
+    pub(super) faulty: BTreeSet<NodeId>,
+    pub(super) scoped: PublicKeys,
+    pub(super) inner: Option<Replica>,
     /// Applied batches of the current epoch: seq → (view, digest).
-    batches: BTreeMap<u64, (u64, Digest32)>,
-    applied: u64,
+    pub(super) batches: BTreeMap<u64, (u64, Digest32)>,
+    pub(super) applied: u64,
     /// Every applied batch, by `(epoch, seq)` (served to pulls).
-    archive: BTreeMap<(u64, u64), LedgerEntry>,
+    pub(super) archive: BTreeMap<(u64, u64), LedgerEntry>,
     /// Committed evidence of this epoch, by member (global id).
-    evidence: BTreeMap<NodeId, Evidence>,
-    evidence_sent: bool,
+    pub(super) evidence: BTreeMap<NodeId, Evidence>,
+    pub(super) evidence_sent: bool,
     /// First prepare statement seen per `(view, seq, local signer)`.
-    seen: BTreeMap<(u64, u64, u32), (Digest32, [u8; 64])>,
-    proofs: BTreeMap<(u64, u64, u32), EquivocationProof>,
-    done: BTreeSet<(NodeId, u64)>,
+    pub(super) seen: BTreeMap<(u64, u64, u32), (Digest32, [u8; 64])>,
+    pub(super) proofs: BTreeMap<(u64, u64, u32), EquivocationProof>,
+    pub(super) done: BTreeSet<(NodeId, u64)>,
     /// Own transactions not yet applied, with their retry count.
-    mine: BTreeMap<u64, (Arc<Tx>, u32)>,
+    pub(super) mine: BTreeMap<u64, (Arc<Tx>, u32)>,
     /// Transactions submitted to the inner replica this epoch.
-    submitted: BTreeSet<(NodeId, u64)>,
-    next_local: u64,
-    future_msgs: Vec<(NodeId, TpbftMsg)>,
-    pending_batches: BTreeMap<(u64, u64), LedgerEntry>,
-    outputs: Vec<TpbftOut>,
-    ticking: bool,
-    idle: u32,
-    pull_turn: u32,
+    pub(super) submitted: BTreeSet<(NodeId, u64)>,
+    pub(super) next_local: u64,
+    pub(super) future_msgs: Vec<(NodeId, TpbftMsg)>,
+    pub(super) pending_batches: BTreeMap<(u64, u64), LedgerEntry>,
+    pub(super) outputs: Vec<TpbftOut>,
+    pub(super) ticking: bool,
+    /// The tick runs at the heartbeat period (idle).
+    pub(super) slow: bool,
+    /// `(epoch, applied)` at the last tick.
+    pub(super) last_pos: (u64, u64),
+    pub(super) idle: u32,
+    pub(super) pull_turn: u32,
     /// Alarms raised so far, by kind (for the host's metrics).
     pub alarms_seen: u64,
 }
@@ -101,6 +105,8 @@ impl TpbftNode {
             pending_batches: BTreeMap::new(),
             outputs: Vec::new(),
             ticking: false,
+            slow: false,
+            last_pos: (0, 0),
             idle: 0,
             pull_turn: 0,
             alarms_seen: 0,
@@ -144,14 +150,6 @@ impl TpbftNode {
         let local = self.local()?;
         let s = self.signer.scoped(local, epoch_context(self.epoch));
         Some(Replica::new(self.cfg.inner, s, self.scoped.clone()))
-    }
-
-    fn wake(&mut self, now: u64, out: &mut Outbox<TpbftMsg>) {
-        self.idle = 0;
-        if !self.ticking {
-            self.ticking = true;
-            out.set_timer(RETRY, now + self.cfg.retry_ms);
-        }
     }
 
     /// Run the inner replica on `f`, carrying out what it asked for under global ids.
@@ -231,47 +229,55 @@ impl TpbftNode {
         self.maybe_submit_evidence(now, out);
     }
 
-    /// Send an executed batch to the non-members this member serves (`f_c + 1` members per
-    /// non-member, chosen by position).
+    /// Send an executed batch to the non-members this member serves: one member per
+    /// non-member and batch, rotating with the sequence number (`(k + seq) mod c` for the
+    /// `k`-th non-member). The certificate is verified on arrival, so one forwarder is safe; a
+    /// member that withholds its share leaves gaps that the next batch (from another member)
+    /// reveals, and the non-member pulls them (`catchup.rs`).
     fn forward(&self, epoch: u64, entry: &LedgerEntry, out: &mut Outbox<TpbftMsg>) {
         let Some(local) = self.local() else {
             return;
         };
-        let c = self.cfg.c;
-        let serve = self.cfg.f_c() + 1;
+        let c = u64::from(self.cfg.c.max(1));
         let msg = Arc::new(TpbftMsg::Committed(Arc::new(vec![(epoch, entry.clone())])));
-        let mut k = 0u32;
+        let mut k = 0u64;
         for id in 0..self.cfg.n {
             if self.committee.contains(&id) {
                 continue;
             }
-            if (k + c - local) % c < serve {
+            if (k + entry.seq) % c == u64::from(local) {
                 out.send_shared(id, Arc::clone(&msg));
             }
             k += 1;
         }
     }
 
-    fn apply(&mut self, now: u64, epoch: u64, entry: LedgerEntry, out: &mut Outbox<TpbftMsg>) {
+    pub(super) fn apply(
+        &mut self,
+        now: u64,
+        epoch: u64,
+        entry: LedgerEntry,
+        out: &mut Outbox<TpbftMsg>,
+    ) {
         let seq = entry.seq;
         self.applied = seq;
         self.batches
             .insert(seq, (entry.view, batch_digest(&entry.batch)));
         let mut ends = false;
-        for (pos, r) in entry.batch.iter().enumerate() {
+        let decoded: Vec<Option<Payload>> = entry
+            .batch
+            .iter()
+            .map(|r| Payload::decode(&r.payload).ok())
+            .collect();
+        let valid = self.origin_signatures(&decoded);
+        for (pos, (r, p)) in entry.batch.iter().zip(decoded).enumerate() {
             let Some(member) = self.committee.get(r.client as usize).copied() else {
                 continue;
             };
-            match Payload::decode(&r.payload) {
-                Ok(Payload::Tx(tx)) => {
+            match p {
+                Some(Payload::Tx(tx)) => {
                     let key = (tx.origin, tx.id);
-                    if self.done.contains(&key)
-                        || !self.keys.verify(
-                            tx.origin,
-                            &tx_statement(tx.origin, tx.id, &tx.payload),
-                            &tx.sig,
-                        )
-                    {
+                    if self.done.contains(&key) || !valid[pos] {
                         continue;
                     }
                     self.done.insert(key);
@@ -287,7 +293,7 @@ impl TpbftNode {
                         digest: crate::sim::crypto::hash_parts(&[&tx.payload]),
                     });
                 }
-                Ok(Payload::Evidence(ev)) => {
+                Some(Payload::Evidence(ev)) => {
                     if ev.epoch != epoch || self.evidence.contains_key(&member) {
                         continue;
                     }
@@ -297,13 +303,39 @@ impl TpbftNode {
                         ends = true;
                     }
                 }
-                Err(_) => {}
+                None => {}
             }
         }
         self.archive.insert((epoch, seq), entry);
         if ends {
             self.end_epoch(now, out);
         }
+    }
+
+    /// Whether each payload is a transaction correctly signed by its origin: one batch
+    /// verification for the batch, each one alone if the batch fails (the answer depends only
+    /// on the batch, so every node decides alike at the same log position).
+    fn origin_signatures(&self, ps: &[Option<Payload>]) -> Vec<bool> {
+        let txs: Vec<(usize, &Tx, Vec<u8>)> = ps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Some(Payload::Tx(tx)) if !self.done.contains(&(tx.origin, tx.id)) => {
+                    Some((i, tx, tx_statement(tx.origin, tx.id, &tx.payload)))
+                }
+                _ => None,
+            })
+            .collect();
+        let items: Vec<(NodeId, &[u8], &[u8; 64])> = txs
+            .iter()
+            .map(|(_, tx, st)| (tx.origin, st.as_slice(), &tx.sig))
+            .collect();
+        let mut valid = vec![false; ps.len()];
+        let all = self.keys.verify_all(&items);
+        for ((i, _, _), (id, st, sig)) in txs.iter().zip(&items) {
+            valid[*i] = all || self.keys.verify(*id, st, sig);
+        }
+        valid
     }
 
     /// Keep only the parts of `ev` whose signatures verify against this epoch's batches.
@@ -449,7 +481,7 @@ impl TpbftNode {
     }
 
     /// Route own transaction `id` to its member for this attempt.
-    fn send_tx(&mut self, now: u64, id: u64, out: &mut Outbox<TpbftMsg>) {
+    pub(super) fn send_tx(&mut self, now: u64, id: u64, out: &mut Outbox<TpbftMsg>) {
         let Some((tx, tries)) = self.mine.get(&id).cloned() else {
             return;
         };
@@ -549,94 +581,6 @@ impl TpbftNode {
             _ => {}
         }
     }
-
-    fn on_committed(&mut self, now: u64, es: &[(u64, LedgerEntry)], out: &mut Outbox<TpbftMsg>) {
-        for (epoch, e) in es {
-            if (*epoch, e.seq) <= (self.epoch, self.applied) {
-                continue;
-            }
-            if self.pending_batches.len() < BUFFER_CAP {
-                self.pending_batches.insert((*epoch, e.seq), e.clone());
-            }
-        }
-        self.drain_pending(now, out);
-        if !self.pending_batches.is_empty() {
-            self.wake(now, out);
-        }
-    }
-
-    /// Apply buffered certified batches that are next in line (non-members and lagging nodes).
-    fn drain_pending(&mut self, now: u64, out: &mut Outbox<TpbftMsg>) {
-        loop {
-            // Batches of past positions are stale.
-            let cur = (self.epoch, self.applied);
-            self.pending_batches = self.pending_batches.split_off(&(cur.0, cur.1 + 1));
-            let Some(e) = self.pending_batches.get(&(cur.0, cur.1 + 1)).cloned() else {
-                return;
-            };
-            self.pending_batches.remove(&(cur.0, cur.1 + 1));
-            let st = commit_statement(e.view, e.seq, &batch_digest(&e.batch));
-            if e.cert.statement != st || e.cert.verify(&self.scoped, self.cfg.quorum()).is_err() {
-                out.alarm(
-                    AlarmKind::BadSignature,
-                    None,
-                    "forwarded batch without a valid commit certificate",
-                );
-                continue;
-            }
-            self.apply(now, cur.0, e, out);
-        }
-    }
-
-    fn on_pull(&self, from: NodeId, epoch: u64, seq: u64, out: &mut Outbox<TpbftMsg>) {
-        let es: Vec<(u64, LedgerEntry)> = self
-            .archive
-            .range((epoch, seq)..)
-            .take(PULL_BATCH)
-            .map(|((e, _), en)| (*e, en.clone()))
-            .collect();
-        if !es.is_empty() {
-            out.send(from, TpbftMsg::Committed(Arc::new(es)));
-        }
-    }
-
-    fn tick(&mut self, now: u64, out: &mut Outbox<TpbftMsg>) {
-        let busy = !self.mine.is_empty()
-            || !self.pending_batches.is_empty()
-            || !self.future_msgs.is_empty();
-        if busy {
-            self.idle = 0;
-        } else {
-            self.idle += 1;
-        }
-        if self.idle > self.cfg.idle_rounds {
-            self.ticking = false;
-            return;
-        }
-        let ids: Vec<u64> = self.mine.keys().copied().collect();
-        for id in ids {
-            if let Some(e) = self.mine.get_mut(&id) {
-                e.1 += 1;
-            }
-            self.send_tx(now, id, out);
-        }
-        // Pull the next batch from the nodes in turn (anti-entropy).
-        if self.inner.is_none() || !self.pending_batches.is_empty() || !self.future_msgs.is_empty()
-        {
-            self.pull_turn = (self.pull_turn + 1) % self.cfg.n;
-            let to = self.pull_turn;
-            if to != self.id() {
-                out.send(
-                    to,
-                    TpbftMsg::Pull {
-                        epoch: self.epoch,
-                        seq: self.applied + 1,
-                    },
-                );
-            }
-        }
-        out.set_timer(RETRY, now + self.cfg.retry_ms);
-    }
 }
 
 impl Protocol for TpbftNode {
@@ -646,6 +590,7 @@ impl Protocol for TpbftNode {
 
     fn on_start(&mut self, now: u64, out: &mut Outbox<TpbftMsg>) {
         self.run_inner(now, out, |r, o| r.on_start(now, o));
+        self.wake(now, out);
     }
 
     fn on_message(&mut self, now: u64, from: NodeId, msg: &TpbftMsg, out: &mut Outbox<TpbftMsg>) {
@@ -664,7 +609,15 @@ impl Protocol for TpbftNode {
                     self.wake(now, out);
                     return;
                 }
-                if *epoch < self.epoch || !self.committee.contains(&from) {
+                if *epoch < self.epoch {
+                    // A member left behind in an epoch this node has finished: its replica's
+                    // state-transfer request is answered from the archive.
+                    if let PbftMsg::Fetch { from_seq } = msg {
+                        self.on_pull(from, *epoch, *from_seq, out);
+                    }
+                    return;
+                }
+                if !self.committee.contains(&from) {
                     return;
                 }
                 let Some(local_from) = self.committee.iter().position(|m| *m == from) else {
