@@ -252,9 +252,10 @@ fn production_verdict(id: u64, label: &str, rs: &[RunResult]) -> String {
     let det = rs.iter().filter(|r| r.detected()).count() as u64;
     match id {
         21 => format!(
-            "POWER ({label}): median {} (target ≤ 2.5 s), p95 {} (target ≤ 5 s), detected {det}/{n}: {}",
+            "POWER ({label}): median {} (target ≤ 2.5 s), p95 {} (target ≤ 5 s), detected {det}/{n} = {}: {}",
             secs(med),
             secs(p95),
+            pct(det, n).trim(),
             met(det == n && med.is_some_and(|m| m <= 2_500) && p95.is_some_and(|p| p <= 5_000))
         ),
         22 => {
@@ -263,12 +264,23 @@ fn production_verdict(id: u64, label: &str, rs: &[RunResult]) -> String {
                 .filter(|r| r.detected() && r.evidence.contains("premium"))
                 .count() as u64;
             format!(
-                "POWER ({label}): caught {det}/{n}, evidence names premium in {named}/{n} (target ≥ 95 %): {}",
+                "POWER ({label}): caught {det}/{n} = {}, evidence names premium in {named}/{n} (target: caught, named, ≥ 95 %): {}",
+                pct(det, n).trim(),
                 met(named as f64 >= 0.95 * n as f64)
             )
         }
+        25 | 26 => {
+            let caught = rs.iter().filter(|r| r.detected() && r.phase == 1).count() as u64;
+            format!(
+                "POWER ({label}): caught before the 5 % phase ends {caught}/{n} = {} (target ≥ 95 %), median {}: {}",
+                pct(caught, n).trim(),
+                secs(med),
+                met(caught as f64 >= 0.95 * n as f64)
+            )
+        }
         _ => format!(
-            "POWER ({label}): detected {det}/{n}, median {} (target ≤ 30 s): {}",
+            "POWER ({label}): detected {det}/{n} = {}, median {} (target ≤ 30 s): {}",
+            pct(det, n).trim(),
             secs(med),
             met(det as f64 >= 0.95 * n as f64 && med.is_some_and(|m| m <= 30_000))
         ),

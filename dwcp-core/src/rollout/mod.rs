@@ -79,7 +79,7 @@ impl Rollout {
             phase_expected_canary: 0.0,
             phase_shadow: ShadowAgg::default(),
             stable_reference: Histogram::new(),
-            error_test: ErrorTest::new(),
+            error_test: ErrorTest::errors(),
             latency_test: ErrorTest::new(),
             throughput_test: ErrorTest::shortfall(),
             shadow_latency_test: types::shadow_latency_default(),
