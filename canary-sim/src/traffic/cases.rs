@@ -138,24 +138,6 @@ pub fn production() -> Vec<Case> {
     ]
 }
 
-/// What the keyless mark fixes: the p2 traffic from filters that counted keyless requests as ordinary
-/// stable requests (before the mark). Expected to abort healthy canaries: shown, not a target.
-pub fn before_the_mark() -> Vec<Case> {
-    vec![Case {
-        runs: Runs::PerRegression,
-        ..case(
-            17,
-            "(p2, unmarked) 50 % keyless counted as bucketed stable requests (filters before the mark)",
-            Scenario {
-                keyless: 0.5,
-                mark_keyless: false,
-                sidecars: 10,
-                ..Scenario::segment_base_rates()
-            },
-        )
-    }]
-}
-
 /// Power on the same production traffic (users, sidecars, ledger).
 pub fn production_power() -> Vec<Case> {
     vec![

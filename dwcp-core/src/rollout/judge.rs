@@ -109,7 +109,7 @@ fn v(
 
 /// Every check of the rollout at `now_ms`.
 pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
-    let g = &r.spec.guardrails;
+    let g = r.guardrails();
     let (cn, sn) = (r.phase_canary.requests, r.phase_stable.requests);
     let mut out = Vec::new();
     let Some(phase) = r.spec.phases.get(r.phase) else {

@@ -77,7 +77,7 @@ impl Rollout {
         }
         // Latency: requests of both tracks slower than past stable p99 × tolerance (the reference
         // *before* this window), once the reference is trusted, fed to the "whose is it?" test.
-        let g = &self.spec.guardrails;
+        let g = self.guardrails();
         if self.stable_reference.count < g.min_stable_for_p99 {
             return;
         }
