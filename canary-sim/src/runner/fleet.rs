@@ -192,7 +192,7 @@ pub fn run_fleet(sc: &Scenario, seed: u64) -> RunResult {
                 break;
             }
         }
-        if t0 % 1000 == 0 && sc.bursty {
+        if t0.is_multiple_of(1000) && sc.bursty {
             burst_factor = burst.next(&mut rng, &mut normal);
         }
         let mean_rate = match sc.canary_rps {
@@ -270,7 +270,7 @@ pub fn run_fleet(sc: &Scenario, seed: u64) -> RunResult {
                 g.share_bp = shares_bp(r, &sc.segments);
             }
         }
-        if now % TICK_MS == 0 {
+        if now.is_multiple_of(TICK_MS) {
             ledger.tick(now);
         }
         let Some(r) = ledger.rollouts.get(NAME) else {

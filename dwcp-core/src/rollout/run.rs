@@ -13,23 +13,13 @@ use super::{Guardrails, Rollout};
 use serde::{Deserialize, Serialize};
 
 /// The run a rollout is in and what was frozen when it started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// 1 for the first run, +1 per resume after a rollback (0: not started, or stored before runs).
     pub number: u64,
     pub started_ms: u64,
     /// The guardrails the run is judged with (None: stored before runs; the spec's are used).
     pub guardrails: Option<Guardrails>,
-}
-
-impl Default for RunInfo {
-    fn default() -> Self {
-        Self {
-            number: 0,
-            started_ms: 0,
-            guardrails: None,
-        }
-    }
 }
 
 impl Rollout {
