@@ -119,8 +119,10 @@ soak: build
 release:
 	./scripts/release.sh
 
+## sim: the canary simulation's report (A/A false-abort rates with 95 % intervals, power, MET/MISSED);
+## ARGS="RUNS REG_RUNS" for a shorter run (default 1 000 A/A runs per scenario, 500 per regression)
 sim:
-	cargo run --release -p dwcp-canary-sim
+	cargo run --release -p dwcp-canary-sim -- $(ARGS)
 
 ## sim-consensus: Monte-Carlo sweep of the engines' reference protocol (signed reliable broadcast) in the
 ## deterministic simulator: events/s and wall time; ARGS="N VIEWS VIEWS_PER_SEED THREADS mock|ed25519"

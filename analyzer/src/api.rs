@@ -244,6 +244,8 @@ pub fn summary(r: &Rollout) -> Value {
         "latency_e_value": r.latency_test.log_e_value().exp(),
         "throughput_e_value": r.throughput_test.log_e_value().exp(),
         "untested": r.untested,
+        "segments": r.segment_verdicts(),
+        "run": r.run_evidence(),
         "decided_at_ms": r.decided_at_ms,
         "history": r.history,
     })

@@ -228,8 +228,40 @@ pub fn render_table(v: &Value) -> String {
         if let Some(line) = shadow_line(r) {
             s.push_str(&line);
         }
+        if let Some(line) = segments_line(r) {
+            s.push_str(&line);
+        }
     }
     s
+}
+
+/// `  segments: premium excess (31 canary vs 10.2 expected, z 6.6), standard ok, internal untested …`
+/// under a rollout: the per-segment verdicts (`excess` is what an error rollback names).
+fn segments_line(r: &Value) -> Option<String> {
+    let segs = r["segments"].as_array().filter(|a| !a.is_empty())?;
+    let parts: Vec<String> = segs
+        .iter()
+        .map(|g| {
+            let name = g["segment"].as_str().unwrap_or("?");
+            let state = g["state"].as_str().unwrap_or("?");
+            if state == "untested" {
+                format!("{name} untested")
+            } else {
+                format!(
+                    "{name} {state} ({} canary vs {:.1} expected, z {:.1})",
+                    g["canary_errors"].as_u64().unwrap_or(0),
+                    g["expected_canary_errors"].as_f64().unwrap_or(0.0),
+                    g["z"].as_f64().unwrap_or(0.0)
+                )
+            }
+        })
+        .collect();
+    let run = r["run"]["run"].as_u64().unwrap_or(0);
+    let alpha = r["run"]["alpha"].as_f64().unwrap_or(0.0);
+    Some(format!(
+        "  segments: {}; run {run}, α {alpha}\n",
+        parts.join(", ")
+    ))
 }
 
 /// `  shadow: …` under a rollout that mirrors in its current phase (or has comparisons in it).
@@ -303,5 +335,24 @@ mod table_tests {
             "{t}"
         );
         assert_eq!(t.matches("shadow:").count(), 1, "{t}");
+    }
+
+    #[test]
+    fn segments_line_shows_the_per_segment_verdicts_and_the_run() {
+        let v = serde_json::json!({"version": 3, "kill_all": false, "rollouts": [
+            {"name": "a", "status": "rolled_back", "phase": "5%", "shares_bp": {"standard": 500},
+             "shadow_bp": 0, "stable": {}, "canary": {}, "verdict": null, "shadow": {"compared": 0},
+             "run": {"run": 2, "alpha": 0.01},
+             "segments": [
+                {"segment": "internal", "state": "untested", "canary_errors": 0,
+                 "expected_canary_errors": 0.0, "z": 0.0},
+                {"segment": "premium", "state": "excess", "canary_errors": 31,
+                 "expected_canary_errors": 10.24, "z": 6.6}]}
+        ]});
+        let t = render_table(&v);
+        assert!(
+            t.contains("segments: internal untested, premium excess (31 canary vs 10.2 expected, z 6.6); run 2, α 0.01"),
+            "{t}"
+        );
     }
 }

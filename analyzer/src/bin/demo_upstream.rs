@@ -3,6 +3,9 @@
 //! behaviour at runtime (fault injection for demos and tests). Errors and mutations are spread evenly
 //! and deterministically (request n fails when ⌊n·rate⌋ > ⌊(n−1)·rate⌋). `GET /_seen` lists the request
 //! headers of the last 256 requests it served (so tests can check what reached an upstream).
+//! `"rules": [{"header": "x-user-tier", "contains": "premium", "error_rate": 0.5}]` fails the requests
+//! whose header contains the text at the rule's rate instead (first matching rule; each rule spreads its
+//! own errors evenly): users of one segment failing more, or one client failing always.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -23,18 +26,30 @@ struct Args {
     listen: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct Behaviour {
     error_rate: f64,
     delay_ms: u64,
     mutate_rate: f64,
+    rules: Vec<Rule>,
+}
+
+/// Requests whose `header` contains `contains` fail at `error_rate`.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct Rule {
+    header: String,
+    contains: String,
+    error_rate: f64,
 }
 
 struct Up {
     name: String,
     n: AtomicU64,
     b: Mutex<Behaviour>,
+    /// Requests matched per rule (reset with the behaviour).
+    rule_n: Mutex<Vec<u64>>,
     seen: Mutex<std::collections::VecDeque<serde_json::Value>>,
 }
 
@@ -51,8 +66,10 @@ fn hit(n: u64, rate: f64) -> bool {
 }
 
 async fn control(State(up): State<Arc<Up>>, Json(b): Json<Behaviour>) -> impl IntoResponse {
+    *up.rule_n.lock().unwrap_or_else(|p| p.into_inner()) = vec![0; b.rules.len()];
+    let out = json!({"name": up.name, "behaviour": b});
     *up.b.lock().unwrap_or_else(|p| p.into_inner()) = b;
-    Json(json!({"name": up.name, "behaviour": b}))
+    Json(out)
 }
 
 async fn serve(
@@ -73,11 +90,28 @@ async fn serve(
             s.pop_front();
         }
     }
-    let b = *up.b.lock().unwrap_or_else(|p| p.into_inner());
+    let b = up.b.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if b.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(b.delay_ms)).await;
     }
-    let status = if hit(n, b.error_rate) {
+    let rule = b.rules.iter().position(|r| {
+        headers
+            .get(r.header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(&r.contains))
+    });
+    let fails = match rule {
+        Some(i) => {
+            let mut counts = up.rule_n.lock().unwrap_or_else(|p| p.into_inner());
+            let k = counts.get_mut(i).map_or(0, |c| {
+                *c += 1;
+                *c
+            });
+            hit(k, b.rules.get(i).map_or(0.0, |r| r.error_rate))
+        }
+        None => hit(n, b.error_rate),
+    };
+    let status = if fails {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK
@@ -120,6 +154,7 @@ async fn main() -> std::process::ExitCode {
         name: a.name.clone(),
         n: AtomicU64::new(0),
         b: Mutex::new(Behaviour::default()),
+        rule_n: Mutex::new(Vec::new()),
         seen: Mutex::new(Default::default()),
     });
     let app = Router::new()

@@ -7,6 +7,7 @@
 //! Every run is seeded from the master seed, the case number and the run number ([`run_seed`]), so
 //! results do not depend on the number of threads.
 
+mod fleet;
 mod sink;
 mod window;
 
@@ -17,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sink::Sink;
 use window::segment_shares;
+
+pub use fleet::{run_fleet, STEP_MS};
 
 /// The default ladder (1 → 5 → 10 → 25 → 50 → 100 %) without the shadow phase, `phase_s` per phase.
 pub fn sim_spec(phase_s: u64) -> RolloutSpec {
@@ -49,6 +52,22 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// A run that has not started.
+    pub fn empty() -> Self {
+        Self {
+            aborted: false,
+            succeeded: false,
+            decided_ms: None,
+            onset_ms: None,
+            phase: 0,
+            onset_phase: None,
+            trigger: String::new(),
+            end_ms: 0,
+            evidence: String::new(),
+            batches_refused: 0,
+        }
+    }
+
     /// Aborted after the regression started: a detection.
     pub fn detected(&self) -> bool {
         matches!((self.decided_ms, self.onset_ms), (Some(d), Some(o)) if self.aborted && d > o)
@@ -76,8 +95,12 @@ pub fn run_seed(seed: u64, case: u64, run: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Simulates one rollout under `sc` with the RNG seeded by `seed`.
+/// Simulates one rollout under `sc` with the RNG seeded by `seed`: through sidecars and the ledger
+/// ([`run_fleet`]) when `sc.sidecars ≥ 1`, else from windows built here.
 pub fn run(sc: &Scenario, seed: u64) -> RunResult {
+    if sc.sidecars > 0 {
+        return run_fleet(sc, seed);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut normal = Normal::new();
     let spec = sim_spec(sc.phase_s);
@@ -164,21 +187,13 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let (keyless_thr, keyless_err_thr) = (thr(sc.keyless), thr(sc.keyless_error_rate));
     let slow_thr = thr(sc.slow_share);
     let mut burst = Burst::new(&mut rng, &mut normal);
-    let mut sink = Sink::new(sc, &r);
+    let mut sink = Sink::new(sc);
     // Each failing client's bucket (uniform in [0, 1)); drawn once: clients are sticky.
     let failing: Vec<f64> = (0..sc.failing_clients).map(|_| rng.gen::<f64>()).collect();
     let failing_seg = sc.segments.len().saturating_sub(1);
     let mut res = RunResult {
-        aborted: false,
-        succeeded: false,
-        decided_ms: None,
-        onset_ms: None,
-        phase: 0,
         onset_phase,
-        trigger: String::new(),
-        end_ms: 0,
-        evidence: String::new(),
-        batches_refused: 0,
+        ..RunResult::empty()
     };
     let mut now = 0;
     for sec in 1..=sc.max_s {
@@ -242,20 +257,17 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 (true, true) => &lat_bad_slow,
             };
             let bucket = lat.sample(rng.gen());
-            // The user's bucket (bp), consistent with the canary draw: canary iff below the share.
-            let unit = ((u_can * 10_000) >> 32) as u32;
-            sink.add(seg, canary, !keyless, error, bucket, unit, c >> 32);
+            sink.add(seg, canary, error, bucket);
         }
         for u in &failing {
             let canary = *u < shares.get(failing_seg).copied().unwrap_or(0.0);
             for _ in 0..poisson(&mut rng, sc.failing_client_rps) {
                 let bucket = lat_ok.sample(rng.gen());
-                let unit = (*u * 10_000.0) as u32;
-                sink.add(failing_seg, canary, true, true, bucket, unit, rng.gen());
+                sink.add(failing_seg, canary, true, bucket);
             }
         }
-        let stepped = sink.flush(&mut r, sc, &shares, now);
-        if !stepped && r.status != Status::RolledBack {
+        sink.flush(&mut r, sc, &shares, now);
+        if r.status != Status::RolledBack {
             r.step(Input::Tick, now);
         }
         if r.status == Status::RolledBack {
@@ -289,7 +301,6 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             break;
         }
     }
-    res.batches_refused = sink.refused();
     res.onset_ms = onset_ms.filter(|o| *o < now);
     res.phase = r.phase;
     res.end_ms = now;

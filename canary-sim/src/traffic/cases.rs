@@ -56,91 +56,89 @@ pub fn aa() -> Vec<Case> {
     ]
 }
 
-/// Production traffic through the product's own ingest path (sidecars → batches → ledger): keyless
-/// requests, fleets of sidecars, latency that moves on both versions. Healthy canaries: every abort is a
-/// false abort.
-pub fn production() -> Vec<Case> {
-    let fleet = |sidecars| Scenario {
+/// The production traffic model every heterogeneous case builds on: the segment mix with base rates,
+/// 50 000 users with Zipf(1) request counts (the heaviest sends ~9 % of all requests), sidecars
+/// reporting every second at their own offsets, 10 % of them only every 5 s.
+pub fn production_base(sidecars: u32) -> Scenario {
+    Scenario {
         sidecars,
+        users: 50_000,
+        zipf_exponent: 1.0,
+        slow_sidecars: 0.1,
         ..Scenario::segment_base_rates()
-    };
+    }
+}
+
+/// Production traffic through the product's own ingest path (users → sidecars → batches → ledger):
+/// healthy canaries, so every abort is a false abort. 1 000 rollouts each by default.
+pub fn production() -> Vec<Case> {
     let aa = |id, label, scenario| Case {
         runs: Runs::AA,
         ..case(id, label, scenario)
     };
     vec![
         aa(
-            15,
-            "(p1) segment mix with base rates, 20 % keyless (5 % errors), 10 sidecars",
+            30,
+            "(h1) segment mix 5/5/20/10/60 %, base errors 5/3/0.5/1/0.1 %, Zipf users, 100 sidecars",
+            production_base(100),
+        ),
+        aa(
+            31,
+            "(h2) h1 + 20 % keyless (5 % errors)",
             Scenario {
                 keyless: 0.2,
-                ..fleet(10)
+                ..production_base(100)
             },
         ),
         aa(
-            16,
-            "(p2) segment mix with base rates, 50 % keyless (5 % errors), 10 sidecars",
+            32,
+            "(h3) h1 + 50 % keyless (5 % errors)",
             Scenario {
                 keyless: 0.5,
-                ..fleet(10)
+                ..production_base(100)
             },
         ),
         aa(
-            18,
-            "(p4) shared 3× slowdown of both versions from mid-phase on, 10 sidecars",
+            33,
+            "(h4) h1 + 3 of the 50 heaviest users fail every request on both versions",
+            Scenario {
+                failing_clients: 3,
+                ..production_base(100)
+            },
+        ),
+        aa(
+            34,
+            "(h5) h1 + shared 3× slowdown of both versions from mid-phase on",
             Scenario {
                 regression: Regression::SharedSlowdown(3.0),
                 onset: Onset::MidRandomPhase,
-                ..fleet(10)
+                ..production_base(100)
             },
         ),
         aa(
-            19,
-            "(p5) rare 10× slow mode (0.7 % of requests) on both versions, 10 sidecars",
+            35,
+            "(h6) h1 + rare 10× slow mode (0.7 % of requests) on both versions",
             Scenario {
                 slow_share: 0.007,
                 slow_factor: 10.0,
-                ..fleet(10)
+                ..production_base(100)
             },
         ),
         aa(
-            24,
-            "(p3) one sticky client failing every request on both versions at 1 req/s (standard), 10 sidecars",
-            Scenario {
-                failing_clients: 1,
-                ..fleet(10)
-            },
-        ),
-        aa(
-            20,
-            "(p6) segment mix with base rates, 20 % keyless, 1 000 sidecars",
+            36,
+            "(h7) everything at once, 1 000 sidecars: h1 + 20 % keyless + 3 failing heavy users + 10× slow mode",
             Scenario {
                 keyless: 0.2,
-                ..fleet(1_000)
+                failing_clients: 3,
+                slow_share: 0.007,
+                slow_factor: 10.0,
+                ..production_base(1_000)
             },
         ),
     ]
 }
 
-/// What the keyless mark fixes: the p2 traffic from filters that counted keyless requests as ordinary
-/// stable requests (before the mark). Expected to abort healthy canaries: shown, not a target.
-pub fn before_the_mark() -> Vec<Case> {
-    vec![Case {
-        runs: Runs::PerRegression,
-        ..case(
-            17,
-            "(p2, unmarked) 50 % keyless counted as bucketed stable requests (filters before the mark)",
-            Scenario {
-                keyless: 0.5,
-                mark_keyless: false,
-                sidecars: 10,
-                ..Scenario::segment_base_rates()
-            },
-        )
-    }]
-}
-
-/// Power on production traffic through the ledger.
+/// Power on the same production traffic (users, sidecars, ledger).
 pub fn production_power() -> Vec<Case> {
     vec![
         case(
@@ -150,27 +148,41 @@ pub fn production_power() -> Vec<Case> {
                 canary_rps: Some(5.0),
                 max_after_onset_s: Some(600),
                 keyless: 0.2,
-                sidecars: 1_000,
-                ..Scenario::segment_base_rates()
-                    .with(Regression::ErrorRate(0.5), Onset::MidRandomPhase)
+                ..production_base(1_000).with(Regression::ErrorRate(0.5), Onset::MidRandomPhase)
+            },
+        ),
+        case(
+            25,
+            "2× errors from the 5 % phase start, segment mix with base rates, 1 000 sidecars",
+            Scenario {
+                stop_after_phase: Some(1),
+                ..production_base(1_000).with(Regression::ErrorMult(2.0), Onset::PhaseStart(1))
+            },
+        ),
+        case(
+            26,
+            "2× errors from the 5 % phase start, every segment at 1 % errors, 1 000 sidecars",
+            Scenario {
+                stop_after_phase: Some(1),
+                segment_error_rates: Vec::new(),
+                ..production_base(1_000).with(Regression::ErrorMult(2.0), Onset::PhaseStart(1))
             },
         ),
         case(
             22,
-            "premium only 3× errors from the 5 % phase, segment mix, 10 sidecars",
+            "premium only 3× errors from the 5 % phase start, 1 000 sidecars",
             Scenario {
                 regression_segment: Some("premium"),
-                sidecars: 10,
-                ..Scenario::segment_base_rates()
-                    .with(Regression::ErrorMult(3.0), Onset::PhaseStart(1))
+                max_after_onset_s: Some(3_000),
+                ..production_base(1_000).with(Regression::ErrorMult(3.0), Onset::PhaseStart(1))
             },
         ),
         case(
             23,
-            "2× p99 from mid 25 % phase, segment mix, 10 sidecars",
+            "2× p99 from mid 25 % phase, 1 000 sidecars",
             Scenario {
-                sidecars: 10,
-                ..Scenario::segment_base_rates().with(Regression::TailP99(2.0), Onset::MidPhase(3))
+                max_after_onset_s: Some(600),
+                ..production_base(1_000).with(Regression::TailP99(2.0), Onset::MidPhase(3))
             },
         ),
     ]

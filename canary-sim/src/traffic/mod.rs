@@ -14,6 +14,7 @@
 
 pub mod cases;
 pub(crate) mod dist;
+pub(crate) mod users;
 
 /// Segment mix of the simulated traffic.
 pub const SEGMENTS: [(&str, f64); 5] = [
@@ -126,6 +127,16 @@ pub struct Scenario {
     /// on canary exactly when its bucket falls inside the segment's share.
     pub failing_clients: u32,
     pub failing_client_rps: f64,
+    /// Sidecar cases: `users` users with Zipf(`zipf_exponent`) request counts send the keyed requests
+    /// (0: every request its own random bucket). With users, the `failing_clients` are users drawn
+    /// among the heaviest `failing_pool` (their rate is their Zipf share, not `failing_client_rps`).
+    pub users: u32,
+    pub zipf_exponent: f64,
+    pub failing_pool: u32,
+    /// Sidecar cases: the filters' report period (ms; each sidecar at its own offset), and the share of
+    /// sidecars that report only every 5 s (loaded nodes).
+    pub sync_ms: u64,
+    pub slow_sidecars: f64,
 }
 
 impl Scenario {
@@ -155,6 +166,11 @@ impl Scenario {
             sidecars: 0,
             failing_clients: 0,
             failing_client_rps: 1.0,
+            users: 0,
+            zipf_exponent: 1.0,
+            failing_pool: 50,
+            sync_ms: 1_000,
+            slow_sidecars: 0.0,
         }
     }
 

@@ -432,8 +432,8 @@ fn run_keyless(secs: u64, keyless: u64, mark: bool) -> (Status, usize, Ledger) {
 
 /// 33 % keyless traffic on a healthy canary: marked as not bucketed it is shown (totals, untested) and
 /// never judged, and the phase completes. The same traffic counted as bucketed stable requests — what
-/// the filter did before — inflates the expected canary count by half and the throughput guardrail
-/// rolls the healthy canary back: the case that shows the mark is what keeps it alive.
+/// the filter did before — inflates the expected canary count by half: the throughput shown falls
+/// below the floor.
 #[test]
 fn keyless_traffic_is_counted_but_never_judged() {
     let (status, advanced, l) = run_keyless(120, 500, true);
@@ -455,14 +455,25 @@ fn keyless_traffic_is_counted_but_never_judged() {
         "{u:?}"
     );
 
-    let (status, _, l) = run_keyless(120, 500, false);
-    assert_eq!(
-        status,
-        Status::RolledBack,
-        "unmarked keyless traffic must break the old judgment"
-    );
-    let v = l.rollouts["checkout"].last_verdict.clone().unwrap();
-    assert_eq!(v.trigger, "4:throughput", "{v:?}");
+    // Unmarked, the keyless requests inflate the expected canary count: the throughput shown falls
+    // below the floor (shown, never an abort since users, not requests, are randomised).
+    let (marked_tp, unmarked_tp) = (throughput_ratio(true), throughput_ratio(false));
+    assert!(marked_tp > 0.9, "{marked_tp}");
+    assert!(unmarked_tp < 0.8, "{unmarked_tp}");
+}
+
+/// Canary requests ÷ expected in the 1 % phase after 60 s of [`keyless_second`] (no tick: no promotion).
+fn throughput_ratio(mark: bool) -> f64 {
+    let mut l = ledger(1);
+    l.command("checkout", Command::Promote, "alice", 1_000)
+        .unwrap();
+    for s in 1..=60 {
+        let now = 1_000 + s * 1_000;
+        l.ingest(keyless_second("vm", s, l.version, 500, mark), now)
+            .unwrap();
+    }
+    let r = &l.rollouts["checkout"];
+    r.phase_canary.requests as f64 / r.phase_expected_canary
 }
 
 /// The same traffic reported by 1 sidecar or split over 200 gives the rollout the same evidence: batches

@@ -107,17 +107,25 @@ fn success_floor_alone_does_not_abort_a_healthy_canary_at_a_high_base_rate() {
     assert_eq!(ev, None, "healthy canary rolled back");
 }
 
-/// A canary that serves 40 % of its assigned share is still rolled back by trigger 4.
+/// A canary that serves 40 % of its assigned share is shown below the floor by trigger 4, never rolled
+/// back for it: users are the randomised unit, so request counts cannot prove a shortfall.
 #[test]
-fn real_throughput_shortfall_still_aborts() {
+fn throughput_shortfall_is_shown_not_judged() {
     let mut r = live();
     let ev = drive(&mut r, 600, |_| {
         let mut w = window(track(960, 0, 20_000, 0, 0), track(40, 0, 20_000, 0, 0));
         w.expected_canary = 100.0;
         w
-    })
-    .expect("rolled back");
-    assert_eq!(ev.verdict.expect("verdict").trigger, "4:throughput");
+    });
+    assert_eq!(ev, None, "no rollback on throughput");
+    let checks = super::judge::checks(&r, 600_000);
+    let tp = checks
+        .iter()
+        .find(|c| c.trigger == "4:throughput")
+        .expect("throughput check");
+    assert_eq!(tp.outcome, super::Outcome::Pass);
+    assert!(tp.statistic < 0.5, "{tp:?}");
+    assert!(tp.reason.contains("shown, not judged"), "{}", tp.reason);
 }
 
 /// A shadow copy slower by more than the tolerance on every comparison is still caught in the shadow phase.

@@ -4,20 +4,23 @@
 //!
 //! | test (field of `Rollout`)        | share of α | what can abort on it                          |
 //! |----------------------------------|-----------:|-----------------------------------------------|
-//! | `error_test` (errors)            | 0.50       | 1 `error_rate`, 3 `success` (both gates)      |
+//! | `error_test` (errors)            | 0.55       | 1 `error_rate`, 3 `success` (both gates)      |
 //! | `latency_test` (slow requests)   | 0.25       | 2 `latency_seq`, 2 `p99` (both gates)         |
-//! | `throughput_test` (requests)     | 0.05       | 4 `throughput` (gate)                         |
+//! | `throughput_test` (requests)     | 0          | nothing: 4 `throughput` is shown, not judged  |
 //! | `shadow_error_test`              | 0.10       | `shadow:errors`                               |
 //! | `shadow_mismatch_test`           | 0.05       | `shadow:mismatch`                             |
 //! | `shadow_latency_test`            | 0.05       | `shadow:latency` (gate)                       |
 //!
 //! The fixed thresholds of the guardrails (error ratio > 1.5×, p99 ratio > 2×, success < 95 % and worse
-//! than stable, throughput < 80 % of expected, shadow median delta > tolerance) are *gates*: a guardrail
+//! than stable, shadow median delta > tolerance) are *gates*: a guardrail
 //! fails only when its threshold is crossed **and** its sequential test rejects at its share. A gate
 //! can only remove aborts from its test's rejection event, so P(any false abort) ≤ Σ shares · α = α,
 //! however often the checks run. Errors get the largest share because crashes show there first
 //! (ln(1/α) is the evidence every detection must collect). Triggers 5–8 (engine safety events) are
-//! facts, not statistics, and abort at once. Below its minimum sample a guardrail says
+//! facts, not statistics, and abort at once. Throughput below 80 % of the assigned share is shown and
+//! never aborts: the filters randomise users, not requests, so a canary whose buckets hold no heavy
+//! user serves well under its request share on a healthy version, and no test on request counts can
+//! tell that from a shortfall. Below its minimum sample a guardrail says
 //! "inconclusive", which holds the phase and never aborts.
 
 use super::{Rollout, Status};
@@ -43,9 +46,10 @@ pub struct Verdict {
     pub stable_n: u64,
 }
 
-pub const ALPHA_ERRORS: f64 = 0.5;
+pub const ALPHA_ERRORS: f64 = 0.55;
 pub const ALPHA_LATENCY: f64 = 0.25;
-pub const ALPHA_THROUGHPUT: f64 = 0.05;
+/// Throughput spends nothing: it is shown, never an abort (see check 4).
+pub const ALPHA_THROUGHPUT: f64 = 0.0;
 pub const ALPHA_SHADOW_ERRORS: f64 = 0.1;
 pub const ALPHA_SHADOW_MISMATCH: f64 = 0.05;
 pub const ALPHA_SHADOW_LATENCY: f64 = 0.05;
@@ -105,7 +109,7 @@ fn v(
 
 /// Every check of the rollout at `now_ms`.
 pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
-    let g = &r.spec.guardrails;
+    let g = r.guardrails();
     let (cn, sn) = (r.phase_canary.requests, r.phase_stable.requests);
     let mut out = Vec::new();
     let Some(phase) = r.spec.phases.get(r.phase) else {
@@ -268,7 +272,6 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
         let exp = r.phase_expected_canary;
         let tp = if exp > 0.0 { cn as f64 / exp } else { 1.0 };
         let min_tp = g.min_canary_requests.max(500);
-        let a_tp = g.alpha * ALPHA_THROUGHPUT;
         out.push(if exp < min_tp as f64 {
             v(
                 Inconclusive,
@@ -279,15 +282,18 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 cn,
                 sn,
             )
-        } else if tp < g.min_throughput_ratio && r.throughput_test.rejects(a_tp) {
+        } else if tp < g.min_throughput_ratio {
+            // Shown, never an abort: users, not requests, are randomised, so the canary's request
+            // share moves with which heavy users its buckets hold (a Zipf population puts ~8 % of all
+            // requests on one user) and no request-count test of the share is valid.
             v(
-                Fail,
+                Pass,
                 "4:throughput",
                 format!(
-                    "canary served {cn} requests, {:.0}% of the {exp:.0} its share implies, and the shortfall test rejects (e-value {:.1} >= {:.0})",
+                    "canary served {cn} requests, {:.0}% of the {exp:.0} its share implies (below {:.0}%; shown, not judged: users are randomised, not requests; shortfall e-value {:.1})",
                     tp * 100.0,
+                    g.min_throughput_ratio * 100.0,
                     r.throughput_test.log_e_value().exp(),
-                    1.0 / a_tp
                 ),
                 tp,
                 g.min_throughput_ratio,

@@ -9,12 +9,16 @@
 
 pub mod judge;
 mod observe;
+pub mod run;
+pub mod segments;
 pub mod spec;
 mod types;
 
 use crate::histogram::Histogram;
 use crate::stats::{ErrorTest, ExceedanceTest};
 pub use judge::{Outcome, Verdict};
+pub use run::RunInfo;
+pub use segments::SegmentVerdict;
 use serde::{Deserialize, Serialize};
 pub use spec::{Guardrails, Phase, RolloutSpec, SegmentPolicy};
 use std::collections::{BTreeMap, VecDeque};
@@ -64,6 +68,9 @@ pub struct Rollout {
     /// When the latest decision (promotion / rollback) was taken, and the first failing evidence.
     pub decided_at_ms: Option<u64>,
     pub history: Vec<(u64, String)>,
+    /// The run and the guardrails frozen at its start (see [`run`]).
+    #[serde(default)]
+    pub run: RunInfo,
 }
 
 impl Rollout {
@@ -79,7 +86,7 @@ impl Rollout {
             phase_expected_canary: 0.0,
             phase_shadow: ShadowAgg::default(),
             stable_reference: Histogram::new(),
-            error_test: ErrorTest::new(),
+            error_test: ErrorTest::errors(),
             latency_test: ErrorTest::new(),
             throughput_test: ErrorTest::shortfall(),
             shadow_latency_test: types::shadow_latency_default(),
@@ -91,6 +98,7 @@ impl Rollout {
             recent: VecDeque::new(),
             decided_at_ms: None,
             history: Vec::new(),
+            run: RunInfo::default(),
         }
     }
 
@@ -194,6 +202,8 @@ impl Rollout {
                              "log_e_value": self.latency_test.log_e_value()},
             "shadow": self.phase_shadow,
             "untested": self.untested,
+            "segments": self.segment_verdicts(),
+            "run": self.run_evidence(),
             "last_windows": self.recent,
         });
         e
@@ -244,7 +254,7 @@ impl Rollout {
         }
         self.observe_tests(&w);
         self.stable_reference.merge(&w.stable.latency_us);
-        let g = &self.spec.guardrails;
+        let shadow_delta_us = self.guardrails().max_shadow_latency_delta_ms * 1000.0;
         let sh = &w.shadow;
         if sh.compared > 0 {
             let n = sh.compared * 2;
@@ -256,7 +266,7 @@ impl Rollout {
             self.shadow_mismatch_test
                 .observe(sh.mismatches.saturating_sub(sh.noise), sh.compared);
             let d = &sh.latency_delta_us;
-            let slower = d.count_above(g.max_shadow_latency_delta_ms * 1000.0);
+            let slower = d.count_above(shadow_delta_us);
             self.shadow_latency_test.observe(slower, d.count);
         }
         if w.current_phase {
@@ -332,6 +342,26 @@ impl Rollout {
         out
     }
 
+    /// Starts run 1 in the first phase.
+    fn start(&mut self, now_ms: u64, who: Option<String>) -> Event {
+        self.status = Status::Running;
+        self.start_run(1, now_ms);
+        self.enter_phase(0, now_ms);
+        let mut e = self.event(
+            EventKind::Started,
+            format!(
+                "{} started in {} (run 1, α {})",
+                self.spec.name,
+                self.phase_name(),
+                self.guardrails().alpha
+            ),
+            who,
+            None,
+        );
+        e.evidence = self.run_evidence();
+        e
+    }
+
     fn on_command(&mut self, command: Command, actor: String, now_ms: u64) -> Vec<Event> {
         let who = Some(actor.clone());
         let reject = |me: &Self, why: &str| {
@@ -346,27 +376,9 @@ impl Rollout {
             )]
         };
         match (command, self.status) {
-            (Command::Start, Status::Pending) => {
-                self.status = Status::Running;
-                self.enter_phase(0, now_ms);
-                vec![self.event(
-                    EventKind::Started,
-                    format!("{} started in {}", self.spec.name, self.phase_name()),
-                    who,
-                    None,
-                )]
-            }
+            (Command::Start, Status::Pending) => vec![self.start(now_ms, who)],
             (Command::Promote, Status::Running | Status::Paused) => self.promote(now_ms, who, None),
-            (Command::Promote, Status::Pending) => {
-                self.status = Status::Running;
-                self.enter_phase(0, now_ms);
-                vec![self.event(
-                    EventKind::Started,
-                    format!("{} started in {}", self.spec.name, self.phase_name()),
-                    who,
-                    None,
-                )]
-            }
+            (Command::Promote, Status::Pending) => vec![self.start(now_ms, who)],
             (Command::Pause, Status::Running) => {
                 self.status = Status::Paused;
                 vec![self.event(
@@ -387,18 +399,28 @@ impl Rollout {
             }
             (Command::Resume, Status::RolledBack) => {
                 // A person resumes after a rollback: restart the ladder with fresh tests.
+                // A new run: fresh tests and its own α, frozen now (the audit record says so).
                 let spec = self.spec.clone();
                 let history = std::mem::take(&mut self.history);
+                let number = self.run.number.max(1) + 1;
                 *self = Rollout::new(spec);
                 self.history = history;
                 self.status = Status::Running;
+                self.start_run(number, now_ms);
                 self.enter_phase(0, now_ms);
-                vec![self.event(
+                let mut e = self.event(
                     EventKind::Resumed,
-                    format!("{} restarted from {}", self.spec.name, self.phase_name()),
+                    format!(
+                        "{} restarted from {} as run {number} with its own α {}",
+                        self.spec.name,
+                        self.phase_name(),
+                        self.guardrails().alpha
+                    ),
                     who,
                     None,
-                )]
+                );
+                e.evidence = self.run_evidence();
+                vec![e]
             }
             (Command::Abort, Status::Running | Status::Paused | Status::Pending) => {
                 let v = Verdict {
@@ -419,5 +441,7 @@ impl Rollout {
 
 #[cfg(test)]
 mod alpha_tests;
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod tests;

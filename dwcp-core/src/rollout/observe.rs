@@ -77,7 +77,7 @@ impl Rollout {
         }
         // Latency: requests of both tracks slower than past stable p99 × tolerance (the reference
         // *before* this window), once the reference is trusted, fed to the "whose is it?" test.
-        let g = &self.spec.guardrails;
+        let g = self.guardrails();
         if self.stable_reference.count < g.min_stable_for_p99 {
             return;
         }
@@ -97,7 +97,28 @@ impl Rollout {
                 cl.count as f64 / n as f64,
             )]
         } else {
-            strata(&parts, |t| t.latency_us.count_above(bound))
+            // Null share: the stratum's realised request share, not the assigned one. Users, not
+            // requests, are randomised: a heavy user on canary moves the request share far from the
+            // assigned one. Given which requests each track served, and latency that does not depend
+            // on the version, the slice's slow requests are a uniformly random subset of its requests,
+            // so each is canary with probability `n_c / n` (a hypergeometric count, dominated in
+            // convex order by the binomial the likelihood ratio assumes: still a supermartingale).
+            parts
+                .iter()
+                .map(|(c, st, _)| {
+                    let n = c.requests + st.requests;
+                    let share = if n > 0 {
+                        c.requests as f64 / n as f64
+                    } else {
+                        0.0
+                    };
+                    (
+                        c.latency_us.count_above(bound),
+                        st.latency_us.count_above(bound),
+                        share,
+                    )
+                })
+                .collect()
         };
         self.latency_test.observe_strata(&slow);
     }

@@ -104,6 +104,13 @@ impl ErrorTest {
         Self::with_thetas(geometric_grid(1.2, 64.0, 12))
     }
 
+    /// The error test's prior: 16 points geometric on θ ∈ [1.2, 512]. A crash (50 % errors) at a base
+    /// rate of 0.1–1 % is θ ≈ 50–500: with the grid stopping at 64, a canary error at a 1 % share was
+    /// worth ln 39 ≈ 3.7 nats instead of ln 84 ≈ 4.4; the 4 extra points cost ln(16/12) ≈ 0.3 nat.
+    pub fn errors() -> Self {
+        Self::with_thetas(geometric_grid(1.2, 512.0, 16))
+    }
+
     /// The same test with `θ < 1` alternatives (12 points geometric on [0.02, 0.8]): used on *requests*
     /// rather than errors, it tests "the canary serves fewer requests than its assigned share" (the
     /// throughput guardrail). Valid also when the window's share `s` is the mean of per-request shares
