@@ -243,11 +243,12 @@ pub fn checks(r: &Rollout, now_ms: u64) -> Vec<Verdict> {
                 Fail,
                 "3:success",
                 format!(
-                    "canary success {:.2}% < {:.2}% and the error test rejects (e-value {:.1} >= {:.0})",
+                    "canary success {:.2}% < {:.2}% and the error test rejects (e-value {:.1} >= {:.0}){}",
                     succ * 100.0,
                     g.min_success * 100.0,
                     e_log.exp(),
-                    1.0 / a_err
+                    1.0 / a_err,
+                    segments_hit(r)
                 ),
                 succ,
                 g.min_success,
