@@ -95,7 +95,8 @@ fn status_page_renders_in_headless_chromium() {
         s.get_json(&format!("{}/v1/plan", s.analyzer_url()))
     );
     let html = dom(&s.analyzer_url());
-    // Rendered by the page's own script from the API: a row per rollout with status, phase, shares.
+    // Rendered by the page's own script from the API: a row per rollout with status, phase, shares and
+    // per-segment verdicts.
     assert!(
         html.contains("data-loaded=\"yes\""),
         "the script did not finish: {html}"
@@ -113,6 +114,8 @@ fn status_page_renders_in_headless_chromium() {
         "class=\"shares\">",
         "standard ",
         "internal 100%",
+        // The per-segment verdict: internal users are all on canary, so never tested.
+        "internal 100% <span class=\"seg-untested\">(untested)</span>",
         "class=\"verdict\">",
         "<b>",
     ] {

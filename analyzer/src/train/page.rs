@@ -25,7 +25,7 @@ pub fn render(plan: Option<&Value>) -> String {
     );
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>dwcp companion</title>
-<style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px;text-align:left;vertical-align:top}}pre{{margin:0;font-size:11px;max-width:60em;white-space:pre-wrap}}</style></head>
+<style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px;text-align:left;vertical-align:top}}pre{{margin:0;font-size:11px;max-width:60em;white-space:pre-wrap}}.seg-excess{{color:#b00;font-weight:bold}}.seg-untested{{color:#888}}</style></head>
 <body><h1>dwcp companion</h1>
 <h2>Rollouts</h2><table id="rollouts"><tr><td>loading…</td></tr></table>
 {train}
@@ -34,7 +34,8 @@ const esc=s=>String(s==null?'':s).replace(/[&<>"]/g,c=>({{'&':'&amp;','<':'&lt;'
 async function load(){{
   const v=await (await fetch('/v1/rollouts')).json();
   const rows=await Promise.all((v.rollouts||[]).map(async r=>{{
-    const sh=Object.entries(r.shares_bp||{{}}).map(([k,x])=>esc(k)+' '+(x/100)+'%').join(', ');
+    const st=Object.fromEntries((r.segments||[]).map(g=>[g.segment,g.state]));
+    const sh=Object.entries(r.shares_bp||{{}}).map(([k,x])=>esc(k)+' '+(x/100)+'%'+(st[k]?' <span class="seg-'+esc(st[k])+'">('+esc(st[k])+')</span>':'')).join(', ');
     const vd=r.verdict?(esc(r.verdict.outcome)+': '+esc(r.verdict.reason)):'';
     let last='';
     try{{
