@@ -257,29 +257,6 @@ fn shadow_line(r: &Value) -> Option<String> {
     ))
 }
 
-#[cfg(test)]
-mod table_tests {
-    use super::*;
-
-    #[test]
-    fn shadow_line_shows_rates_over_noise() {
-        let v = serde_json::json!({"version": 3, "kill_all": false, "rollouts": [
-            {"name": "a", "status": "running", "phase": "shadow", "shares_bp": {"standard": 0},
-             "shadow_bp": 10000, "stable": {}, "canary": {}, "verdict": null,
-             "shadow": {"compared": 200, "mismatches": 30, "noise": 10, "shadow_errors": 1,
-                        "primary_errors": 0, "slower": 4}},
-            {"name": "b", "status": "running", "phase": "5%", "shares_bp": {"standard": 500},
-             "shadow_bp": 0, "stable": {}, "canary": {}, "verdict": null, "shadow": {"compared": 0}}
-        ]});
-        let t = render_table(&v);
-        assert!(
-            t.contains("shadow: 200 compared, mismatches 15.00% (10.00% over noise), shadow errors 1 vs primary 0, slower than tolerance 2.00%"),
-            "{t}"
-        );
-        assert_eq!(t.matches("shadow:").count(), 1, "{t}");
-    }
-}
-
 /// `dwcp-analyzer backup --db X --out Y` (`crate::store::backup`).
 pub fn backup(db: &std::path::Path, out: &std::path::Path) -> Result<(), CliError> {
     let c = crate::store::backup::backup(db, out).map_err(|e| CliError::Other(format!("{e:#}")))?;
@@ -304,4 +281,27 @@ pub fn restore(from: &std::path::Path, db: &std::path::Path) -> Result<(), CliEr
         c.pages
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn shadow_line_shows_rates_over_noise() {
+        let v = serde_json::json!({"version": 3, "kill_all": false, "rollouts": [
+            {"name": "a", "status": "running", "phase": "shadow", "shares_bp": {"standard": 0},
+             "shadow_bp": 10000, "stable": {}, "canary": {}, "verdict": null,
+             "shadow": {"compared": 200, "mismatches": 30, "noise": 10, "shadow_errors": 1,
+                        "primary_errors": 0, "slower": 4}},
+            {"name": "b", "status": "running", "phase": "5%", "shares_bp": {"standard": 500},
+             "shadow_bp": 0, "stable": {}, "canary": {}, "verdict": null, "shadow": {"compared": 0}}
+        ]});
+        let t = render_table(&v);
+        assert!(
+            t.contains("shadow: 200 compared, mismatches 15.00% (10.00% over noise), shadow errors 1 vs primary 0, slower than tolerance 2.00%"),
+            "{t}"
+        );
+        assert_eq!(t.matches("shadow:").count(), 1, "{t}");
+    }
 }
