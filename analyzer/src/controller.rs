@@ -39,7 +39,14 @@ pub struct ShellCounters {
 }
 
 /// The engines the companion hosts: their event counters exist (at 0) from the start.
-pub const HOSTED_ENGINES: [&str; 5] = ["manager", "compression", "pbft", "tpbft", "probft"];
+pub const HOSTED_ENGINES: [&str; 6] = [
+    "manager",
+    "compression",
+    "pbft",
+    "tpbft",
+    "probft",
+    "bullshark",
+];
 
 pub struct Controller {
     pub ledger: Ledger,

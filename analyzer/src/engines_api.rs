@@ -29,7 +29,7 @@
 //! Every non-GET route here needs the operator role (`crate::auth`, by method and path prefix).
 //! * `GET  /v1/engines/compression/model` — the figures measured at start-up on held-out data.
 //! * `POST /v1/engines/allocator/place` — MADDPG placement with guard (see `allocator_api`).
-//! * `/v1/engines/{pbft,tpbft,probft}/{tx,status,faults}` — the consensus engines (`crate::consensus`).
+//! * `/v1/engines/{pbft,tpbft,probft,bullshark}/{tx,status,faults}` — the consensus engines (`crate::consensus`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;

@@ -85,8 +85,10 @@ async fn get(a: &axum::Router, uri: &str) -> (StatusCode, Value) {
     call(a, "GET", uri, Some(READ), Value::Null).await
 }
 
-const SMALL: &str =
-    "[consensus.pbft]\nn = 4\n[consensus.tpbft]\nn = 7\ncommittee = 4\n[consensus.probft]\nn = 7\n";
+const SMALL: &str = "[consensus.pbft]\nn = 4\n[consensus.tpbft]\nn = 7\ncommittee = 4\n[consensus.probft]\nn = 7\n[consensus.bullshark]\nenabled = false\n";
+
+/// Only Bullshark (n = 4) runs.
+const BULLSHARK_ONLY: &str = "[consensus.pbft]\nenabled = false\n[consensus.tpbft]\nenabled = false\n[consensus.probft]\nenabled = false\n[consensus.bullshark]\nn = 4\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_on_every_engine_and_the_status_shows_the_height() {
@@ -226,7 +228,7 @@ async fn bad_input_is_the_clients_4xx_and_writes_need_the_operator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_pbft_backup_is_a_byzantine_signal_for_pbft() {
     let d = tempfile::tempdir().unwrap();
-    let consensus = "[consensus.pbft]\nn = 4\n[consensus.tpbft]\nenabled = false\n[consensus.probft]\nenabled = false\n";
+    let consensus = "[consensus.pbft]\nn = 4\n[consensus.tpbft]\nenabled = false\n[consensus.probft]\nenabled = false\n[consensus.bullshark]\nenabled = false\n";
     let (a, host) = stack(d.path(), consensus).await;
     let mut signals = host.events.subscribe();
     let (s, v) = get(&a, "/v1/engines/tpbft/status").await;
@@ -272,12 +274,124 @@ async fn an_equivocating_pbft_backup_is_a_byzantine_signal_for_pbft() {
     assert_eq!(st["replicas"][2]["behaviour"], "equivocate", "{st}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bullshark_transactions_commit_and_the_status_shows_round_and_height() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, _host) = stack(d.path(), BULLSHARK_ONLY).await;
+    let mut last = 0;
+    for i in 0..3 {
+        let (s, v) = post(
+            &a,
+            "/v1/engines/bullshark/tx",
+            json!({"payload": format!("bs-{i}")}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["committed"], true, "{v}");
+        let h = v["height"].as_u64().unwrap();
+        assert!(h >= 1 && h >= last, "height {h} after {last}: {v}");
+        last = h;
+    }
+    let (s, st) = get(&a, "/v1/engines/bullshark/status").await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    eprintln!("bullshark: {st}");
+    assert_eq!(st["engine"], "bullshark", "{st}");
+    assert_eq!((st["n"].as_u64(), st["f"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(st["txs"]["committed"], 3, "{st}");
+    assert!(st["committed_height"].as_u64().unwrap() >= last, "{st}");
+    assert!(st["decisions"].as_u64().unwrap() >= 1, "{st}");
+    let es = &st["engine_state"];
+    // A leader of even round r commits with support from round r + 1: the DAG is past round 1.
+    assert!(es["round"].as_u64().unwrap() >= 2, "{st}");
+    assert!(es["committed_leaders"].as_u64().unwrap() >= last, "{st}");
+    assert!(es["ordered_txs"].as_u64().unwrap() >= 3, "{st}");
+    assert!(
+        es["gc_round"].is_u64() && es["last_committed_round"].is_u64(),
+        "{st}"
+    );
+    let kinds = st["messages"].as_object().unwrap();
+    for k in ["batch", "header", "vote", "certificate"] {
+        assert!(
+            kinds.get(k).and_then(Value::as_u64).unwrap_or(0) > 0,
+            "{k}: {st}"
+        );
+    }
+    assert_eq!(st["integrity_violations"], 0, "{st}");
+    let (s, v) = post(
+        &a,
+        "/v1/engines/bullshark/faults",
+        json!({"replica": 1, "behaviour": "forge_vrf"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_bullshark_validator_is_a_byzantine_signal_for_bullshark() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, host) = stack(d.path(), BULLSHARK_ONLY).await;
+    let mut signals = host.events.subscribe();
+    let (s, v) = post(&a, "/v1/engines/bullshark/tx", json!({"payload": "honest"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, st) = get(&a, "/v1/engines/bullshark/status").await;
+    assert!(
+        st["byzantine_detections"].as_object().unwrap().is_empty(),
+        "{st}"
+    );
+    let (s, v) = post(
+        &a,
+        "/v1/engines/bullshark/faults",
+        json!({"replica": 3, "behaviour": "equivocate"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ev = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(e @ EngineEvent::ByzantineAttackDetected { .. }) = signals.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("no ByzantineAttackDetected within 10 s");
+    match ev {
+        EngineEvent::ByzantineAttackDetected {
+            engine,
+            suspect,
+            behaviour,
+            ..
+        } => {
+            assert_eq!(engine, "bullshark");
+            assert_eq!(suspect, Some(3));
+            assert_eq!(behaviour, "equivocation");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The honest three keep committing.
+    let (s, v) = post(&a, "/v1/engines/bullshark/tx", json!({"payload": "after"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["committed"], true, "{v}");
+    assert_ne!(v["replica"], 3, "{v}");
+    let (_, st) = get(&a, "/v1/engines/bullshark/status").await;
+    assert!(
+        st["byzantine_detections"]["equivocation"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert_eq!(st["replicas"][3]["behaviour"], "equivocate", "{st}");
+    assert_eq!(st["integrity_violations"], 0, "{st}");
+}
+
 #[test]
 fn the_config_section_is_validated_with_the_field_named() {
     let d = tempfile::tempdir().unwrap();
     for (section, field) in [
         ("[consensus.pbft]\nn = 2\n", "consensus.pbft.n"),
         ("[consensus.probft]\nn = 1000\n", "consensus.probft.n"),
+        ("[consensus.bullshark]\nn = 3\n", "consensus.bullshark.n"),
+        (
+            "[consensus.bullshark]\ncommittee = 4\n",
+            "consensus.bullshark.committee",
+        ),
         (
             "[consensus.tpbft]\nn = 16\ncommittee = 5\n",
             "consensus.tpbft.committee",
@@ -309,4 +423,5 @@ fn the_config_section_is_validated_with_the_field_named() {
     assert!(e.contains("replicas"), "{e}");
     let c = Config::parse(&toml(d.path(), ""), "c.toml").unwrap();
     assert!(c.consensus.pbft.enabled && c.consensus.tpbft.enabled && c.consensus.probft.enabled);
+    assert!(c.consensus.bullshark.enabled && c.consensus.bullshark.n.is_none());
 }

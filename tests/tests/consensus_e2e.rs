@@ -1,6 +1,7 @@
 //! The consensus engines hosted by the companion, through the real companion binary and a real
 //! Envoy: transactions commit on the in-process T-PBFT and ProBFT clusters; an equivocating T-PBFT
-//! replica (issue 13) and a ProBFT replica forging its VRF proofs (issue 14), injected through the
+//! replica (issue 13), a ProBFT replica forging its VRF proofs (issue 14) and a Bullshark validator
+//! signing two headers for one round (issue 15), injected through the
 //! operator's fault route during rollouts, abort the rollout that delivers that engine with
 //! `ByzantineAttackDetected` in its evidence, while the other rollouts keep running.
 // Test helpers stop the test with a message when the stack misbehaves.
@@ -96,7 +97,7 @@ fn an_equivocating_tpbft_replica_aborts_the_tpbft_rollout_only() {
             rollout("demo", None),
         ]
         .concat(),
-        "[consensus.tpbft]\nn = 16\ncommittee = 4\n[consensus.probft]\nenabled = false\n",
+        "[consensus.tpbft]\nn = 16\ncommittee = 4\n[consensus.probft]\nenabled = false\n[consensus.bullshark]\nenabled = false\n",
     );
     // Writes need the operator role; bad input is the client's 4xx.
     let (code, _) = post(&s, "/v1/engines/tpbft/tx", json!({"payload": "x"}), false);
@@ -203,7 +204,7 @@ fn a_forged_vrf_proof_aborts_the_probft_rollout_only() {
             rollout("demo", None),
         ]
         .concat(),
-        "[consensus.probft]\nn = 16\n[consensus.tpbft]\nenabled = false\n",
+        "[consensus.probft]\nn = 16\n[consensus.tpbft]\nenabled = false\n[consensus.bullshark]\nenabled = false\n",
     );
     commit_txs(&s, "probft", 3, "before");
     let st = status(&s, "probft");
@@ -241,5 +242,63 @@ fn a_forged_vrf_proof_aborts_the_probft_rollout_only() {
     eprintln!(
         "probft: {byz} forged-proof alarms; status {}",
         status(&s, "probft")
+    );
+}
+
+#[test]
+fn an_equivocating_bullshark_validator_aborts_the_bullshark_rollout_only() {
+    let s = stack(
+        &[
+            rollout("ledger-bullshark", Some("bullshark")),
+            rollout("ledger-pbft", Some("pbft")),
+        ]
+        .concat(),
+        "[consensus.bullshark]\nn = 4\n[consensus.tpbft]\nenabled = false\n[consensus.probft]\nenabled = false\n",
+    );
+    commit_txs(&s, "bullshark", 3, "before");
+    commit_txs(&s, "pbft", 1, "before");
+    let st = status(&s, "bullshark");
+    assert!(st["committed_height"].as_u64().unwrap() >= 1, "{st}");
+    assert!(st["engine_state"]["round"].as_u64().unwrap() >= 2, "{st}");
+    assert_eq!(st["txs"]["committed"], 3, "{st}");
+    for r in ["ledger-bullshark", "ledger-pbft"] {
+        assert_eq!(s.rollout(r)["status"], "running", "{r} before the fault");
+    }
+
+    let bad = 2;
+    let (code, v) = post(
+        &s,
+        "/v1/engines/bullshark/faults",
+        json!({"replica": bad, "behaviour": "equivocate"}),
+        true,
+    );
+    assert_eq!(code, 200, "{v}");
+    commit_txs(&s, "bullshark", 2, "after");
+    let ev = aborted_by(&s, "ledger-bullshark", "bullshark", "equivocation", bad);
+    eprintln!("bullshark rollout evidence: {ev}");
+
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(s.rollout("ledger-pbft")["status"], "running");
+    let m = s.analyzer_metrics();
+    let byz = metric_sum(
+        &m,
+        "dwcp_consensus_byzantine_detections_total",
+        &[("engine", "bullshark"), ("behaviour", "equivocation")],
+    );
+    assert!(byz >= 1.0, "no equivocation counted:\n{m}");
+    assert!(
+        m.contains("dwcp_engine_events_total{engine=\"pbft\",kind=\"byzantine\"} 0"),
+        "{m}"
+    );
+    assert!(
+        metric_sum(
+            &m,
+            "dwcp_consensus_decisions_total",
+            &[("engine", "bullshark")]
+        ) >= 1.0
+    );
+    eprintln!(
+        "bullshark: equivocator {bad}, {byz} equivocation alarms; status {}",
+        status(&s, "bullshark")
     );
 }

@@ -1,4 +1,4 @@
-//! The consensus engines' HTTP face (every route exists for `pbft`, `tpbft` and `probft`; an engine
+//! The consensus engines' HTTP face (every route exists for `pbft`, `tpbft`, `probft` and `bullshark`; an engine
 //! disabled in the config answers 404):
 //!
 //! * `POST /v1/engines/{engine}/tx` — `{"payload_b64": "..."}` or `{"payload": "text"}` (one of
@@ -7,7 +7,8 @@
 //!   takes longer than the engine's `tx_wait_ms`.
 //! * `GET  /v1/engines/{engine}/status` — view, committed height, members, per-replica height/view/
 //!   behaviour, decisions, view changes, messages by kind, detections, and `engine_state` (T-PBFT:
-//!   epoch, committee, trust vector, faulty; ProBFT: sample size, quorum, o, l).
+//!   epoch, committee, trust vector, faulty; ProBFT: sample size, quorum, o, l; Bullshark: DAG round,
+//!   committed leaders, ordered certificates and transactions, GC round).
 //! * `POST /v1/engines/{engine}/faults` — `{"replica": 2, "behaviour": "equivocate" | "forge_vrf" |
 //!   "silent" | "honest"}` (tests and demos).
 //!

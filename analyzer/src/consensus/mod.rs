@@ -1,8 +1,8 @@
-//! # Consensus engines hosted by the companion (PBFT, T-PBFT, ProBFT)
+//! # Consensus engines hosted by the companion (PBFT, T-PBFT, ProBFT, Bullshark)
 //!
 //! For a single machine the companion runs each enabled consensus engine as an *in-process
 //! cluster*: `n` replicas of the engine's sans-IO state machine (`dwcp_engines::{pbft, tpbft,
-//! probft}`, all on `dwcp_engines::sim::Protocol`) driven by one tokio task ([`cluster`]) with an
+//! probft, bullshark}`, all on `dwcp_engines::sim::Protocol`) driven by one tokio task ([`cluster`]) with an
 //! in-memory network (every send is queued and delivered in order, no loss), real timers
 //! (milliseconds since the cluster started, `tokio::time::sleep_until` the next deadline) and real
 //! signatures: ed25519 keys generated at start from OS randomness, ProBFT's RFC 9381 ECVRF keys
@@ -12,10 +12,12 @@
 //! client transaction into inputs, say which committed output is which transaction and where it sits
 //! in the log (for the cross-replica conflict check), name message kinds and view changes for the
 //! metrics, report per-replica height and view plus engine extras (T-PBFT trust vector and
-//! committee, ProBFT sample parameters), and build the Byzantine mutators the fault route installs.
-//! Bullshark (`engines/src/bullshark`, on the same `Protocol` trait) plugs in with one more
-//! `impl HostedEngine` in [`engines`] and one line in [`ConsensusHost::start`]; the driver, the HTTP
-//! face, the metrics and the signal fan-out are generic.
+//! committee, ProBFT sample parameters, Bullshark DAG round, committed leaders and GC round), and
+//! build the Byzantine mutators the fault route installs. PBFT and T-PBFT are in [`engines`],
+//! ProBFT in [`probft`], Bullshark in [`bullshark`] (a transaction goes to one validator's worker;
+//! each validator's committed sequence is numbered as it drains, so the conflict check compares
+//! entry `i` of every honest log; height = committed leaders, no views). The driver, the HTTP face,
+//! the metrics and the signal fan-out are generic.
 //!
 //! Signals: every alarm an *honest* replica raises (equivocation, bad signature, forged VRF proof,
 //! …) becomes `ByzantineAttackDetected` with the engine's name; a committed output that differs
@@ -28,7 +30,9 @@
 //!
 //! Faults (`POST /v1/engines/{engine}/faults`, operator): one replica at a time may be switched to
 //! `equivocate` (a second signed vote for another digest — PBFT and T-PBFT prepares; ProBFT: a second
-//! signed proposal to half the replicas when it leads), `forge_vrf` (ProBFT: votes re-signed over a
+//! signed proposal to half the replicas when it leads; Bullshark: a second signed header for the
+//! same `(author, round)` to the `f` validators after it, the first to the rest, so the first is
+//! certified and its certificate convicts the author), `forge_vrf` (ProBFT: votes re-signed over a
 //! corrupted VRF proof), `silent` (sends nothing) or back to `honest`; at most `f` at once. The
 //! mutators have the shape of `sim::adversary::Fault::Mutate` (one send in, sends out); the host
 //! switches them at run time on the live replica (`sim::Adversary` fixes its faults when it wraps a
@@ -36,6 +40,7 @@
 //!
 //! Not done: pointing an engine at `dwcp-node` processes instead of the in-process cluster.
 
+pub mod bullshark;
 pub mod cluster;
 pub mod engines;
 pub mod handle;
@@ -57,7 +62,7 @@ use tokio::sync::broadcast;
 pub use handle::ClusterHandle;
 
 /// The consensus engines the companion can host, in route order.
-pub const ENGINES: [&str; 3] = ["pbft", "tpbft", "probft"];
+pub const ENGINES: [&str; 4] = ["pbft", "tpbft", "probft", "bullshark"];
 
 /// What a replica does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -169,7 +174,7 @@ impl Default for EngineConfig {
 }
 
 /// `[consensus]`: one table per engine; absent tables take the defaults (enabled; PBFT n = 4,
-/// T-PBFT n = 16 with a committee of 4, ProBFT n = 16).
+/// T-PBFT n = 16 with a committee of 4, ProBFT n = 16, Bullshark n = 4).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusConfig {
@@ -179,6 +184,8 @@ pub struct ConsensusConfig {
     pub tpbft: EngineConfig,
     #[serde(default)]
     pub probft: EngineConfig,
+    #[serde(default)]
+    pub bullshark: EngineConfig,
 }
 
 /// Largest cluster the host runs in process.
@@ -192,6 +199,7 @@ impl ConsensusConfig {
             ("pbft", &self.pbft, 4),
             ("tpbft", &self.tpbft, 16),
             ("probft", &self.probft, 16),
+            ("bullshark", &self.bullshark, 4),
         ] {
             let n = c.n.unwrap_or(default_n);
             if !(4..=MAX_N).contains(&n) {
@@ -247,7 +255,17 @@ impl ConsensusHost {
         }
         if cfg.probft.enabled {
             let e = engines::Probft::new(cfg.probft.n.unwrap_or(16));
-            clusters.insert("probft", cluster::spawn(e, events, cfg.probft.tx_wait_ms));
+            clusters.insert(
+                "probft",
+                cluster::spawn(e, events.clone(), cfg.probft.tx_wait_ms),
+            );
+        }
+        if cfg.bullshark.enabled {
+            let e = bullshark::Bullshark::new(cfg.bullshark.n.unwrap_or(4));
+            clusters.insert(
+                "bullshark",
+                cluster::spawn(e, events, cfg.bullshark.tx_wait_ms),
+            );
         }
         Arc::new(Self { clusters })
     }
