@@ -4,6 +4,8 @@
 //! seed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sim_common;
+use sim_common::{consensus_lossy as lossy, seeds};
 use std::collections::BTreeSet;
 
 use dwcp_engines::pbft::{
@@ -11,33 +13,9 @@ use dwcp_engines::pbft::{
 };
 use dwcp_engines::sim::crypto::{Keyring, Scheme};
 use dwcp_engines::sim::{
-    Adversary, Crash, Fault, FaultModel, LinkFaults, Partition, SimReport, Simulator, Twins,
+    Adversary, Crash, Fault, FaultModel, Partition, SimReport, Simulator, Twins,
 };
 use rand::SeedableRng;
-
-fn seeds(defaults: &[u64]) -> Vec<u64> {
-    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(s) => vec![s],
-        None => defaults.to_vec(),
-    }
-}
-
-fn lossy(gst_ms: u64) -> FaultModel {
-    FaultModel {
-        link: LinkFaults {
-            min_delay_ms: 1,
-            max_delay_ms: 30,
-            drop_ppm: 100_000,
-            duplicate_ppm: 50_000,
-            reorder_ppm: 100_000,
-            reorder_extra_ms: 40,
-            bandwidth_bytes_per_ms: 0,
-        },
-        gst_ms,
-        post_gst_max_delay_ms: 10,
-        ..FaultModel::reliable()
-    }
-}
 
 /// `count` requests from the listed clients in turn, one every `every_ms`.
 fn requests(clients: &[u32], count: u64, every_ms: u64) -> Vec<(u64, u32, Submit)> {

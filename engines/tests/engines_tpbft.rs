@@ -4,6 +4,8 @@
 //! the next epoch boundary on every honest node. `SIM_SEED=<n>` replays one seed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sim_common;
+use sim_common::seeds;
 use std::collections::BTreeSet;
 
 use dwcp_engines::pbft::{prepare_statement, PbftMsg};
@@ -14,13 +16,6 @@ use dwcp_engines::tpbft::{
     self, epoch_context, TpbftBuilt, TpbftConfig, TpbftMsg, TpbftOut, TpbftSimNode, TxSubmit,
 };
 use rand::{Rng, SeedableRng};
-
-fn seeds(defaults: &[u64]) -> Vec<u64> {
-    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(s) => vec![s],
-        None => defaults.to_vec(),
-    }
-}
 
 /// Solve `(I − (1 − a)·Cᵀ)·t = a·p` by Gaussian elimination with partial pivoting (the analytic
 /// stationary vector, computed independently of the power iteration).

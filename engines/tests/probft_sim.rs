@@ -5,6 +5,8 @@
 //! replays one). Real ed25519 signatures and the real RFC 9381 VRF throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sim_common;
+use sim_common::consensus_lossy as lossy;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -18,23 +20,6 @@ use dwcp_engines::sim::{
     pick_byzantine, Adversary, Crash, Fault, FaultModel, LinkFaults, Partition, SimReport,
     Simulator, Twins,
 };
-
-fn lossy(gst_ms: u64) -> FaultModel {
-    FaultModel {
-        link: LinkFaults {
-            min_delay_ms: 1,
-            max_delay_ms: 30,
-            drop_ppm: 100_000,
-            duplicate_ppm: 50_000,
-            reorder_ppm: 100_000,
-            reorder_extra_ms: 40,
-            bandwidth_bytes_per_ms: 0,
-        },
-        gst_ms,
-        post_gst_max_delay_ms: 10,
-        ..FaultModel::reliable()
-    }
-}
 
 /// Every replica is given a value for each slot (the leader's is proposed).
 fn inputs(n: u32, slots: u64) -> Vec<(u64, u32, Submit)> {

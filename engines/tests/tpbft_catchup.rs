@@ -7,16 +7,11 @@
 //! `SIM_SEED=<n>` replays one seed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sim_common;
 use dwcp_engines::sim::crypto::Scheme;
 use dwcp_engines::sim::{Cut, FaultModel, SimReport, Simulator};
 use dwcp_engines::tpbft::{self, TpbftConfig, TpbftOut, TxSubmit};
-
-fn seeds(defaults: &[u64]) -> Vec<u64> {
-    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(s) => vec![s],
-        None => defaults.to_vec(),
-    }
-}
+use sim_common::seeds;
 
 const TXS: u64 = 24;
 const GST: u64 = 3_000;

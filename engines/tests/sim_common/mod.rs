@@ -66,3 +66,22 @@ pub fn simulate(
 pub fn violated(r: &SimReport<Delivery>, invariant: &str) -> bool {
     r.violations.iter().any(|v| v.invariant == invariant)
 }
+
+/// The lossy network of the consensus suites (PBFT, ProBFT, Bullshark): 1–30 ms, 10 % dropped, 5 %
+/// duplicated, 10 % reordered by up to 40 ms until `gst_ms`, then at most 10 ms.
+pub fn consensus_lossy(gst_ms: u64) -> FaultModel {
+    FaultModel {
+        link: LinkFaults {
+            min_delay_ms: 1,
+            max_delay_ms: 30,
+            drop_ppm: 100_000,
+            duplicate_ppm: 50_000,
+            reorder_ppm: 100_000,
+            reorder_extra_ms: 40,
+            bandwidth_bytes_per_ms: 0,
+        },
+        gst_ms,
+        post_gst_max_delay_ms: 10,
+        ..FaultModel::reliable()
+    }
+}
