@@ -39,11 +39,30 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// A port nobody listens on, never handed out twice by this process, and outside Linux's ephemeral
+/// range (32768–60999): a port from `bind(:0)` is released before the caller binds it, and meanwhile
+/// another test's stack (tests in a file run in parallel) or any outgoing connection, Envoy's own
+/// included, could take it — that made Envoy fail to listen about once in a few hundred starts.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Start at a per-process offset so that two test processes (or a leftover of an earlier one)
+    // rarely probe the same ports; the bind check below settles the rest.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 997) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 pub fn wait_port(port: u16, what: &str) {
@@ -313,8 +332,32 @@ impl Stack {
                 .spawn()
                 .expect("envoy"),
         );
-        wait_port(s.ports.envoy, "envoy");
+        s.wait_envoy();
         s
+    }
+
+    /// Waits for Envoy's listener (up to 60 s: compiling the module is slow on a loaded machine); if
+    /// Envoy exits or never listens, fails at once with the end of its log.
+    fn wait_envoy(&mut self) {
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.ports.envoy)).is_err() {
+            let exited = self
+                .envoy
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || start.elapsed() > Duration::from_secs(60) {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "envoy did not listen on {} (exit: {exited:?}); end of envoy.log:\n{}",
+                    self.ports.envoy,
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops one demo upstream (`stable`, `canary` or `shadow`): its port then refuses connections.
