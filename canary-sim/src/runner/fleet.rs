@@ -12,7 +12,7 @@
 //! instants (few sidecars: few instants).
 
 use super::RunResult;
-use crate::traffic::dist::{poisson, Burst, LatencyTable, Normal};
+use crate::traffic::dist::{poisson, Burst, LatencyTable, Normal, MAX_BUCKET};
 use crate::traffic::users::Population;
 use crate::traffic::{Onset, Regression, Scenario};
 use dwcp_core::decision::Track;
@@ -162,6 +162,10 @@ pub fn run_fleet(sc: &Scenario, seed: u64) -> RunResult {
             (base, bad, hit)
         })
         .collect();
+    // A latency bucket's recorded value (µs), computed once per run instead of per request.
+    let us_of: Vec<u64> = (0..MAX_BUCKET)
+        .map(|b| value_of(b as i32).round() as u64)
+        .collect();
     let mut burst = Burst::new(&mut rng, &mut normal);
     let mut burst_factor = 1.0;
     // Without a population: the old model's failing clients (standard, own bucket, at a fixed rate).
@@ -229,7 +233,7 @@ pub fn run_fleet(sc: &Scenario, seed: u64) -> RunResult {
                 (false, true) => &lat_slow,
                 (true, true) => &lat_bad_slow,
             };
-            let us = value_of(lat.sample(rng.gen()) as i32).round() as u64;
+            let us = us_of[lat.sample(rng.gen())];
             let track = if canary { Track::Canary } else { Track::Stable };
             let unit = match (keyless, sc.mark_keyless) {
                 (false, _) => Some(bucket),
@@ -246,7 +250,7 @@ pub fn run_fleet(sc: &Scenario, seed: u64) -> RunResult {
                 let g = usize::from(group_of[rng.gen_range(0..group_of.len())]);
                 let canary = *b < groups[g].share_bp[failing_seg];
                 let track = if canary { Track::Canary } else { Track::Stable };
-                let us = value_of(lat_ok.sample(rng.gen()) as i32).round() as u64;
+                let us = us_of[lat_ok.sample(rng.gen())];
                 groups[g]
                     .acc
                     .record(0, track, failing_seg, Some(*b), true, us);

@@ -1,9 +1,8 @@
 //! One simulated second of traffic, accumulated into the `Window` the companion would send.
 
 use crate::traffic::dist::MAX_BUCKET;
-use dwcp_core::histogram::{value_of, Histogram};
+use dwcp_core::histogram::{value_of, Buckets, Histogram};
 use dwcp_core::rollout::{Rollout, TrackAgg};
-use std::collections::BTreeMap;
 
 /// One track's window, accumulated per request into bucket counts (the core's log buckets).
 pub(crate) struct TrackScratch {
@@ -39,7 +38,7 @@ impl TrackScratch {
         let mut h = Histogram::new();
         if self.requests > 0 {
             let mut sum = 0.0;
-            let buckets: BTreeMap<i32, u64> = self.counts[self.lo..=self.hi]
+            let buckets: Buckets = self.counts[self.lo..=self.hi]
                 .iter_mut()
                 .enumerate()
                 .filter(|(_, c)| **c > 0)

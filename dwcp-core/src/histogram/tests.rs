@@ -72,3 +72,67 @@ proptest! {
         prop_assert_eq!(h, back);
     }
 }
+
+/// The map the buckets replaced, kept as the reference the sorted vector must agree with.
+type Reference = std::collections::BTreeMap<i32, u64>;
+
+fn reference_of(pairs: &[(i32, u64)]) -> Reference {
+    let mut m = Reference::new();
+    for (i, c) in pairs {
+        *m.entry(*i).or_insert(0) += c;
+    }
+    m
+}
+
+fn buckets_of(pairs: &[(i32, u64)]) -> Buckets {
+    let mut b = Buckets::new();
+    for (i, c) in pairs {
+        b.add(*i, *c);
+    }
+    b
+}
+
+proptest! {
+    /// Adding, merging (both the in-place and the two-run path) and iterating give what the map
+    /// gave, and the JSON is byte for byte the map's, both ways.
+    #[test]
+    fn buckets_behave_as_the_map_they_replaced(
+        a in proptest::collection::vec((-3i32..40, 0u64..1_000), 0..30),
+        b in proptest::collection::vec((-3i32..40, 0u64..1_000), 0..30),
+        subset in any::<bool>(),
+    ) {
+        // With `subset`, b's indices are drawn from a's, so the merge takes the in-place path.
+        let b: Vec<(i32, u64)> = if subset && !a.is_empty() {
+            b.iter().map(|(i, c)| (a[i.unsigned_abs() as usize % a.len()].0, *c)).collect()
+        } else {
+            b
+        };
+        let (mut bv, bo) = (buckets_of(&a), buckets_of(&b));
+        let (mut rv, ro) = (reference_of(&a), reference_of(&b));
+        bv.merge(&bo);
+        for (i, c) in &ro {
+            *rv.entry(*i).or_insert(0) += c;
+        }
+        let got: Vec<(i32, u64)> = bv.iter().collect();
+        let want: Vec<(i32, u64)> = rv.iter().map(|(i, c)| (*i, *c)).collect();
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(bv.len(), rv.len());
+        let json = serde_json::to_string(&bv).unwrap();
+        prop_assert_eq!(&json, &serde_json::to_string(&rv).unwrap());
+        let back: Buckets = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(back, bv);
+    }
+}
+
+#[test]
+fn buckets_decode_what_the_map_decoded() {
+    // Keys are JSON strings; a repeated key keeps the last value, as serde's map did.
+    let b: Buckets = serde_json::from_str(r#"{"10": 1, "-2": 3, "10": 5}"#).unwrap();
+    assert_eq!(b.iter().collect::<Vec<_>>(), vec![(-2, 3), (10, 5)]);
+    assert!(serde_json::from_str::<Buckets>(r#"{"x": 1}"#).is_err());
+    assert!(serde_json::from_str::<Buckets>(r#"{"1": -1}"#).is_err());
+    let mut b = Buckets::new();
+    b.insert(4, 2);
+    b.insert(4, 7);
+    assert_eq!((b.get(4), b.get(5)), (Some(7), None));
+}

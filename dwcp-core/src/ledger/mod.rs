@@ -283,12 +283,16 @@ impl Ledger {
             let share = self
                 .credit
                 .share_at(credited_version, &c.rollout, &c.segment);
-            let t = self
-                .totals
-                .entry((c.rollout.clone(), c.segment.clone()))
-                .or_default();
+            // Looked up with the cell's own strings (moved in and back): no key allocation per cell
+            // once the pair is known.
+            let key = (std::mem::take(&mut c.rollout), std::mem::take(&mut c.segment));
+            let t = match self.totals.get_mut(&key) {
+                Some(t) => t,
+                None => self.totals.entry(key.clone()).or_default(),
+            };
             t.requests[c.track.index()] += c.requests;
             t.errors[c.track.index()] += c.errors;
+            (c.rollout, c.segment) = key;
             let units = self.error_units_of(&c);
             let w = windows.entry(c.rollout).or_default();
             if !c.bucketed {

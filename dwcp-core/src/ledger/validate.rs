@@ -92,7 +92,7 @@ pub fn validate(
             .latency_us
             .buckets
             .iter()
-            .find(|(k, _)| !(0..=MAX_BUCKET_INDEX).contains(*k))
+            .find(|(k, _)| !(0..=MAX_BUCKET_INDEX).contains(k))
         {
             return bad(format!(
                 "latency_us.buckets: key {k} is outside 0..={MAX_BUCKET_INDEX} (1 µs to u64::MAX µs)"
@@ -102,7 +102,7 @@ pub fn validate(
             .latency_us
             .buckets
             .values()
-            .try_fold(c.latency_us.zero, |a, n| a.checked_add(*n))
+            .try_fold(c.latency_us.zero, |a, n| a.checked_add(n))
         else {
             return bad("latency_us: bucket counts overflow".into());
         };

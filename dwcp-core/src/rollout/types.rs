@@ -135,13 +135,17 @@ impl Window {
         self.shadow.merge(&o.shadow);
         self.unbucketed.merge(&o.unbucketed);
         for (name, sw) in &o.segments {
-            let mine = self
-                .segments
-                .entry(name.clone())
-                .or_insert_with(|| SegmentWindow {
-                    share_bp: sw.share_bp,
-                    ..SegmentWindow::default()
-                });
+            // `get_mut` first: the name is cloned only for a segment this window has not seen.
+            let mine = match self.segments.get_mut(name) {
+                Some(m) => m,
+                None => self
+                    .segments
+                    .entry(name.clone())
+                    .or_insert_with(|| SegmentWindow {
+                        share_bp: sw.share_bp,
+                        ..SegmentWindow::default()
+                    }),
+            };
             if mine.error_units.is_some() || sw.error_units.is_some() {
                 let (a, b) = (mine.test_errors(), sw.test_errors());
                 mine.error_units = Some([a[0] + b[0], a[1] + b[1]]);
