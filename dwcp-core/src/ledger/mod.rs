@@ -285,7 +285,10 @@ impl Ledger {
                 .share_at(credited_version, &c.rollout, &c.segment);
             // Looked up with the cell's own strings (moved in and back): no key allocation per cell
             // once the pair is known.
-            let key = (std::mem::take(&mut c.rollout), std::mem::take(&mut c.segment));
+            let key = (
+                std::mem::take(&mut c.rollout),
+                std::mem::take(&mut c.segment),
+            );
             let t = match self.totals.get_mut(&key) {
                 Some(t) => t,
                 None => self.totals.entry(key.clone()).or_default(),
