@@ -3,6 +3,7 @@
 //! (`n` runtimes) and as `n` `dwcp-node` processes. Every figure is measured in the run that
 //! prints it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dwcp_engines::pbft::Replica;
@@ -43,6 +44,9 @@ pub struct Load {
     /// Outstanding own transactions per node.
     pub window: usize,
     pub batch_max: usize,
+    /// Most own transactions per engine input ([`crate::txgroup`]; 1 = one input per
+    /// transaction, each signed alone).
+    pub group: usize,
     pub retransmit_ms: u64,
     pub epoch_len: u64,
     pub timeout: Duration,
@@ -65,6 +69,8 @@ pub struct Measured {
     pub bytes_per_decision: f64,
     pub dropped_full: u64,
     pub timed_out: bool,
+    /// Messages and bytes sent per decision, by message kind.
+    pub by_kind: BTreeMap<String, (f64, f64)>,
 }
 
 /// Combine the nodes' results: throughput over the slowest node's time (every node has applied
@@ -79,6 +85,22 @@ pub fn combine(
     bytes: u64,
     dropped: u64,
 ) -> Measured {
+    let mut sent = BTreeMap::new();
+    sent.insert("all".to_owned(), (messages, bytes));
+    combine_by_kind(setup, mode, expected, results, &sent, dropped)
+}
+
+/// [`combine`] with the messages and bytes sent by kind (summed over nodes).
+pub fn combine_by_kind(
+    setup: &str,
+    mode: &str,
+    expected: u64,
+    results: &[LoadResult],
+    sent: &BTreeMap<String, (u64, u64)>,
+    dropped: u64,
+) -> Measured {
+    let messages: u64 = sent.values().map(|(c, _)| c).sum();
+    let bytes: u64 = sent.values().map(|(_, b)| b).sum();
     let elapsed = results.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
     let committed = results.iter().map(|r| r.committed).min().unwrap_or(0);
     let decisions = results.first().map_or(0, |r| r.decisions);
@@ -109,6 +131,10 @@ pub fn combine(
         bytes_per_decision: per(bytes),
         dropped_full: dropped,
         timed_out: results.iter().any(|r| r.timed_out),
+        by_kind: sent
+            .iter()
+            .map(|(k, (c, b))| (k.clone(), (per(*c), per(*b))))
+            .collect(),
     }
 }
 
@@ -131,16 +157,15 @@ where
     let mut tasks = Vec::new();
     for (i, mut h) in hs.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let r = load::drive(
-                &mut h,
-                i as u32,
-                per,
-                load.tx_size,
-                load.window,
-                expected,
-                load.timeout,
-            )
-            .await;
+            let d = load::Drive {
+                txs: per,
+                size: load.tx_size,
+                window: load.window,
+                group: load.group,
+                expect_total: expected,
+                timeout: load.timeout,
+            };
+            let r = load::drive_grouped(&mut h, i as u32, d).await;
             (r, h)
         }));
     }
@@ -155,15 +180,38 @@ where
     for h in &handles {
         h.stop();
     }
-    Ok(combine(
+    Ok(combine_by_kind(
         &setup.label(),
         "in-process",
         expected,
         &results,
-        stats.iter().map(Stats::messages).sum(),
-        stats.iter().map(Stats::bytes).sum(),
+        &sum_sent(stats.iter().map(|s| &s.sent)),
         stats.iter().map(|s| s.dropped_full).sum(),
     ))
+}
+
+/// Messages and bytes sent, by kind, summed over nodes.
+pub fn sum_sent<'a>(
+    each: impl Iterator<Item = &'a BTreeMap<&'static str, (u64, u64)>>,
+) -> BTreeMap<String, (u64, u64)> {
+    let mut all: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for sent in each {
+        for (k, (c, b)) in sent {
+            let e = all.entry((*k).to_owned()).or_default();
+            e.0 += c;
+            e.1 += b;
+        }
+    }
+    all
+}
+
+/// Messages per decision by kind, one line (`kind count (bytes)`).
+pub fn kinds(m: &Measured) -> String {
+    m.by_kind
+        .iter()
+        .map(|(k, (c, b))| format!("{k} {c:.1} ({b:.0} B)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `n` replicas in this process over loopback TCP.

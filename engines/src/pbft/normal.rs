@@ -130,7 +130,12 @@ impl Replica {
         let mut queue = self.unproposed();
         while !queue.is_empty() && self.in_window(self.next_seq) {
             if queue.len() < self.cfg.batch_max && !flush {
-                out.set_timer(BATCH_TIMER, now + self.cfg.batch_delay_ms);
+                // Armed once: re-arming on every arrival would hold a partial batch for as
+                // long as requests keep coming faster than the delay.
+                if !self.batch_armed {
+                    self.batch_armed = true;
+                    out.set_timer(BATCH_TIMER, now + self.cfg.batch_delay_ms);
+                }
                 return;
             }
             let rest = queue.split_off(queue.len().min(self.cfg.batch_max));

@@ -62,6 +62,9 @@ pub struct Replica {
     pub(super) outputs: Vec<Decided>,
     pub(super) idle: u32,
     pub(super) ticking: bool,
+    /// The batch timer is armed (a partial batch leaves when it fires, however many requests
+    /// arrive meanwhile).
+    pub(super) batch_armed: bool,
     pub(super) last_served: BTreeMap<NodeId, u64>,
 }
 
@@ -104,6 +107,7 @@ impl Replica {
             outputs: Vec::new(),
             idle: 0,
             ticking: false,
+            batch_armed: false,
             last_served: BTreeMap::new(),
         }
     }
@@ -289,7 +293,10 @@ impl Protocol for Replica {
         match id {
             TICK => self.tick(now, out),
             VIEW_TIMER => self.on_view_timeout(now, out),
-            BATCH_TIMER => self.propose(now, out, true),
+            BATCH_TIMER => {
+                self.batch_armed = false;
+                self.propose(now, out, true)
+            }
             _ => {}
         }
     }

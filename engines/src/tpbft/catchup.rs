@@ -133,10 +133,19 @@ impl TpbftNode {
             out.set_timer(RETRY, now + self.cfg.retry_ms * HEARTBEAT);
             return;
         }
-        let ids: Vec<u64> = self.mine.keys().copied().collect();
-        for id in ids {
+        // Re-send (to the next member) only what waited a whole retry period since it was
+        // last sent, backing off per try: re-sending everything outstanding on every tick put
+        // each transaction in the log again whenever commit latency exceeded the period, which
+        // raised the latency further (the retransmission storm of T-PBFT(16, c=7)).
+        let due: Vec<u64> = self
+            .mine
+            .iter()
+            .filter(|(_, o)| now >= o.sent_ms + self.cfg.retry_ms * (1 << o.tries.min(3)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
             if let Some(e) = self.mine.get_mut(&id) {
-                e.1 += 1;
+                e.tries += 1;
             }
             self.send_tx(now, id, out);
         }
