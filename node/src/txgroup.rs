@@ -70,7 +70,10 @@ mod tests {
         let mut longer = enc.clone();
         longer.push(0);
         assert!(decode(&longer).is_none(), "trailing bytes");
-        assert!(decode(&[0u8; 600]).is_none(), "a plain payload is not a group");
+        assert!(
+            decode(&[0u8; 600]).is_none(),
+            "a plain payload is not a group"
+        );
         let mut huge = MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge).is_none(), "count beyond the bytes");

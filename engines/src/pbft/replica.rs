@@ -44,6 +44,11 @@ pub struct Replica {
     pub(super) executed: u64,
     pub(super) state: Digest32,
     pub(super) ledger: BTreeMap<u64, LedgerEntry>,
+    /// Per executed seq, its batch digest and the state after it (kept, like the ledger, so a
+    /// batch's payloads are hashed once per replica, not again for checkpoints or wrappers).
+    pub(super) digests: BTreeMap<u64, (Digest32, Digest32)>,
+    /// Batch digests of the entries in `committed`.
+    pub(super) committed_digest: BTreeMap<u64, Digest32>,
     /// Executed requests and the seq that executed them.
     pub(super) done: BTreeMap<(NodeId, u64), u64>,
     /// Known, validly signed, not executed.
@@ -58,6 +63,10 @@ pub struct Replica {
     pub(super) mine_sent: BTreeMap<u64, u64>,
     /// `executed` at the last tick (a busy replica that did not move asks peers for entries).
     pub(super) tick_executed: u64,
+    /// The highest sequence number accepted at the last tick: only slots at or below it (at
+    /// least one tick old) are retransmitted, so a tick under load does not resend the slots
+    /// that are simply still on their way.
+    pub(super) tick_accepted: u64,
     pub(super) replies: ReplyCollector,
     pub(super) outputs: Vec<Decided>,
     pub(super) idle: u32,
@@ -94,6 +103,8 @@ impl Replica {
             executed: 0,
             state: [0; 32],
             ledger: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            committed_digest: BTreeMap::new(),
             done: BTreeMap::new(),
             pending: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
@@ -103,6 +114,7 @@ impl Replica {
             mine: BTreeMap::new(),
             mine_sent: BTreeMap::new(),
             tick_executed: 0,
+            tick_accepted: 0,
             replies,
             outputs: Vec::new(),
             idle: 0,
@@ -128,6 +140,20 @@ impl Replica {
     /// wrapper such as T-PBFT forwards it to non-members).
     pub fn ledger_entry(&self, seq: u64) -> Option<&LedgerEntry> {
         self.ledger.get(&seq)
+    }
+
+    /// The digest of the pre-prepare accepted for `(view, seq)`, if its batch is `batch` itself
+    /// (the same allocation: a wrapper reuses the hash instead of computing it again).
+    pub fn accepted_digest(&self, view: u64, seq: u64, batch: &super::Batch) -> Option<Digest32> {
+        self.accepted
+            .get(&(view, seq))
+            .filter(|(_, b)| Arc::ptr_eq(b, batch))
+            .map(|(d, _)| *d)
+    }
+
+    /// The batch digest of the executed entry at `seq`.
+    pub fn ledger_digest(&self, seq: u64) -> Option<Digest32> {
+        self.digests.get(&seq).map(|(d, _)| *d)
     }
 
     pub fn low_watermark(&self) -> u64 {
@@ -206,8 +232,15 @@ impl Replica {
                 out.broadcast(PbftMsg::ViewChange(Arc::clone(vc)));
             }
         } else {
-            self.retransmit_view(out);
+            self.retransmit_view(self.tick_accepted, out);
         }
+        self.tick_accepted = self
+            .accepted
+            .keys()
+            .filter(|(v, _)| *v == self.view)
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(0);
         self.retransmit_checkpoint(out);
         self.propose(now, out, true);
         out.set_timer(TICK, now + self.cfg.retransmit_ms);

@@ -66,7 +66,8 @@ impl TpbftNode {
                 return;
             };
             self.pending_batches.remove(&(cur.0, cur.1 + 1));
-            let st = commit_statement(e.view, e.seq, &batch_digest(&e.batch));
+            let digest = batch_digest(&e.batch);
+            let st = commit_statement(e.view, e.seq, &digest);
             if e.cert.statement != st || e.cert.verify(&self.scoped, self.cfg.quorum()).is_err() {
                 out.alarm(
                     AlarmKind::BadSignature,
@@ -75,7 +76,7 @@ impl TpbftNode {
                 );
                 continue;
             }
-            self.apply(now, cur.0, e, out);
+            self.apply(now, cur.0, e, digest, out);
         }
     }
 

@@ -3,7 +3,9 @@
 use rand::SeedableRng;
 
 use crate::sim::crypto::{Keyring, PublicKeys, Scheme};
-use crate::sim::invariants::{Invariant, NoDuplicates, NoFalseAccusation, OnCommit, PrefixAgreement};
+use crate::sim::invariants::{
+    Invariant, NoDuplicates, NoFalseAccusation, OnCommit, PrefixAgreement,
+};
 use crate::sim::protocol::NodeId;
 use crate::sim::wire::encode;
 

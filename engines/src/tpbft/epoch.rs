@@ -11,7 +11,9 @@ use crate::sim::wire::encode;
 
 use super::node::{TpbftNode, INNER_TIMER};
 use super::trust::{committee, eigentrust, local_trust, pre_trust, to_ppb};
-use super::{epoch_context, EquivocationProof, Evidence, EvidenceEntry, Payload, TpbftMsg, TpbftOut};
+use super::{
+    epoch_context, EquivocationProof, Evidence, EvidenceEntry, Payload, TpbftMsg, TpbftOut,
+};
 
 impl TpbftNode {
     /// Keep only the parts of `ev` whose signatures verify against this epoch's batches. The
@@ -30,14 +32,21 @@ impl TpbftNode {
                 let st = commit_statement(view, en.seq, &digest);
                 // The first signature of each member counts.
                 let mut seen = BTreeSet::new();
-                let sigs: Vec<(u32, [u8; 64])> =
-                    en.sigs.into_iter().filter(|(id, _)| seen.insert(*id)).collect();
+                let sigs: Vec<(u32, [u8; 64])> = en
+                    .sigs
+                    .into_iter()
+                    .filter(|(id, _)| seen.insert(*id))
+                    .collect();
                 Some((EvidenceEntry { sigs, ..en }, st))
             })
             .collect();
         let items: Vec<(u32, &[u8], &[u8; 64])> = entries
             .iter()
-            .flat_map(|(en, st)| en.sigs.iter().map(move |(id, sig)| (*id, st.as_slice(), sig)))
+            .flat_map(|(en, st)| {
+                en.sigs
+                    .iter()
+                    .map(move |(id, sig)| (*id, st.as_slice(), sig))
+            })
             .collect();
         if !self.scoped.verify_all(&items) {
             for (en, st) in &mut entries {
@@ -81,7 +90,9 @@ impl TpbftNode {
             .map(|e| EvidenceEntry {
                 seq: e.seq,
                 view: e.view,
-                digest: batch_digest(&e.batch),
+                digest: replica
+                    .ledger_digest(e.seq)
+                    .unwrap_or_else(|| batch_digest(&e.batch)),
                 sigs: e.cert.sigs.clone(),
             })
             .collect();
@@ -180,7 +191,10 @@ impl TpbftNode {
             } => (
                 *view,
                 *seq,
-                batch_digest(batch),
+                self.inner
+                    .as_ref()
+                    .and_then(|r| r.accepted_digest(*view, *seq, batch))
+                    .unwrap_or_else(|| batch_digest(batch)),
                 self.cfg.inner.primary(*view),
                 *sig,
             ),

@@ -112,12 +112,20 @@ pub struct Tx {
     pub sig: [u8; 64],
 }
 
+/// What an origin signs for its transaction: the statement over the payload's digest
+/// ([`tx_statement_of`]), so a node that applies it hashes the payload once for both the
+/// signature check and the output's digest.
 pub fn tx_statement(origin: NodeId, id: u64, payload: &[u8]) -> Vec<u8> {
+    tx_statement_of(origin, id, &hash_parts(&[payload]))
+}
+
+/// The transaction statement from the payload digest `hash_parts(&[payload])`.
+pub fn tx_statement_of(origin: NodeId, id: u64, payload_digest: &Digest32) -> Vec<u8> {
     hash_parts(&[
         b"tpbft-tx",
         &origin.to_le_bytes(),
         &id.to_le_bytes(),
-        payload,
+        payload_digest,
     ])
     .to_vec()
 }

@@ -11,7 +11,10 @@ use crate::sim::protocol::{Decode, NodeId, Outbox, Protocol, TimerId};
 use crate::sim::simulator::Node;
 
 use super::trust::{committee, pre_trust};
-use super::{epoch_context, EquivocationProof, Evidence, Payload, TpbftConfig, TpbftMsg, TpbftOut, Tx, TxSubmit};
+use super::{
+    epoch_context, EquivocationProof, Evidence, Payload, TpbftConfig, TpbftMsg, TpbftOut, Tx,
+    TxSubmit,
+};
 
 /// Inner replica timers are mapped to `INNER_TIMER + id`.
 pub(super) const INNER_TIMER: TimerId = 0x100;
@@ -214,13 +217,18 @@ impl TpbftNode {
     fn pump(&mut self, now: u64, out: &mut Outbox<TpbftMsg>) {
         loop {
             let next = self.applied + 1;
-            let entry = match self.inner.as_ref().and_then(|r| r.ledger_entry(next)) {
-                Some(e) => e.clone(),
-                None => break,
+            let Some(r) = self.inner.as_ref() else {
+                break;
             };
+            let Some(entry) = r.ledger_entry(next).cloned() else {
+                break;
+            };
+            let digest = r
+                .ledger_digest(next)
+                .unwrap_or_else(|| batch_digest(&entry.batch));
             let epoch = self.epoch;
             self.forward(epoch, &entry, out);
-            self.apply(now, epoch, entry, out);
+            self.apply(now, epoch, entry, digest, out);
             if self.epoch != epoch {
                 break;
             }
@@ -256,12 +264,12 @@ impl TpbftNode {
         now: u64,
         epoch: u64,
         entry: LedgerEntry,
+        digest: Digest32,
         out: &mut Outbox<TpbftMsg>,
     ) {
         let seq = entry.seq;
         self.applied = seq;
-        self.batches
-            .insert(seq, (entry.view, batch_digest(&entry.batch)));
+        self.batches.insert(seq, (entry.view, digest));
         let mut ends = false;
         let decoded: Vec<Option<Payload>> = entry
             .batch
@@ -276,9 +284,9 @@ impl TpbftNode {
             match p {
                 Some(Payload::Tx(tx)) => {
                     let key = (tx.origin, tx.id);
-                    if self.done.contains(&key) || !valid[pos] {
+                    let Some(digest) = valid[pos].filter(|_| !self.done.contains(&key)) else {
                         continue;
-                    }
+                    };
                     self.done.insert(key);
                     if tx.origin == self.id() {
                         self.mine.remove(&tx.id);
@@ -289,7 +297,7 @@ impl TpbftNode {
                         pos: pos as u32,
                         origin: tx.origin,
                         id: tx.id,
-                        digest: crate::sim::crypto::hash_parts(&[&tx.payload]),
+                        digest,
                         payload: Arc::clone(&tx.payload),
                     });
                 }
@@ -312,12 +320,10 @@ impl TpbftNode {
         }
     }
 
-
     pub(super) fn next_local_id(&mut self) -> u64 {
         self.next_local += 1;
         (self.epoch << 40) | self.next_local
     }
-
 }
 
 impl Protocol for TpbftNode {
@@ -360,10 +366,20 @@ impl Protocol for TpbftNode {
                 let Some(local_from) = self.committee.iter().position(|m| *m == from) else {
                     return;
                 };
-                self.watch(msg);
+                // A pre-prepare is watched after the replica took it, reusing the digest the
+                // replica computed (its batch is hashed once); unless that step ended the epoch
+                // (sequence numbers restart in the next one).
+                let pre = matches!(msg, PbftMsg::PrePrepare { .. });
+                if !pre {
+                    self.watch(msg);
+                }
+                let epoch = self.epoch;
                 self.run_inner(now, out, |r, o| {
                     r.on_message(now, local_from as NodeId, msg, o)
                 });
+                if pre && self.epoch == epoch {
+                    self.watch(msg);
+                }
             }
             TpbftMsg::Tx(tx) => self.submit(now, tx, out),
             TpbftMsg::Committed(es) => self.on_committed(now, es, out),

@@ -9,31 +9,36 @@ use crate::sim::protocol::{AlarmKind, NodeId, Outbox, Protocol};
 use crate::sim::wire::encode;
 
 use super::node::{Own, TpbftNode};
-use super::{tx_statement, Payload, TpbftMsg, Tx, TxSubmit};
+use super::{tx_statement, tx_statement_of, Payload, TpbftMsg, Tx, TxSubmit};
+use crate::sim::crypto::{hash_parts, Digest32};
 
 impl TpbftNode {
     /// Whether each payload is a transaction correctly signed by its origin: one batch
     /// verification for the batch, each one alone if the batch fails (the answer depends only
-    /// on the batch, so every node decides alike at the same log position).
-    pub(super) fn origin_signatures(&self, ps: &[Option<Payload>]) -> Vec<bool> {
-        let txs: Vec<(usize, &Tx, Vec<u8>)> = ps
+    /// on the batch, so every node decides alike at the same log position). A valid one comes
+    /// with its payload digest.
+    pub(super) fn origin_signatures(&self, ps: &[Option<Payload>]) -> Vec<Option<Digest32>> {
+        let txs: Vec<(usize, &Tx, Vec<u8>, Digest32)> = ps
             .iter()
             .enumerate()
             .filter_map(|(i, p)| match p {
                 Some(Payload::Tx(tx)) if !self.done.contains(&(tx.origin, tx.id)) => {
-                    Some((i, tx, tx_statement(tx.origin, tx.id, &tx.payload)))
+                    let d = hash_parts(&[&tx.payload]);
+                    Some((i, tx, tx_statement_of(tx.origin, tx.id, &d), d))
                 }
                 _ => None,
             })
             .collect();
         let items: Vec<(NodeId, &[u8], &[u8; 64])> = txs
             .iter()
-            .map(|(_, tx, st)| (tx.origin, st.as_slice(), &tx.sig))
+            .map(|(_, tx, st, _)| (tx.origin, st.as_slice(), &tx.sig))
             .collect();
-        let mut valid = vec![false; ps.len()];
+        let mut valid = vec![None; ps.len()];
         let all = self.keys.verify_all(&items);
-        for ((i, _, _), (id, st, sig)) in txs.iter().zip(&items) {
-            valid[*i] = all || self.keys.verify(*id, st, sig);
+        for ((i, _, _, d), (id, st, sig)) in txs.iter().zip(&items) {
+            if all || self.keys.verify(*id, st, sig) {
+                valid[*i] = Some(*d);
+            }
         }
         valid
     }
