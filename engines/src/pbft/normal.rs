@@ -302,9 +302,8 @@ impl Replica {
         self.execute_ready(now, out);
     }
 
-    /// Re-send this view's own pre-prepares / votes for unexecuted slots up to `upto` (lossy
-    /// links).
-    pub(super) fn retransmit_view(&self, upto: u64, out: &mut Outbox<PbftMsg>) {
+    /// Re-send this view's own pre-prepares / votes for unexecuted slots (lossy links).
+    pub(super) fn retransmit_view(&self, out: &mut Outbox<PbftMsg>) {
         let me = self.id();
         let primary = self.is_primary();
         if primary {
@@ -315,7 +314,7 @@ impl Replica {
             }
         }
         for ((v, seq), (digest, batch)) in self.accepted.range((self.view, self.executed + 1)..) {
-            if *v != self.view || *seq > upto {
+            if *v != self.view {
                 break;
             }
             if primary {

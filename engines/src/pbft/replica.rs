@@ -63,10 +63,6 @@ pub struct Replica {
     pub(super) mine_sent: BTreeMap<u64, u64>,
     /// `executed` at the last tick (a busy replica that did not move asks peers for entries).
     pub(super) tick_executed: u64,
-    /// The highest sequence number accepted at the last tick: only slots at or below it (at
-    /// least one tick old) are retransmitted, so a tick under load does not resend the slots
-    /// that are simply still on their way.
-    pub(super) tick_accepted: u64,
     pub(super) replies: ReplyCollector,
     pub(super) outputs: Vec<Decided>,
     pub(super) idle: u32,
@@ -114,7 +110,6 @@ impl Replica {
             mine: BTreeMap::new(),
             mine_sent: BTreeMap::new(),
             tick_executed: 0,
-            tick_accepted: 0,
             replies,
             outputs: Vec::new(),
             idle: 0,
@@ -232,15 +227,8 @@ impl Replica {
                 out.broadcast(PbftMsg::ViewChange(Arc::clone(vc)));
             }
         } else {
-            self.retransmit_view(self.tick_accepted, out);
+            self.retransmit_view(out);
         }
-        self.tick_accepted = self
-            .accepted
-            .keys()
-            .filter(|(v, _)| *v == self.view)
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(0);
         self.retransmit_checkpoint(out);
         self.propose(now, out, true);
         out.set_timer(TICK, now + self.cfg.retransmit_ms);
