@@ -71,6 +71,8 @@ pub struct Measured {
     pub timed_out: bool,
     /// Messages and bytes sent per decision, by message kind.
     pub by_kind: BTreeMap<String, (f64, f64)>,
+    /// The tx/s range over repeated runs (empty for one run).
+    pub spread: String,
 }
 
 /// Combine the nodes' results: throughput over the slowest node's time (every node has applied
@@ -135,6 +137,7 @@ pub fn combine_by_kind(
             .iter()
             .map(|(k, (c, b))| (k.clone(), (per(*c), per(*b))))
             .collect(),
+        spread: String::new(),
     }
 }
 
@@ -231,7 +234,7 @@ pub async fn in_process(setup: Setup, load: Load) -> anyhow::Result<Measured> {
 /// Print one row.
 pub fn row(m: &Measured) -> String {
     format!(
-        "{:<20} {:<11} {:>9.0} {:>10.1} {:>8.1} {:>8.1} {:>10.1} {:>12.0} {:>8}/{:<8}{}",
+        "{:<20} {:<11} {:>9.0} {:>10.1} {:>8.1} {:>8.1} {:>10.1} {:>12.0} {:>8}/{:<8}{} {}",
         m.setup,
         m.mode,
         m.tx_per_s,
@@ -242,8 +245,9 @@ pub fn row(m: &Measured) -> String {
         m.bytes_per_decision,
         m.committed,
         m.expected,
-        if m.timed_out { " TIMED OUT" } else { "" }
+        if m.timed_out { " TIMED OUT" } else { "" },
+        m.spread
     )
 }
 
-pub const HEADER: &str = "setup                mode             tx/s  decisions/s  p50 ms   p99 ms   msgs/dec    bytes/dec  committed/expected";
+pub const HEADER: &str = "setup                mode             tx/s  decisions/s  p50 ms   p99 ms   msgs/dec    bytes/dec  committed/expected  tx/s range";

@@ -3,7 +3,7 @@
 //! as four `dwcp-node` processes — then the T-PBFT/PBFT ratios and the targets, MET or MISSED.
 //! Transactions go in as client-side groups of up to `BENCH_GROUP` (default 64; `node/src/txgroup.rs`:
 //! one client signature per group); PBFT n = 4 with one signature per transaction (groups of 1) is
-//! measured in the same run as the baseline. The machine is shared (other builds and benchmarks
+//! measured in the same run as the baseline. Each row is the median (by tx/s) of `BENCH_REPEAT` runs (default 3), with the range. The machine is shared (other builds and benchmarks
 //! run on it): the load average is printed before and after.
 //! The T-PBFT/PBFT(16) ratios are printed twice: with batches of up to 512 requests (both engines
 //! then spend most of their time moving and hashing transaction bytes, which every node must
@@ -162,6 +162,32 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// Run `f` `reps` times; the run with the median tx/s, noting the range of the runs.
+fn median(
+    reps: usize,
+    mut f: impl FnMut() -> anyhow::Result<Measured>,
+) -> anyhow::Result<Measured> {
+    let mut runs = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        runs.push(f()?);
+    }
+    runs.sort_by(|a, b| a.tx_per_s.total_cmp(&b.tx_per_s));
+    let spread = format!(
+        "{:.0}–{:.0}",
+        runs.first().map_or(f64::NAN, |m| m.tx_per_s),
+        runs.last().map_or(f64::NAN, |m| m.tx_per_s)
+    );
+    let all_done = runs
+        .iter()
+        .all(|m| m.committed == m.expected && !m.timed_out);
+    let mut m = runs.swap_remove(runs.len() / 2);
+    if !all_done {
+        m.timed_out = true; // some repetition did not commit everything
+    }
+    m.spread = spread;
+    Ok(m)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -174,13 +200,15 @@ fn main() -> anyhow::Result<()> {
     let tbase = env_u64("BENCH_TXS_BASE", 8_000);
     let tdec = env_u64("BENCH_TXS_DEC", 8_000);
     let group = env_u64("BENCH_GROUP", 64).max(1) as usize;
+    let reps = env_u64("BENCH_REPEAT", 3).max(1) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let started = std::time::Instant::now();
     println!(
         "consensus benchmark: 512-byte transactions, ed25519 signatures, loopback TCP, batches ≤ 512 \
-         requests, client groups ≤ {group} transactions; shared 2-core machine, load average {} at start",
+         requests, client groups ≤ {group} transactions; each row the median (by tx/s) of {reps} runs, \
+         the tx/s range of the runs last; shared 2-core machine, load average {} at start",
         loadavg()
     );
     println!("{HEADER}");
@@ -191,17 +219,21 @@ fn main() -> anyhow::Result<()> {
         (Setup::Tpbft { n: 16, c: 4 }, t16),
         (Setup::Tpbft { n: 16, c: 7 }, t16),
     ] {
-        let m = rt.block_on(in_process(setup, load(total, setup.n(), group)))?;
+        let m = median(reps, || {
+            rt.block_on(in_process(setup, load(total, setup.n(), group)))
+        })?;
         println!("{}", row(&m));
         rows.push(m);
     }
-    let p = processes(4, load(t4, 4, group))?;
+    let p = median(reps, || processes(4, load(t4, 4, group)))?;
     println!("{}", row(&p));
     println!("baseline, same run: one signature per transaction (groups of 1)");
-    let mut b = rt.block_on(in_process(Setup::Pbft { n: 4 }, load(tbase, 4, 1)))?;
+    let mut b = median(reps, || {
+        rt.block_on(in_process(Setup::Pbft { n: 4 }, load(tbase, 4, 1)))
+    })?;
     b.setup.push_str(" g=1");
     println!("{}", row(&b));
-    let mut bp = processes(4, load(tbase, 4, 1))?;
+    let mut bp = median(reps, || processes(4, load(tbase, 4, 1)))?;
     bp.setup.push_str(" g=1");
     println!("{}", row(&bp));
     println!(
@@ -216,7 +248,7 @@ fn main() -> anyhow::Result<()> {
         // changes, and the ratio would measure that collapse instead).
         l.batch_max = 1;
         l.window = group;
-        let mut m = rt.block_on(in_process(setup, l))?;
+        let mut m = median(reps, || rt.block_on(in_process(setup, l)))?;
         m.setup.push_str(" b=1");
         println!("{}", row(&m));
         one.push(m);
