@@ -10,7 +10,7 @@
 //! receive in either engine) and with batches of one request (each decision's own votes and
 //! signatures limit decisions/s; one group in flight per node).
 //! `BENCH_TXS_4` / `BENCH_TXS_16` / `BENCH_TXS_BASE` / `BENCH_TXS_DEC` set the transactions per
-//! run (defaults 120 000 / 8 000 / 8 000 / 8 000), `BENCH_WINDOW` the transactions outstanding in the whole cluster
+//! run (defaults 300 000 / 8 000 / 8 000 / 8 000), `BENCH_WINDOW` the transactions outstanding in the whole cluster
 //! (default 4096, split evenly over the nodes).
 
 use std::path::PathBuf;
@@ -195,7 +195,7 @@ fn loadavg() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
-    let t4 = env_u64("BENCH_TXS_4", 120_000);
+    let t4 = env_u64("BENCH_TXS_4", 300_000);
     let t16 = env_u64("BENCH_TXS_16", 8_000);
     let tbase = env_u64("BENCH_TXS_BASE", 8_000);
     let tdec = env_u64("BENCH_TXS_DEC", 8_000);
