@@ -1,4 +1,5 @@
-//! Catch-up: certified batches from peers, pulls, and the retry / anti-entropy tick.
+//! Dissemination and catch-up: forwarding executed batches to non-members, certified batches
+//! from peers, pulls, and the retry / anti-entropy tick.
 //!
 //! A node learns committed batches three ways: from its own committee replica (members), from
 //! the members that forward each batch (non-members), and by pulling. Forwards are best effort
@@ -33,6 +34,29 @@ impl TpbftNode {
             self.ticking = true;
             self.slow = false;
             out.set_timer(RETRY, now + self.cfg.retry_ms);
+        }
+    }
+
+    /// Send an executed batch to the non-members this member serves: one member per
+    /// non-member and batch, rotating with the sequence number (`(k + seq) mod c` for the
+    /// `k`-th non-member). The certificate is verified on arrival, so one forwarder is safe; a
+    /// member that withholds its share leaves gaps that the next batch (from another member)
+    /// reveals, and the non-member pulls them (`catchup.rs`).
+    pub(super) fn forward(&self, epoch: u64, entry: &LedgerEntry, out: &mut Outbox<TpbftMsg>) {
+        let Some(local) = self.local() else {
+            return;
+        };
+        let c = u64::from(self.cfg.c.max(1));
+        let msg = Arc::new(TpbftMsg::Committed(Arc::new(vec![(epoch, entry.clone())])));
+        let mut k = 0u64;
+        for id in 0..self.cfg.n {
+            if self.committee.contains(&id) {
+                continue;
+            }
+            if (k + entry.seq) % c == u64::from(local) {
+                out.send_shared(id, Arc::clone(&msg));
+            }
+            k += 1;
         }
     }
 
