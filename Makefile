@@ -137,10 +137,12 @@ sim-probft:
 
 ## bench-consensus: PBFT (n=4, 16) and T-PBFT (n=16, c=4 and 7) over loopback TCP with ed25519 and
 ## 512-byte transactions, in one process and as 4 dwcp-node processes; ratios and targets MET/MISSED.
-## BENCH_TXS_4 / BENCH_TXS_16 / BENCH_WINDOW size the runs.
+## Client groups of ≤ BENCH_GROUP transactions (one signature each) against a same-run one-signature-per-
+## transaction baseline; medians of BENCH_REPEAT runs; the load average printed. BENCH_TXS_4 / BENCH_TXS_16 /
+## BENCH_TXS_BASE / BENCH_TXS_DEC / BENCH_WINDOW size the runs.
 bench-consensus:
 	cargo build --release -p dwcp-node --bins
-	./target/release/dwcp-bench-consensus
+	$${CARGO_TARGET_DIR:-target}/release/dwcp-bench-consensus
 
 ## bench-bullshark: Bullshark ordering only (certificates/s) and 4 validators end to end (ed25519, 512-byte
 ## transactions, loopback TCP, one process and 4 processes), target ≥ 50 000 tx/s MET/MISSED, timing breakdown.

@@ -3,6 +3,7 @@
 //! (`n` runtimes) and as `n` `dwcp-node` processes. Every figure is measured in the run that
 //! prints it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dwcp_engines::pbft::Replica;
@@ -43,6 +44,9 @@ pub struct Load {
     /// Outstanding own transactions per node.
     pub window: usize,
     pub batch_max: usize,
+    /// Most own transactions per engine input ([`crate::txgroup`]; 1 = one input per
+    /// transaction, each signed alone).
+    pub group: usize,
     pub retransmit_ms: u64,
     pub epoch_len: u64,
     pub timeout: Duration,
@@ -65,6 +69,10 @@ pub struct Measured {
     pub bytes_per_decision: f64,
     pub dropped_full: u64,
     pub timed_out: bool,
+    /// Messages and bytes sent per decision, by message kind.
+    pub by_kind: BTreeMap<String, (f64, f64)>,
+    /// The tx/s range over repeated runs (empty for one run).
+    pub spread: String,
 }
 
 /// Combine the nodes' results: throughput over the slowest node's time (every node has applied
@@ -79,6 +87,22 @@ pub fn combine(
     bytes: u64,
     dropped: u64,
 ) -> Measured {
+    let mut sent = BTreeMap::new();
+    sent.insert("all".to_owned(), (messages, bytes));
+    combine_by_kind(setup, mode, expected, results, &sent, dropped)
+}
+
+/// [`combine`] with the messages and bytes sent by kind (summed over nodes).
+pub fn combine_by_kind(
+    setup: &str,
+    mode: &str,
+    expected: u64,
+    results: &[LoadResult],
+    sent: &BTreeMap<String, (u64, u64)>,
+    dropped: u64,
+) -> Measured {
+    let messages: u64 = sent.values().map(|(c, _)| c).sum();
+    let bytes: u64 = sent.values().map(|(_, b)| b).sum();
     let elapsed = results.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
     let committed = results.iter().map(|r| r.committed).min().unwrap_or(0);
     let decisions = results.first().map_or(0, |r| r.decisions);
@@ -109,6 +133,11 @@ pub fn combine(
         bytes_per_decision: per(bytes),
         dropped_full: dropped,
         timed_out: results.iter().any(|r| r.timed_out),
+        by_kind: sent
+            .iter()
+            .map(|(k, (c, b))| (k.clone(), (per(*c), per(*b))))
+            .collect(),
+        spread: String::new(),
     }
 }
 
@@ -131,16 +160,15 @@ where
     let mut tasks = Vec::new();
     for (i, mut h) in hs.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let r = load::drive(
-                &mut h,
-                i as u32,
-                per,
-                load.tx_size,
-                load.window,
-                expected,
-                load.timeout,
-            )
-            .await;
+            let d = load::Drive {
+                txs: per,
+                size: load.tx_size,
+                window: load.window,
+                group: load.group,
+                expect_total: expected,
+                timeout: load.timeout,
+            };
+            let r = load::drive_grouped(&mut h, i as u32, d).await;
             (r, h)
         }));
     }
@@ -155,15 +183,38 @@ where
     for h in &handles {
         h.stop();
     }
-    Ok(combine(
+    Ok(combine_by_kind(
         &setup.label(),
         "in-process",
         expected,
         &results,
-        stats.iter().map(Stats::messages).sum(),
-        stats.iter().map(Stats::bytes).sum(),
+        &sum_sent(stats.iter().map(|s| &s.sent)),
         stats.iter().map(|s| s.dropped_full).sum(),
     ))
+}
+
+/// Messages and bytes sent, by kind, summed over nodes.
+pub fn sum_sent<'a>(
+    each: impl Iterator<Item = &'a BTreeMap<&'static str, (u64, u64)>>,
+) -> BTreeMap<String, (u64, u64)> {
+    let mut all: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for sent in each {
+        for (k, (c, b)) in sent {
+            let e = all.entry((*k).to_owned()).or_default();
+            e.0 += c;
+            e.1 += b;
+        }
+    }
+    all
+}
+
+/// Messages per decision by kind, one line (`kind count (bytes)`).
+pub fn kinds(m: &Measured) -> String {
+    m.by_kind
+        .iter()
+        .map(|(k, (c, b))| format!("{k} {c:.1} ({b:.0} B)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `n` replicas in this process over loopback TCP.
@@ -183,7 +234,7 @@ pub async fn in_process(setup: Setup, load: Load) -> anyhow::Result<Measured> {
 /// Print one row.
 pub fn row(m: &Measured) -> String {
     format!(
-        "{:<20} {:<11} {:>9.0} {:>10.1} {:>8.1} {:>8.1} {:>10.1} {:>12.0} {:>8}/{:<8}{}",
+        "{:<20} {:<11} {:>9.0} {:>10.1} {:>8.1} {:>8.1} {:>10.1} {:>12.0} {:>8}/{:<8}{} {}",
         m.setup,
         m.mode,
         m.tx_per_s,
@@ -194,8 +245,9 @@ pub fn row(m: &Measured) -> String {
         m.bytes_per_decision,
         m.committed,
         m.expected,
-        if m.timed_out { " TIMED OUT" } else { "" }
+        if m.timed_out { " TIMED OUT" } else { "" },
+        m.spread
     )
 }
 
-pub const HEADER: &str = "setup                mode             tx/s  decisions/s  p50 ms   p99 ms   msgs/dec    bytes/dec  committed/expected";
+pub const HEADER: &str = "setup                mode             tx/s  decisions/s  p50 ms   p99 ms   msgs/dec    bytes/dec  committed/expected  tx/s range";

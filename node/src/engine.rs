@@ -16,6 +16,11 @@ where
     fn tx(id: u64, payload: Vec<u8>) -> Self::Input;
     /// `(origin, id)` of a committed transaction and the decision (batch) it belongs to.
     fn committed(o: &Self::Output) -> Option<((NodeId, u64), (u64, u64))>;
+    /// The committed payload, when the output carries it (a [`crate::txgroup`] group is
+    /// counted as its transactions).
+    fn payload(_o: &Self::Output) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl TxEngine for Replica {
@@ -24,6 +29,9 @@ impl TxEngine for Replica {
     }
     fn committed(d: &Decided) -> Option<((NodeId, u64), (u64, u64))> {
         d.request().map(|r| ((r.client, r.id), (0, d.seq)))
+    }
+    fn payload(d: &Decided) -> Option<&[u8]> {
+        d.request().map(|r| &*r.payload)
     }
 }
 
@@ -40,6 +48,12 @@ impl TxEngine for TpbftNode {
                 id,
                 ..
             } => Some(((*origin, *id), (*epoch, *seq))),
+            TpbftOut::Epoch { .. } => None,
+        }
+    }
+    fn payload(o: &TpbftOut) -> Option<&[u8]> {
+        match o {
+            TpbftOut::Tx { payload, .. } => Some(payload),
             TpbftOut::Epoch { .. } => None,
         }
     }

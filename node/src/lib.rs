@@ -21,5 +21,6 @@ pub mod config;
 pub mod engine;
 pub mod load;
 pub mod transport;
+pub mod txgroup;
 
 pub use dwcp_engines::sim::protocol::Protocol;

@@ -1,5 +1,9 @@
 //! A closed-loop load driver: keep `window` own transactions outstanding, record each one's
-//! commit latency at this node, count every committed transaction and decision.
+//! commit latency at this node, count every committed transaction and decision. With a group
+//! size above one, the transactions that fit the window at that moment go in as one input of
+//! at most `group` transactions ([`crate::txgroup`]: signed once by the engine's client); commits
+//! that arrive together are taken together before the window is refilled, so groups grow with
+//! the load instead of shrinking to one transaction per freed slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -9,6 +13,7 @@ use serde::Serialize;
 
 use crate::engine::TxEngine;
 use crate::transport::Handle;
+use crate::txgroup;
 
 /// What one node measured.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +77,49 @@ where
     P::Input: Send + 'static,
     P::Output: Send + 'static,
 {
+    let spec = Drive {
+        txs,
+        size,
+        window,
+        group: 1,
+        expect_total,
+        timeout,
+    };
+    drive_grouped(h, me, spec).await
+}
+
+/// What [`drive_grouped`] submits and waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Drive {
+    /// Own transactions to submit.
+    pub txs: u64,
+    /// Bytes per transaction.
+    pub size: usize,
+    /// Own transactions outstanding at most.
+    pub window: usize,
+    /// Most transactions per input (1: each transaction is an input of its own).
+    pub group: usize,
+    /// Transactions committed here in all (every origin) before the run ends.
+    pub expect_total: u64,
+    pub timeout: Duration,
+}
+
+/// [`drive`] with client-side groups of up to `d.group` transactions.
+pub async fn drive_grouped<P>(h: &mut Handle<P>, me: NodeId, d: Drive) -> anyhow::Result<LoadResult>
+where
+    P: TxEngine,
+    P::Msg: Decode + Send + Sync + 'static,
+    P::Input: Send + 'static,
+    P::Output: Send + 'static,
+{
+    let Drive {
+        txs,
+        size,
+        window,
+        group,
+        expect_total,
+        timeout,
+    } = d;
     let start = Instant::now();
     let mut sent_at: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut next = 0u64;
@@ -84,10 +132,24 @@ where
     let mut last_commit = start;
     loop {
         while next < txs && sent_at.len() < window {
-            sent_at.insert(next, Instant::now());
-            h.submit(P::tx(next, payload(me, next, size))).await?;
-            next += 1;
-            r.own_submitted += 1;
+            let k = (window - sent_at.len())
+                .min(group.max(1))
+                .min((txs - next) as usize);
+            let now = Instant::now();
+            if group <= 1 {
+                sent_at.insert(next, now);
+                h.submit(P::tx(next, payload(me, next, size))).await?;
+            } else {
+                let batch: Vec<(u64, Vec<u8>)> = (next..next + k as u64)
+                    .map(|id| (id, payload(me, id, size)))
+                    .collect();
+                for (id, _) in &batch {
+                    sent_at.insert(*id, now);
+                }
+                h.submit(P::tx(next, txgroup::encode(&batch))).await?;
+            }
+            next += k as u64;
+            r.own_submitted += k as u64;
         }
         if r.own_committed >= txs && seen.len() as u64 >= expect_total {
             break;
@@ -97,23 +159,38 @@ where
             r.timed_out = true;
             break;
         }
-        let o = match tokio::time::timeout(left, h.outputs.recv()).await {
+        let first = match tokio::time::timeout(left, h.outputs.recv()).await {
             Ok(Some(o)) => o,
             Ok(None) => anyhow::bail!("replica stopped"),
             Err(_) => continue,
         };
-        let Some(((origin, id), decision)) = P::committed(&o) else {
-            continue;
-        };
-        if !seen.insert((origin, id)) {
-            continue;
+        let mut batch = vec![first];
+        while let Ok(o) = h.outputs.try_recv() {
+            batch.push(o);
         }
-        decisions.insert(decision);
-        last_commit = Instant::now();
-        if origin == me {
-            if let Some(t) = sent_at.remove(&id) {
-                r.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
-                r.own_committed += 1;
+        for o in &batch {
+            let Some(((origin, id), decision)) = P::committed(o) else {
+                continue;
+            };
+            let ids: Vec<u64> = match (group > 1).then(|| P::payload(o)).flatten() {
+                Some(p) => match txgroup::decode(p) {
+                    Some(g) => g.into_iter().map(|(i, _)| i).collect(),
+                    None => vec![id],
+                },
+                None => vec![id],
+            };
+            for id in ids {
+                if !seen.insert((origin, id)) {
+                    continue;
+                }
+                decisions.insert(decision);
+                last_commit = Instant::now();
+                if origin == me {
+                    if let Some(t) = sent_at.remove(&id) {
+                        r.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                        r.own_committed += 1;
+                    }
+                }
             }
         }
     }

@@ -58,6 +58,10 @@ enum Cmd {
         tx_size: usize,
         #[arg(long, default_value_t = 1024)]
         window: usize,
+        /// Most own transactions per engine input (signed once by the engine's client; 1: one
+        /// input and signature per transaction).
+        #[arg(long, default_value_t = 1)]
+        group: usize,
         /// Transactions (all origins) to see committed before exiting.
         #[arg(long, default_value_t = 0)]
         expect_total: u64,
@@ -108,6 +112,7 @@ struct RunArgs {
     txs: u64,
     tx_size: usize,
     window: usize,
+    group: usize,
     expect_total: u64,
     timeout: Duration,
     linger: Duration,
@@ -138,16 +143,15 @@ where
             }
         }
     }
-    let r = load::drive(
-        &mut h,
-        cfg.file.id,
-        args.txs,
-        args.tx_size,
-        args.window,
-        args.expect_total,
-        args.timeout,
-    )
-    .await?;
+    let d = load::Drive {
+        txs: args.txs,
+        size: args.tx_size,
+        window: args.window,
+        group: args.group,
+        expect_total: args.expect_total,
+        timeout: args.timeout,
+    };
+    let r = load::drive_grouped(&mut h, cfg.file.id, d).await?;
     let stats = h.stats();
     println!(
         "{}",
@@ -197,6 +201,7 @@ fn main() -> anyhow::Result<()> {
             txs,
             tx_size,
             window,
+            group,
             expect_total,
             timeout_s,
             linger_s,
@@ -206,6 +211,7 @@ fn main() -> anyhow::Result<()> {
                 txs,
                 tx_size,
                 window,
+                group,
                 expect_total,
                 timeout: Duration::from_secs(timeout_s),
                 linger: Duration::from_secs(linger_s),

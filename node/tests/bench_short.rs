@@ -14,6 +14,7 @@ fn load(total: u64, window: usize) -> Load {
         tx_size: 512,
         window,
         batch_max: 512,
+        group: 16,
         retransmit_ms: 1000,
         epoch_len: 16,
         timeout: Duration::from_secs(90),

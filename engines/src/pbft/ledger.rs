@@ -53,7 +53,12 @@ impl Replica {
                 self.forget_request(r.id, out);
             }
         }
-        self.state = next_state(&self.state, seq, &batch_digest(&entry.batch));
+        let digest = self
+            .committed_digest
+            .remove(&seq)
+            .unwrap_or_else(|| batch_digest(&entry.batch));
+        self.state = next_state(&self.state, seq, &digest);
+        self.digests.insert(seq, (digest, self.state));
         self.executed = seq;
         self.persist_entry(&entry, out);
         self.ledger.insert(seq, entry);
@@ -181,6 +186,7 @@ impl Replica {
         self.prepares.retain(|(_, q), _| *q > s);
         self.commits.retain(|(_, q), _| *q > s);
         self.committed.retain(|q, _| *q > s);
+        self.committed_digest.retain(|q, _| *q > s);
         self.checkpoints.retain(|q, _| *q > s);
         let dropped: Vec<(u64, u64)> = self
             .voted
@@ -208,6 +214,11 @@ impl Replica {
     fn ledger_state(&self, seq: u64) -> Option<Digest32> {
         if seq == self.executed {
             return Some(self.state);
+        }
+        if self.stable.seq < seq && seq < self.executed {
+            if let Some((_, state)) = self.digests.get(&seq) {
+                return Some(*state);
+            }
         }
         let mut state = if self.stable.seq < seq {
             self.stable.state
@@ -278,7 +289,8 @@ impl Replica {
             if e.seq <= self.executed || self.committed.contains_key(&e.seq) {
                 continue;
             }
-            let stmt = commit_statement(e.view, e.seq, &batch_digest(&e.batch));
+            let digest = batch_digest(&e.batch);
+            let stmt = commit_statement(e.view, e.seq, &digest);
             if e.cert.statement != stmt || e.cert.verify(&self.keys, self.cfg.quorum()).is_err() {
                 out.alarm(
                     AlarmKind::Garbage,
@@ -290,6 +302,7 @@ impl Replica {
             if !self.valid_batch(e.batch.iter()) {
                 return;
             }
+            self.committed_digest.insert(e.seq, digest);
             self.committed.insert(e.seq, e.clone());
         }
         self.execute_ready(now, out);

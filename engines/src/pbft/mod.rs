@@ -47,6 +47,7 @@ mod ledger;
 mod normal;
 mod recovery;
 mod replica;
+mod requests;
 mod viewchange;
 pub(crate) mod wire;
 

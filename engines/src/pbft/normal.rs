@@ -1,4 +1,4 @@
-//! The normal case: requests, batching, pre-prepare / prepare / commit.
+//! The normal case: batching, pre-prepare / prepare / commit, and their retransmission.
 
 use std::sync::Arc;
 
@@ -7,105 +7,11 @@ use crate::sim::protocol::{AlarmKind, NodeId, Outbox};
 
 use super::replica::{certificate, Replica, BATCH_TIMER};
 use super::{
-    batch_digest, commit_statement, prepare_statement, request_statement, Batch, LedgerEntry,
-    PbftMsg, PreparedProof, Request,
+    batch_digest, commit_statement, prepare_statement, Batch, LedgerEntry, PbftMsg, PreparedProof,
+    Request,
 };
 
 impl Replica {
-    pub(super) fn valid_request(&self, r: &Request) -> bool {
-        self.keys.verify(
-            r.client,
-            &request_statement(r.client, r.id, &r.payload),
-            &r.sig,
-        )
-    }
-
-    /// Every request of `batch` correctly signed by its client (one batch verification).
-    pub(super) fn valid_batch<'a>(&self, batch: impl IntoIterator<Item = &'a Request>) -> bool {
-        let rs: Vec<&Request> = batch.into_iter().collect();
-        let sts: Vec<Vec<u8>> = rs
-            .iter()
-            .map(|r| request_statement(r.client, r.id, &r.payload))
-            .collect();
-        let items: Vec<(NodeId, &[u8], &[u8; 64])> = rs
-            .iter()
-            .zip(&sts)
-            .map(|(r, st)| (r.client, st.as_slice(), &r.sig))
-            .collect();
-        self.keys.verify_all(&items)
-    }
-
-    /// Requests already verified here (the same bytes sit in `pending`) are not verified again
-    /// when they come back inside a pre-prepare; the others are verified in one batch.
-    fn known_or_valid(&self, batch: &[Request]) -> bool {
-        self.valid_batch(batch.iter().filter(|r| {
-            !self
-                .pending
-                .get(&(r.client, r.id))
-                .is_some_and(|p| p.sig == r.sig && p.payload == r.payload)
-        }))
-    }
-
-    pub(super) fn on_request(&mut self, now: u64, r: &Arc<Request>, out: &mut Outbox<PbftMsg>) {
-        let key = (r.client, r.id);
-        if let Some(seq) = self.done.get(&key).copied() {
-            // A client retransmits until it has f + 1 replies: answer again.
-            self.send_reply(r.client, r.id, seq, out);
-            return;
-        }
-        if self.pending.contains_key(&key) {
-            return;
-        }
-        if !self.valid_request(r) {
-            out.alarm(
-                AlarmKind::BadSignature,
-                None,
-                "request with a bad client signature",
-            );
-            return;
-        }
-        self.admit(now, Arc::clone(r), out);
-    }
-
-    /// A verified (or own) request joins `pending`; the primary may propose it.
-    pub(super) fn admit(&mut self, now: u64, r: Arc<Request>, out: &mut Outbox<PbftMsg>) {
-        self.pending.insert((r.client, r.id), r);
-        self.wake(now, out);
-        self.arm_view_timer_if_idle(now, out);
-        self.propose(now, out, false);
-    }
-
-    /// Send an own request: to the primary (the backups see it in its pre-prepare), to everyone
-    /// during a view change or when retransmitting (a primary that ignores it is then noticed
-    /// by every backup's view timer).
-    pub(super) fn send_request(
-        &mut self,
-        now: u64,
-        r: Arc<Request>,
-        broadcast: bool,
-        out: &mut Outbox<PbftMsg>,
-    ) {
-        self.mine_sent.insert(r.id, now);
-        let primary = self.cfg.primary(self.view);
-        if !self.done.contains_key(&(r.client, r.id))
-            && !self.pending.contains_key(&(r.client, r.id))
-            && (primary == self.id() || broadcast || self.in_vc)
-        {
-            self.admit(now, Arc::clone(&r), out);
-        }
-        if broadcast || self.in_vc {
-            out.broadcast(PbftMsg::Request(r));
-        } else if primary != self.id() {
-            out.send(primary, PbftMsg::Request(r));
-        }
-    }
-
-    fn arm_view_timer_if_idle(&mut self, now: u64, out: &mut Outbox<PbftMsg>) {
-        if self.pending.len() == 1 {
-            self.arm_view_timer(now, out);
-        }
-    }
-
     /// Requests known here and not yet in an accepted pre-prepare of this view.
     fn unproposed(&self) -> Vec<Arc<Request>> {
         let mut inflight = std::collections::BTreeSet::new();
@@ -130,7 +36,12 @@ impl Replica {
         let mut queue = self.unproposed();
         while !queue.is_empty() && self.in_window(self.next_seq) {
             if queue.len() < self.cfg.batch_max && !flush {
-                out.set_timer(BATCH_TIMER, now + self.cfg.batch_delay_ms);
+                // Armed once: re-arming on every arrival would hold a partial batch for as
+                // long as requests keep coming faster than the delay.
+                if !self.batch_armed {
+                    self.batch_armed = true;
+                    out.set_timer(BATCH_TIMER, now + self.cfg.batch_delay_ms);
+                }
                 return;
             }
             let rest = queue.split_off(queue.len().min(self.cfg.batch_max));
@@ -200,20 +111,22 @@ impl Replica {
             );
             return;
         }
-        self.accept_pre_prepare(now, view, seq, Arc::clone(batch), *sig, out);
+        self.accept_pre_prepare(now, view, seq, Arc::clone(batch), digest, *sig, out);
     }
 
-    /// Record a verified pre-prepare (from the normal case or a new view) and vote for it.
+    /// Record a verified pre-prepare (from the normal case or a new view) and vote for it;
+    /// `digest` is `batch_digest(&batch)`, computed once by the caller.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_pre_prepare(
         &mut self,
         now: u64,
         view: u64,
         seq: u64,
         batch: Batch,
+        digest: Digest32,
         primary_sig: [u8; 64],
         out: &mut Outbox<PbftMsg>,
     ) {
-        let digest = batch_digest(&batch);
         if let Some(d) = self.voted.get(&(view, seq)) {
             if *d != digest {
                 return; // never vote twice for one (view, seq)
@@ -376,6 +289,7 @@ impl Replica {
             return;
         };
         let cert = Arc::new(certificate(votes, commit_statement(view, seq, &digest)));
+        self.committed_digest.insert(seq, digest);
         self.committed.insert(
             seq,
             LedgerEntry {

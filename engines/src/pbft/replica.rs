@@ -44,6 +44,11 @@ pub struct Replica {
     pub(super) executed: u64,
     pub(super) state: Digest32,
     pub(super) ledger: BTreeMap<u64, LedgerEntry>,
+    /// Per executed seq, its batch digest and the state after it (kept, like the ledger, so a
+    /// batch's payloads are hashed once per replica, not again for checkpoints or wrappers).
+    pub(super) digests: BTreeMap<u64, (Digest32, Digest32)>,
+    /// Batch digests of the entries in `committed`.
+    pub(super) committed_digest: BTreeMap<u64, Digest32>,
     /// Executed requests and the seq that executed them.
     pub(super) done: BTreeMap<(NodeId, u64), u64>,
     /// Known, validly signed, not executed.
@@ -62,6 +67,9 @@ pub struct Replica {
     pub(super) outputs: Vec<Decided>,
     pub(super) idle: u32,
     pub(super) ticking: bool,
+    /// The batch timer is armed (a partial batch leaves when it fires, however many requests
+    /// arrive meanwhile).
+    pub(super) batch_armed: bool,
     pub(super) last_served: BTreeMap<NodeId, u64>,
 }
 
@@ -91,6 +99,8 @@ impl Replica {
             executed: 0,
             state: [0; 32],
             ledger: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            committed_digest: BTreeMap::new(),
             done: BTreeMap::new(),
             pending: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
@@ -104,6 +114,7 @@ impl Replica {
             outputs: Vec::new(),
             idle: 0,
             ticking: false,
+            batch_armed: false,
             last_served: BTreeMap::new(),
         }
     }
@@ -124,6 +135,20 @@ impl Replica {
     /// wrapper such as T-PBFT forwards it to non-members).
     pub fn ledger_entry(&self, seq: u64) -> Option<&LedgerEntry> {
         self.ledger.get(&seq)
+    }
+
+    /// The digest of the pre-prepare accepted for `(view, seq)`, if its batch is `batch` itself
+    /// (the same allocation: a wrapper reuses the hash instead of computing it again).
+    pub fn accepted_digest(&self, view: u64, seq: u64, batch: &super::Batch) -> Option<Digest32> {
+        self.accepted
+            .get(&(view, seq))
+            .filter(|(_, b)| Arc::ptr_eq(b, batch))
+            .map(|(d, _)| *d)
+    }
+
+    /// The batch digest of the executed entry at `seq`.
+    pub fn ledger_digest(&self, seq: u64) -> Option<Digest32> {
+        self.digests.get(&seq).map(|(d, _)| *d)
     }
 
     pub fn low_watermark(&self) -> u64 {
@@ -289,7 +314,10 @@ impl Protocol for Replica {
         match id {
             TICK => self.tick(now, out),
             VIEW_TIMER => self.on_view_timeout(now, out),
-            BATCH_TIMER => self.propose(now, out, true),
+            BATCH_TIMER => {
+                self.batch_armed = false;
+                self.propose(now, out, true)
+            }
             _ => {}
         }
     }

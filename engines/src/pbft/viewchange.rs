@@ -261,7 +261,8 @@ impl Replica {
         for (s, b, sig) in &nv.pre {
             max = max.max(*s);
             if *s > self.executed && self.in_window(*s) {
-                self.accept_pre_prepare(now, nv.view, *s, Arc::clone(b), *sig, out);
+                let d = super::batch_digest(b);
+                self.accept_pre_prepare(now, nv.view, *s, Arc::clone(b), d, *sig, out);
             }
         }
         self.next_seq = max + 1;

@@ -1,4 +1,5 @@
-//! Catch-up: certified batches from peers, pulls, and the retry / anti-entropy tick.
+//! Dissemination and catch-up: forwarding executed batches to non-members, certified batches
+//! from peers, pulls, and the retry / anti-entropy tick.
 //!
 //! A node learns committed batches three ways: from its own committee replica (members), from
 //! the members that forward each batch (non-members), and by pulling. Forwards are best effort
@@ -36,6 +37,29 @@ impl TpbftNode {
         }
     }
 
+    /// Send an executed batch to the non-members this member serves: one member per
+    /// non-member and batch, rotating with the sequence number (`(k + seq) mod c` for the
+    /// `k`-th non-member). The certificate is verified on arrival, so one forwarder is safe; a
+    /// member that withholds its share leaves gaps that the next batch (from another member)
+    /// reveals, and the non-member pulls them (`catchup.rs`).
+    pub(super) fn forward(&self, epoch: u64, entry: &LedgerEntry, out: &mut Outbox<TpbftMsg>) {
+        let Some(local) = self.local() else {
+            return;
+        };
+        let c = u64::from(self.cfg.c.max(1));
+        let msg = Arc::new(TpbftMsg::Committed(Arc::new(vec![(epoch, entry.clone())])));
+        let mut k = 0u64;
+        for id in 0..self.cfg.n {
+            if self.committee.contains(&id) {
+                continue;
+            }
+            if (k + entry.seq) % c == u64::from(local) {
+                out.send_shared(id, Arc::clone(&msg));
+            }
+            k += 1;
+        }
+    }
+
     pub(super) fn on_committed(
         &mut self,
         now: u64,
@@ -66,7 +90,8 @@ impl TpbftNode {
                 return;
             };
             self.pending_batches.remove(&(cur.0, cur.1 + 1));
-            let st = commit_statement(e.view, e.seq, &batch_digest(&e.batch));
+            let digest = batch_digest(&e.batch);
+            let st = commit_statement(e.view, e.seq, &digest);
             if e.cert.statement != st || e.cert.verify(&self.scoped, self.cfg.quorum()).is_err() {
                 out.alarm(
                     AlarmKind::BadSignature,
@@ -75,7 +100,7 @@ impl TpbftNode {
                 );
                 continue;
             }
-            self.apply(now, cur.0, e, out);
+            self.apply(now, cur.0, e, digest, out);
         }
     }
 
@@ -133,10 +158,19 @@ impl TpbftNode {
             out.set_timer(RETRY, now + self.cfg.retry_ms * HEARTBEAT);
             return;
         }
-        let ids: Vec<u64> = self.mine.keys().copied().collect();
-        for id in ids {
+        // Re-send (to the next member) only what waited a whole retry period since it was
+        // last sent, backing off per try: re-sending everything outstanding on every tick put
+        // each transaction in the log again whenever commit latency exceeded the period, which
+        // raised the latency further (the retransmission storm of T-PBFT(16, c=7)).
+        let due: Vec<u64> = self
+            .mine
+            .iter()
+            .filter(|(_, o)| now >= o.sent_ms + self.cfg.retry_ms * (1 << o.tries.min(3)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
             if let Some(e) = self.mine.get_mut(&id) {
-                e.1 += 1;
+                e.tries += 1;
             }
             self.send_tx(now, id, out);
         }

@@ -8,8 +8,9 @@
 //!   `i`-th node of the committee (rank order), and every inner signature is made in the
 //!   context `hash("tpbft", e)` ([`crate::sim::crypto::PublicKeys::scoped`]), so a vote of one
 //!   epoch never counts in another.
-//! * **Transactions.** A node signs its transaction ([`Tx`]) with its own key and sends it to one
-//!   member (the next one on every retry); the member checks the signature and submits it to its
+//! * **Transactions.** A node signs its transaction ([`Tx`]) with its own key and sends it to the
+//!   committee's primary as it knows it (the next member on every retry, a retry waiting a retry
+//!   period doubled per try, at most 8×); the member checks the signature and submits it to its
 //!   replica. Every node re-checks the origin's signature when the batch is applied, and a
 //!   transaction committed twice (after a retry) is applied once.
 //! * **Evidence.** A member that has applied the epoch's first `epoch_len` batches submits, as an
@@ -39,13 +40,17 @@
 //! state is per epoch). No hash maps, no clock or RNG reads.
 
 mod catchup;
+mod checks;
+mod epoch;
 mod node;
 pub mod trust;
+mod txs;
 mod wire;
 
 use std::sync::Arc;
 
-pub use node::{build, liveness_invariant, safety_invariants, TpbftBuilt, TpbftNode, TpbftSimNode};
+pub use checks::{build, liveness_invariant, safety_invariants, TpbftBuilt};
+pub use node::{TpbftNode, TpbftSimNode};
 
 use crate::pbft::{LedgerEntry, PbftConfig, PbftMsg};
 use crate::sim::crypto::{hash_parts, Digest32};
@@ -107,12 +112,20 @@ pub struct Tx {
     pub sig: [u8; 64],
 }
 
+/// What an origin signs for its transaction: the statement over the payload's digest
+/// ([`tx_statement_of`]), so a node that applies it hashes the payload once for both the
+/// signature check and the output's digest.
 pub fn tx_statement(origin: NodeId, id: u64, payload: &[u8]) -> Vec<u8> {
+    tx_statement_of(origin, id, &hash_parts(&[payload]))
+}
+
+/// The transaction statement from the payload digest `hash_parts(&[payload])`.
+pub fn tx_statement_of(origin: NodeId, id: u64, payload_digest: &Digest32) -> Vec<u8> {
     hash_parts(&[
         b"tpbft-tx",
         &origin.to_le_bytes(),
         &id.to_le_bytes(),
-        payload,
+        payload_digest,
     ])
     .to_vec()
 }
@@ -184,6 +197,9 @@ pub enum TpbftOut {
         origin: NodeId,
         id: u64,
         digest: Digest32,
+        /// The transaction's bytes (for the application; the digest is their hash, and the
+        /// canonical encoding carries the digest only).
+        payload: Arc<[u8]>,
     },
     /// An epoch began: its committee (rank order), the trust vector it was chosen by (parts per
     /// 10⁹) and the nodes proven faulty so far.

@@ -205,6 +205,7 @@ impl Wire for TpbftOut {
                 origin,
                 id,
                 digest,
+                ..
             } => {
                 put_u8(buf, 0);
                 put_u64(buf, *epoch);
