@@ -103,8 +103,44 @@ impl<P: Protocol> Adversary<P> {
     }
 
     fn emit(&mut self, now: u64, s: Send<P::Msg>, out: &mut Outbox<P::Msg>) {
+        // One send through the faults without allocating, until a mutator (which may fan out).
+        let mut one = Some(s);
+        let mut first_mutator = self.faults.len();
+        for (k, fault) in self.faults.iter_mut().enumerate() {
+            let Some(mut s) = one.take() else {
+                break;
+            };
+            match fault {
+                Fault::Silent => {}
+                Fault::Withhold(set) if set.contains(&s.to) => {}
+                Fault::Withhold(_) | Fault::Replay { .. } => one = Some(s),
+                Fault::Spoof(as_node) => {
+                    s.claimed_from = *as_node;
+                    one = Some(s);
+                }
+                Fault::Delay(ms) => {
+                    if self.held.is_empty() {
+                        out.set_timer(DELAY_TIMER, now + *ms);
+                    }
+                    self.held.push((now + *ms, s));
+                }
+                Fault::Mutate(_) => {
+                    first_mutator = k;
+                    one = Some(s);
+                    break;
+                }
+            }
+        }
+        let Some(s) = one else {
+            self.suppressed += 1;
+            return;
+        };
+        if first_mutator == self.faults.len() {
+            out.sends.push(s);
+            return;
+        }
         let mut batch = vec![s];
-        for fault in &mut self.faults {
+        for fault in &mut self.faults[first_mutator..] {
             let mut next = Vec::with_capacity(batch.len());
             for mut s in batch {
                 match fault {

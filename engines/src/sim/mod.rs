@@ -17,7 +17,7 @@
 //! * [`rbc`] — signed echo (reliable) broadcast, the reference protocol.
 //!
 //! Determinism rules: all state is in `BTreeMap`/`Vec`, randomness is seeded `ChaCha8Rng` only,
-//! and ties in the event queue break by insertion sequence number.
+//! and ties in the event queue break by insertion order.
 
 pub mod adversary;
 pub mod crypto;
@@ -26,6 +26,7 @@ pub mod faults;
 pub mod invariants;
 pub mod outbox;
 pub mod protocol;
+mod queue;
 pub mod rbc;
 pub mod scheduler;
 pub mod simulator;

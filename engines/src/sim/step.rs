@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::protocol::{NodeId, Outbox, TimerCmd, Wire};
-use super::simulator::{Event, Node, Simulator};
+use super::simulator::{Event, MsgStats, Node, Simulator};
 use super::trace::{fnv1a, DropReason, TraceEvent};
 
 impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simulator<M, I, O> {
@@ -176,6 +176,8 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
 
         let mut sends = std::mem::take(&mut self.out.sends);
         let mut last: Option<(Arc<M>, u64, u64, &'static str)> = None;
+        // Per-kind counts of a run of sends of one payload, added to the report once per run.
+        let mut tally: Option<(&'static str, MsgStats)> = None;
         for s in sends.drain(..) {
             let cached = last.as_ref().filter(|(m, ..)| Arc::ptr_eq(m, &s.msg));
             let (digest, size, kind) = match cached {
@@ -192,8 +194,25 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
                     v
                 }
             };
+            if s.to != id && (s.to as usize) < self.n {
+                match &mut tally {
+                    Some((k, t)) if *k == kind => {
+                        t.count += 1;
+                        t.bytes += size;
+                    }
+                    _ => {
+                        self.tally(tally.take());
+                        let t = MsgStats {
+                            count: 1,
+                            bytes: size,
+                        };
+                        tally = Some((kind, t));
+                    }
+                }
+            }
             self.send(id, s.claimed_from, s.to, s.msg, digest, size, kind);
         }
+        self.tally(tally);
         self.out.sends = sends;
 
         for o in committed {
@@ -254,6 +273,16 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
         done
     }
 
+    /// Add a run of sends of one kind to the report's per-kind counts.
+    fn tally(&mut self, t: Option<(&'static str, MsgStats)>) {
+        if let Some((kind, t)) = t {
+            let stats = self.messages.entry(kind).or_default();
+            stats.count += t.count;
+            stats.bytes += t.bytes;
+        }
+    }
+
+    /// Put one message on the network (`size`: its encoded length, for bandwidth).
     #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
@@ -285,9 +314,6 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             self.schedule(now, deliver(msg));
             return;
         }
-        let stats = self.messages.entry(kind).or_default();
-        stats.count += 1;
-        stats.bytes += size;
         if self.faults.partitioned(now, from, to) {
             self.trace.push(TraceEvent::Dropped {
                 at: now,
