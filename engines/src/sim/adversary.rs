@@ -70,6 +70,8 @@ pub struct Adversary<P: Protocol> {
     held: Vec<(u64, Send<P::Msg>)>,
     received: Vec<Arc<P::Msg>>,
     replay_rounds: u32,
+    /// The inner node's sends of one step (kept empty between steps, for its capacity).
+    buf: Vec<Send<P::Msg>>,
     /// Sends the faults suppressed (tests check the inner node did try).
     pub suppressed: u64,
 }
@@ -82,6 +84,7 @@ impl<P: Protocol> Adversary<P> {
             held: Vec::new(),
             received: Vec::new(),
             replay_rounds: 0,
+            buf: Vec::new(),
             suppressed: 0,
         }
     }
@@ -93,13 +96,15 @@ impl<P: Protocol> Adversary<P> {
         f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
     ) {
         let mut child = out.child();
+        child.sends = std::mem::take(&mut self.buf); // reuse the capacity of the last step
         f(&mut self.inner, &mut child);
-        let sends = std::mem::take(&mut child.sends);
+        let mut sends = std::mem::take(&mut child.sends);
         child.alarms.clear(); // a Byzantine node's alarms mean nothing
         out.merge(child);
-        for s in sends {
+        for s in sends.drain(..) {
             self.emit(now, s, out);
         }
+        self.buf = sends;
     }
 
     fn emit(&mut self, now: u64, s: Send<P::Msg>, out: &mut Outbox<P::Msg>) {

@@ -21,6 +21,7 @@
 
 pub mod adversary;
 pub mod crypto;
+mod digests;
 pub mod durable;
 pub mod faults;
 pub mod invariants;

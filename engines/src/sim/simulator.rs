@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::digests::Digests;
 use super::durable::Durable;
 use super::faults::FaultModel;
 use super::invariants::{Ctx, Invariant, Violation};
@@ -130,9 +131,11 @@ pub struct Simulator<M, I, O> {
     pub(super) messages: BTreeMap<&'static str, MsgStats>,
     pub(super) restart: Option<Restart<M, I, O>>,
     pub(super) unrecovered: Vec<NodeId>,
-    pub(super) rngs: Vec<ChaCha8Rng>,
-    pub(super) out: Outbox<M>,
+    /// One outbox per node, holding that node's RNG stream between steps (no copying it in and
+    /// out of a shared outbox on every step).
+    pub(super) outs: Vec<Outbox<M>>,
     pub(super) scratch: Vec<u8>,
+    pub(super) digests: Digests<M>,
 }
 
 /// Node `id`'s own RNG stream for run `seed`.
@@ -181,9 +184,11 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             messages: BTreeMap::new(),
             restart: None,
             unrecovered: Vec::new(),
-            rngs: (0..n as u32).map(|i| node_rng(seed, i)).collect(),
-            out: Outbox::new(0, n as u32, ChaCha8Rng::seed_from_u64(0)),
+            outs: (0..n as u32)
+                .map(|i| Outbox::new(i, n as u32, node_rng(seed, i)))
+                .collect(),
             scratch: Vec::new(),
+            digests: Digests::default(),
         };
         for node in 0..n as u32 {
             sim.schedule(0, Event::Start { node });

@@ -223,6 +223,7 @@ pub struct Trace {
     keep: bool,
     events: Vec<TraceEvent>,
     counts: [u64; KINDS.len()],
+    /// Encoded events not yet fed to the hasher.
     scratch: Vec<u8>,
 }
 
@@ -239,9 +240,13 @@ impl Trace {
     }
 
     pub fn push(&mut self, event: TraceEvent) {
-        self.scratch.clear();
+        // Encodings are batched into the hasher (SHA-256 of a concatenation does not depend on
+        // how it is split into updates), saving a hasher call per event.
         event.encode(&mut self.scratch);
-        self.hasher.update(&self.scratch);
+        if self.scratch.len() >= 4096 {
+            self.hasher.update(&self.scratch);
+            self.scratch.clear();
+        }
         self.counts[event.kind_index()] += 1;
         if self.keep {
             self.events.push(event);
@@ -250,12 +255,9 @@ impl Trace {
 
     /// Hex SHA-256 of everything pushed so far.
     pub fn hash_hex(&self) -> String {
-        self.hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let mut h = self.hasher.clone();
+        h.update(&self.scratch);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn events(&self) -> &[TraceEvent] {

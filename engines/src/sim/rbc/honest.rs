@@ -10,15 +10,17 @@
 //!
 //! Memory stays bounded in long runs: once an instance is delivered its echo state is dropped,
 //! and once every other node has been seen relaying its `Final` the relay is dropped too.
-//! Retransmission (every `retransmit_ms` while there was activity in the last
-//! `retransmit_rounds` rounds) covers only instances still pending, and sends a `Final` only to
-//! nodes not yet seen relaying it.
+//! Retransmission (rounds every `retransmit_ms` while there was activity in the last
+//! `retransmit_rounds` rounds) covers only instances still pending, each backing off from
+//! `retransmit_ms` to `retransmit_max_ms`, and sends a `Final` only to nodes not yet seen
+//! relaying it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner, PublicKeys};
 use super::super::protocol::{AlarmKind, NodeId, Outbox, TimerId};
+use super::nodeset::NodeSet;
 use super::{
     echo_statement, send_statement, value_digest, Delivery, InstanceId, PlantedBug, RbcConfig,
     RbcMsg, Value,
@@ -36,7 +38,12 @@ pub(super) struct Instance {
     pub(super) echoed_by: BTreeMap<NodeId, Digest32>,
     pub(super) delivered: Option<Digest32>,
     pub(super) relay: Option<Arc<RbcMsg>>,
-    pub(super) relayed_by: BTreeSet<NodeId>,
+    pub(super) relayed_by: NodeSet,
+    /// Retransmission backoff: next round at or after `retx_at`, current gap (0: none yet),
+    /// rounds done.
+    pub(super) retx_at: u64,
+    pub(super) retx_gap: u64,
+    pub(super) retx_round: u32,
 }
 
 /// An honest node.
@@ -70,7 +77,7 @@ impl HonestNode {
         }
     }
 
-    fn local_quorum(&self) -> usize {
+    pub(super) fn local_quorum(&self) -> usize {
         let q = self.cfg.quorum();
         if self.cfg.has(PlantedBug::QuorumMinusOne) {
             q - 1
@@ -79,7 +86,7 @@ impl HonestNode {
         }
     }
 
-    fn alarm(
+    pub(super) fn alarm(
         &mut self,
         out: &mut Outbox<RbcMsg>,
         kind: AlarmKind,
@@ -272,6 +279,15 @@ impl HonestNode {
         cert: &Arc<Certificate>,
         out: &mut Outbox<RbcMsg>,
     ) {
+        if let Some(inst) = self.instances.get_mut(&id) {
+            // The common case, a relay of the very payload delivered here: no digest needed.
+            if let Some(RbcMsg::Final { value: mine, .. }) = inst.relay.as_deref() {
+                if Arc::ptr_eq(mine, value) {
+                    inst.relayed_by.insert(from);
+                    return;
+                }
+            }
+        }
         let digest = value_digest(value);
         if let Some(inst) = self.instances.get_mut(&id) {
             if inst.delivered == Some(digest) {
@@ -318,78 +334,5 @@ impl HonestNode {
             cert: Arc::clone(cert),
         };
         self.deliver(now, d, out);
-    }
-
-    fn try_deliver(
-        &mut self,
-        now: u64,
-        id: InstanceId,
-        digest: Digest32,
-        out: &mut Outbox<RbcMsg>,
-    ) {
-        let q = self.local_quorum();
-        let Some(inst) = self.instances.get(&id) else {
-            return;
-        };
-        if inst.delivered.is_some() {
-            return;
-        }
-        let (Some(echoes), Some(value)) = (inst.echoes.get(&digest), inst.values.get(&digest))
-        else {
-            return;
-        };
-        if echoes.len() < q {
-            return;
-        }
-        let cert = Certificate {
-            statement: echo_statement(id.0, id.1, &digest),
-            sigs: echoes.iter().map(|(k, s)| (*k, *s)).collect(),
-        };
-        let d = Delivery {
-            origin: id.0,
-            seq: id.1,
-            value: Arc::clone(value),
-            cert: Arc::new(cert),
-        };
-        self.deliver(now, d, out);
-    }
-
-    fn deliver(&mut self, now: u64, d: Delivery, out: &mut Outbox<RbcMsg>) {
-        let id = (d.origin, d.seq);
-        let digest = value_digest(&d.value);
-        let relay = Arc::new(RbcMsg::Final {
-            origin: d.origin,
-            seq: d.seq,
-            value: Arc::clone(&d.value),
-            cert: Arc::clone(&d.cert),
-        });
-        let inst = self.instances.entry(id).or_default();
-        let signed_other = inst.send_digest.is_some_and(|s| s != digest);
-        inst.delivered = Some(digest);
-        inst.relay = Some(Arc::clone(&relay));
-        inst.echoes.clear();
-        inst.echoed_by.clear();
-        inst.values.clear();
-        inst.my_echo = None;
-        inst.own_send = None;
-        if signed_other {
-            // The origin's own signature is on a value other than the certified one.
-            let detail = format!(
-                "origin signed a value other than the certified one for seq {}",
-                d.seq
-            );
-            self.alarm(out, AlarmKind::Equivocation, Some(d.origin), detail);
-        }
-        if !self.cfg.has(PlantedBug::ForgetDeliveryOnRecover) {
-            out.persist(super::recovery::delivery_key(id), digest.to_vec());
-        }
-        let upto = self.delivered_upto.entry(d.origin).or_insert(0);
-        *upto = (*upto).max(d.seq + 1);
-        for to in 0..self.cfg.n {
-            out.send_shared(to, Arc::clone(&relay));
-        }
-        self.pending.insert(id);
-        self.committed.push(d);
-        self.activity(now, out);
     }
 }
