@@ -33,7 +33,11 @@ impl HonestNode {
         }
         let cert = Certificate {
             statement: echo_statement(id.0, id.1, &digest),
-            sigs: echoes.iter().map(|(k, s)| (*k, *s)).collect(),
+            sigs: {
+                let mut sigs = echoes.clone();
+                sigs.sort_unstable_by_key(|(k, _)| *k); // by signer, as a certificate is encoded
+                sigs
+            },
         };
         let d = Delivery {
             origin: id.0,
@@ -59,6 +63,7 @@ impl HonestNode {
         inst.relay = Some(Arc::clone(&relay));
         (inst.retx_at, inst.retx_gap, inst.retx_round) = (0, 0, 0); // a new relay: resend it next round
         inst.echoes.clear();
+        inst.echo_stmt = None;
         inst.echoed_by.clear();
         inst.values.clear();
         inst.my_echo = None;

@@ -10,10 +10,10 @@
 //!
 //! Memory stays bounded in long runs: once an instance is delivered its echo state is dropped,
 //! and once every other node has been seen relaying its `Final` the relay is dropped too.
-//! Retransmission (rounds every `retransmit_ms` while there was activity in the last
-//! `retransmit_rounds` rounds) covers only instances still pending, each backing off from
-//! `retransmit_ms` to `retransmit_max_ms`, and sends a `Final` only to nodes not yet seen
-//! relaying it.
+//! Retransmission (a tick every `retransmit_ms` until `retransmit_rounds` rounds that resent
+//! something have passed since the last activity) covers only instances still pending, each
+//! backing off from `retransmit_ms` to `retransmit_max_ms`, and sends a `Final` only to nodes
+//! not yet seen relaying it (see [`super::node`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,7 +34,10 @@ pub(super) struct Instance {
     pub(super) send_digest: Option<Digest32>,
     pub(super) own_send: Option<Arc<RbcMsg>>,
     pub(super) my_echo: Option<Arc<RbcMsg>>,
-    pub(super) echoes: BTreeMap<Digest32, BTreeMap<NodeId, [u8; 64]>>,
+    /// Valid echo signatures per digest, one per signer (`echoed_by` keeps them distinct).
+    pub(super) echoes: BTreeMap<Digest32, Vec<(NodeId, [u8; 64])>>,
+    /// The echo statement of the last digest echoed here (one hash per digest, not per echo).
+    pub(super) echo_stmt: Option<(Digest32, Vec<u8>)>,
     pub(super) echoed_by: BTreeMap<NodeId, Digest32>,
     pub(super) delivered: Option<Digest32>,
     pub(super) relay: Option<Arc<RbcMsg>>,
@@ -232,21 +235,19 @@ impl HonestNode {
         sig: &[u8; 64],
         out: &mut Outbox<RbcMsg>,
     ) {
-        if self.is_delivered(id) {
-            return;
+        let inst = self.instances.entry(id).or_default();
+        if inst.delivered.is_some() || inst.echoed_by.get(&signer) == Some(&digest) {
+            return; // delivered, or a retransmission of what was already verified
         }
-        if self
-            .instances
-            .get(&id)
-            .and_then(|i| i.echoed_by.get(&signer))
-            == Some(&digest)
-        {
-            return; // a retransmission of what was already verified
+        // The statement of the digest being echoed, hashed once for all its echoes.
+        if inst.echo_stmt.as_ref().map(|(d, _)| d) != Some(&digest) {
+            inst.echo_stmt = Some((digest, echo_statement(id.0, id.1, &digest)));
         }
-        if !self
-            .keys
-            .verify(signer, &echo_statement(id.0, id.1, &digest), sig)
-        {
+        let valid = inst
+            .echo_stmt
+            .as_ref()
+            .is_some_and(|(_, st)| self.keys.verify(signer, st, sig));
+        if !valid {
             self.bad_signature(out, from, format!("echo claiming signer {signer}"));
             return;
         }
@@ -264,7 +265,7 @@ impl HonestNode {
             Some(_) => return,
             None => {
                 inst.echoed_by.insert(signer, digest);
-                inst.echoes.entry(digest).or_default().insert(signer, *sig);
+                inst.echoes.entry(digest).or_default().push((signer, *sig));
             }
         }
         self.try_deliver(now, id, digest, out);

@@ -73,7 +73,7 @@ pub struct RbcConfig {
     pub retransmit_ms: u64,
     /// Cap of an instance's retransmission gap (it doubles from `retransmit_ms`).
     pub retransmit_max_ms: u64,
-    /// Retransmission rounds after the last new activity.
+    /// Retransmission rounds (ticks that resent something) after the last new activity.
     pub retransmit_rounds: u32,
     pub window: u64,
     pub bug: Option<PlantedBug>,

@@ -21,7 +21,7 @@ impl HonestNode {
     /// 2 s liveness deadline of the sweeps). Without backoff and turns, relays to nodes that never
     /// answer (silent Byzantine ones) were resent by everyone every round for the whole run:
     /// three quarters of a sweep's messages.
-    pub(super) fn retransmit(&mut self, now: u64, out: &mut Outbox<RbcMsg>) {
+    pub(super) fn retransmit(&mut self, now: u64, out: &mut Outbox<RbcMsg>) -> bool {
         let me = self.signer.id();
         let others = self.cfg.n.saturating_sub(1) as usize;
         let (base, cap) = (
@@ -31,6 +31,7 @@ impl HonestNode {
                 .max(self.cfg.retransmit_ms.max(1)),
         );
         let mut done = Vec::new();
+        let mut due = false;
         for id in &self.pending {
             let Some(inst) = self.instances.get_mut(id) else {
                 done.push(*id);
@@ -66,6 +67,7 @@ impl HonestNode {
                     }
                 }
             }
+            due = true;
             inst.retx_gap = if inst.retx_gap == 0 {
                 base
             } else {
@@ -77,6 +79,7 @@ impl HonestNode {
         for id in done {
             self.pending.remove(&id);
         }
+        due
     }
 }
 
@@ -122,8 +125,11 @@ impl Protocol for HonestNode {
     }
 
     fn on_timer(&mut self, now: u64, _id: TimerId, out: &mut Outbox<RbcMsg>) {
-        self.retransmit(now, out);
-        self.rounds_left = self.rounds_left.saturating_sub(1);
+        // Only ticks that resent something count as rounds: with backoff, most ticks resend
+        // nothing, and counting them would end retransmission after a handful of resends.
+        if self.retransmit(now, out) {
+            self.rounds_left = self.rounds_left.saturating_sub(1);
+        }
         if self.rounds_left > 0 && !self.pending.is_empty() {
             out.set_timer(RETRANSMIT, now + self.cfg.retransmit_ms);
         } else {
