@@ -10,6 +10,8 @@
 //! * [`durable`] — the stable storage a crashed node is rebuilt from.
 //! * [`simulator`] — the single-threaded discrete-event loop. Same seed ⇒ same event order ⇒ same
 //!   [`trace::Trace`] hash.
+//!   Its event queue is one FIFO per millisecond (`queue`); each shared payload is encoded and
+//!   digested once (`digests`).
 //! * [`invariants`] — incremental checkers: agreement, integrity, certificate validity, liveness
 //!   after GST, no false accusation.
 //! * [`adversary`] — protocol-independent Byzantine wrappers, twins, scripted attackers.
