@@ -10,6 +10,7 @@
 //! A command, not a library: it reads the wall clock to report speed.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -53,6 +54,8 @@ fn speed(args: &[String]) {
     let next = AtomicU64::new(0);
     let steps = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
+    let kinds: Mutex<BTreeMap<&'static str, (u64, u64)>> = Mutex::new(BTreeMap::new());
+    let cpu0 = cpu_seconds();
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -66,6 +69,13 @@ fn speed(args: &[String]) {
                 let r = sweep_run(seed, n, per_seed, scheme);
                 steps.fetch_add(r.steps, Ordering::Relaxed);
                 let msgs: u64 = r.messages.values().map(|m| m.count).sum();
+                if let Ok(mut k) = kinds.lock() {
+                    for (kind, m) in &r.messages {
+                        let e = k.entry(kind).or_default();
+                        e.0 += m.count;
+                        e.1 += m.bytes;
+                    }
+                }
                 eprintln!(
                     "seed {seed}: {} events, {msgs} messages, {:.2} s{}",
                     r.steps,
@@ -81,6 +91,7 @@ fn speed(args: &[String]) {
         }
     });
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
     let total = steps.load(Ordering::Relaxed);
     println!(
         "sweep: n={n} views={} ({seeds} seeds x {per_seed}) crypto={scheme:?} threads={threads}",
@@ -91,6 +102,20 @@ fn speed(args: &[String]) {
         total as f64 / wall,
         wall * threads as f64 / seeds as f64
     );
+    match cpu {
+        Some(cpu) => println!(
+            "  CPU {cpu:.1} s (user+system of this process): {:.0} events per CPU second",
+            total as f64 / cpu
+        ),
+        None => println!("  CPU time not available (no /proc/self/stat)"),
+    }
+    let views_run = (seeds * per_seed) as f64;
+    for (kind, (count, bytes)) in kinds.into_inner().unwrap_or_default() {
+        println!(
+            "  {kind}: {count} messages ({:.0} per view), {bytes} bytes",
+            count as f64 / views_run
+        );
+    }
     let failures = failures.into_inner().unwrap_or_default();
     for (seed, v, truncated) in &failures {
         println!("  FAIL seed {seed} (replay: SIM_SEED={seed}) truncated={truncated}: {v:?}");
@@ -98,4 +123,16 @@ fn speed(args: &[String]) {
     if !failures.is_empty() {
         std::process::exit(1);
     }
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, fields 14 and 15,
+/// in `USER_HZ` = 100 ticks per second).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -22,7 +22,10 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::protocol::{NodeId, Outbox, Protocol, Send, TimerCmd, TimerId};
+use super::protocol::{NodeId, Outbox, Protocol, Send, TimerId};
+
+mod twins;
+pub use twins::{InputMap, Twins};
 
 /// Timer ids reserved for wrappers.
 pub const ADVERSARY_TIMER: TimerId = 1 << 63;
@@ -70,6 +73,8 @@ pub struct Adversary<P: Protocol> {
     held: Vec<(u64, Send<P::Msg>)>,
     received: Vec<Arc<P::Msg>>,
     replay_rounds: u32,
+    /// The inner node's sends of one step (kept empty between steps, for its capacity).
+    buf: Vec<Send<P::Msg>>,
     /// Sends the faults suppressed (tests check the inner node did try).
     pub suppressed: u64,
 }
@@ -82,6 +87,7 @@ impl<P: Protocol> Adversary<P> {
             held: Vec::new(),
             received: Vec::new(),
             replay_rounds: 0,
+            buf: Vec::new(),
             suppressed: 0,
         }
     }
@@ -93,18 +99,56 @@ impl<P: Protocol> Adversary<P> {
         f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
     ) {
         let mut child = out.child();
+        child.sends = std::mem::take(&mut self.buf); // reuse the capacity of the last step
         f(&mut self.inner, &mut child);
-        let sends = std::mem::take(&mut child.sends);
+        let mut sends = std::mem::take(&mut child.sends);
         child.alarms.clear(); // a Byzantine node's alarms mean nothing
         out.merge(child);
-        for s in sends {
+        for s in sends.drain(..) {
             self.emit(now, s, out);
         }
+        self.buf = sends;
     }
 
     fn emit(&mut self, now: u64, s: Send<P::Msg>, out: &mut Outbox<P::Msg>) {
+        // One send through the faults without allocating, until a mutator (which may fan out).
+        let mut one = Some(s);
+        let mut first_mutator = self.faults.len();
+        for (k, fault) in self.faults.iter_mut().enumerate() {
+            let Some(mut s) = one.take() else {
+                break;
+            };
+            match fault {
+                Fault::Silent => {}
+                Fault::Withhold(set) if set.contains(&s.to) => {}
+                Fault::Withhold(_) | Fault::Replay { .. } => one = Some(s),
+                Fault::Spoof(as_node) => {
+                    s.claimed_from = *as_node;
+                    one = Some(s);
+                }
+                Fault::Delay(ms) => {
+                    if self.held.is_empty() {
+                        out.set_timer(DELAY_TIMER, now + *ms);
+                    }
+                    self.held.push((now + *ms, s));
+                }
+                Fault::Mutate(_) => {
+                    first_mutator = k;
+                    one = Some(s);
+                    break;
+                }
+            }
+        }
+        let Some(s) = one else {
+            self.suppressed += 1;
+            return;
+        };
+        if first_mutator == self.faults.len() {
+            out.sends.push(s);
+            return;
+        }
         let mut batch = vec![s];
-        for fault in &mut self.faults {
+        for fault in &mut self.faults[first_mutator..] {
             let mut next = Vec::with_capacity(batch.len());
             for mut s in batch {
                 match fault {
@@ -208,146 +252,6 @@ impl<P: Protocol> Protocol for Adversary<P> {
 
     fn is_honest(&self) -> bool {
         false
-    }
-}
-
-/// Maps twin `a`'s input to twin `b`'s.
-pub type InputMap<I> = Box<dyn FnMut(&I) -> I>;
-
-/// Two honest instances under one identity. Twin `a` talks to `a_side`, twin `b` to everyone
-/// else; messages from `a_side` reach `a`, the others reach `b`. A twin's messages to itself stay
-/// with it. `b` gets its own variant of each input (`b_input`), so an origin's twins sign two
-/// values and voters' twins vote twice.
-pub struct Twins<P: Protocol> {
-    a: P,
-    b: P,
-    a_side: BTreeSet<NodeId>,
-    b_input: InputMap<P::Input>,
-}
-
-impl<P: Protocol> Twins<P> {
-    pub fn new(
-        a: P,
-        b: P,
-        a_side: BTreeSet<NodeId>,
-        b_input: impl FnMut(&P::Input) -> P::Input + 'static,
-    ) -> Self {
-        Self {
-            a,
-            b,
-            a_side,
-            b_input: Box::new(b_input),
-        }
-    }
-
-    /// Run `f` on one twin, loop its self-sends back into it (bounded), keep the sends to its side.
-    fn drive(
-        twin: &mut P,
-        side: &dyn Fn(NodeId) -> bool,
-        now: u64,
-        out: &mut Outbox<P::Msg>,
-        f: impl FnOnce(&mut P, &mut Outbox<P::Msg>),
-    ) {
-        let me = out.me;
-        let mut child = out.child();
-        f(twin, &mut child);
-        for _ in 0..64 {
-            let (own, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut child.sends)
-                .into_iter()
-                .partition(|s| s.to == me);
-            out.sends.extend(rest.into_iter().filter(|s| side(s.to)));
-            if own.is_empty() {
-                break;
-            }
-            for s in own {
-                twin.on_message(now, me, &s.msg, &mut child);
-            }
-        }
-        child.sends.clear();
-        child.alarms.clear();
-        // Both twins share one timer namespace: tag twin b's timers.
-        out.merge(child);
-    }
-}
-
-const TWIN_B: TimerId = 1 << 62;
-
-impl<P: Protocol> Protocol for Twins<P> {
-    type Msg = P::Msg;
-    type Input = P::Input;
-    type Output = P::Output;
-
-    fn on_start(&mut self, now: u64, out: &mut Outbox<P::Msg>) {
-        let a_side = self.a_side.clone();
-        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
-            p.on_start(now, o)
-        });
-        let mark = out.timers.len();
-        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
-            p.on_start(now, o)
-        });
-        tag_b(&mut out.timers[mark..]);
-    }
-
-    fn on_message(&mut self, now: u64, from: NodeId, msg: &P::Msg, out: &mut Outbox<P::Msg>) {
-        let a_side = self.a_side.clone();
-        if a_side.contains(&from) {
-            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
-                p.on_message(now, from, msg, o)
-            });
-        } else {
-            let mark = out.timers.len();
-            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
-                p.on_message(now, from, msg, o)
-            });
-            tag_b(&mut out.timers[mark..]);
-        }
-    }
-
-    fn on_timer(&mut self, now: u64, id: TimerId, out: &mut Outbox<P::Msg>) {
-        let a_side = self.a_side.clone();
-        if id & TWIN_B == 0 {
-            Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
-                p.on_timer(now, id, o)
-            });
-        } else {
-            let mark = out.timers.len();
-            Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
-                p.on_timer(now, id & !TWIN_B, o)
-            });
-            tag_b(&mut out.timers[mark..]);
-        }
-    }
-
-    fn on_input(&mut self, now: u64, input: P::Input, out: &mut Outbox<P::Msg>) {
-        let a_side = self.a_side.clone();
-        let other = (self.b_input)(&input);
-        Self::drive(&mut self.a, &|t| a_side.contains(&t), now, out, |p, o| {
-            p.on_input(now, input, o)
-        });
-        let mark = out.timers.len();
-        Self::drive(&mut self.b, &|t| !a_side.contains(&t), now, out, |p, o| {
-            p.on_input(now, other, o)
-        });
-        tag_b(&mut out.timers[mark..]);
-    }
-
-    fn drain_committed(&mut self) -> Vec<P::Output> {
-        let mut v = self.a.drain_committed();
-        v.extend(self.b.drain_committed());
-        v
-    }
-
-    fn is_honest(&self) -> bool {
-        false
-    }
-}
-
-fn tag_b(cmds: &mut [TimerCmd]) {
-    for c in cmds {
-        match c {
-            TimerCmd::Set { id, .. } | TimerCmd::Cancel { id } => *id |= TWIN_B,
-        }
     }
 }
 

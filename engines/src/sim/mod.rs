@@ -10,6 +10,8 @@
 //! * [`durable`] — the stable storage a crashed node is rebuilt from.
 //! * [`simulator`] — the single-threaded discrete-event loop. Same seed ⇒ same event order ⇒ same
 //!   [`trace::Trace`] hash.
+//!   Its event queue is one FIFO per millisecond (`queue`); each shared payload is encoded and
+//!   digested once (`digests`).
 //! * [`invariants`] — incremental checkers: agreement, integrity, certificate validity, liveness
 //!   after GST, no false accusation.
 //! * [`adversary`] — protocol-independent Byzantine wrappers, twins, scripted attackers.
@@ -17,15 +19,17 @@
 //! * [`rbc`] — signed echo (reliable) broadcast, the reference protocol.
 //!
 //! Determinism rules: all state is in `BTreeMap`/`Vec`, randomness is seeded `ChaCha8Rng` only,
-//! and ties in the event queue break by insertion sequence number.
+//! and ties in the event queue break by insertion order.
 
 pub mod adversary;
 pub mod crypto;
+mod digests;
 pub mod durable;
 pub mod faults;
 pub mod invariants;
 pub mod outbox;
 pub mod protocol;
+mod queue;
 pub mod rbc;
 pub mod scheduler;
 pub mod simulator;

@@ -1,7 +1,7 @@
 //! # The discrete-event simulator
 //!
-//! Single-threaded; the event queue is a binary heap ordered by `(time, insertion seq)` so ties
-//! break by insertion order; randomness comes from one `ChaCha8Rng` for the network, consumed in
+//! Single-threaded; the event queue ([`super::queue`]) is ordered by time, ties in insertion
+//! order; randomness comes from one `ChaCha8Rng` for the network, consumed in
 //! event order, plus one stream per node handed to it through its outbox. Hence: same seed, same
 //! nodes, same fault model ⇒ same trace hash.
 //!
@@ -14,18 +14,19 @@
 //! run. A run that reaches `max_steps` stops with `truncated` set in its report. A panic inside a
 //! node is reported with the seed on stderr and re-raised.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::digests::Digests;
 use super::durable::Durable;
 use super::faults::FaultModel;
 use super::invariants::{Ctx, Invariant, Violation};
 use super::protocol::{Alarm, NodeId, Outbox, Protocol, TimerId, Wire};
+use super::queue::EventQueue;
 use super::scheduler::{Random, Scheduler};
 use super::trace::{Trace, TraceEvent};
 
@@ -66,29 +67,6 @@ pub(super) enum Event<M, I> {
     Gst,
 }
 
-pub(super) struct Queued<M, I> {
-    pub(super) at: u64,
-    pub(super) seq: u64,
-    pub(super) ev: Event<M, I>,
-}
-
-impl<M, I> PartialEq for Queued<M, I> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl<M, I> Eq for Queued<M, I> {}
-impl<M, I> PartialOrd for Queued<M, I> {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<M, I> Ord for Queued<M, I> {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 /// Messages and bytes sent (to other nodes) of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MsgStats {
@@ -123,7 +101,6 @@ pub struct Simulator<M, I, O> {
     pub(super) seed: u64,
     pub(super) rng: ChaCha8Rng,
     pub(super) now: u64,
-    pub(super) seq: u64,
     pub(super) steps: u64,
     pub(super) max_steps: u64,
     pub(super) truncated: bool,
@@ -139,7 +116,7 @@ pub struct Simulator<M, I, O> {
     pub(super) durable: Vec<Durable>,
     pub(super) faults: FaultModel,
     pub(super) scheduler: Box<dyn Scheduler>,
-    pub(super) queue: BinaryHeap<Reverse<Queued<M, I>>>,
+    pub(super) queue: EventQueue<Event<M, I>>,
     pub(super) link_sent: Vec<u64>,
     pub(super) link_delivered: Vec<u64>,
     pub(super) link_busy: Vec<u64>,
@@ -154,9 +131,11 @@ pub struct Simulator<M, I, O> {
     pub(super) messages: BTreeMap<&'static str, MsgStats>,
     pub(super) restart: Option<Restart<M, I, O>>,
     pub(super) unrecovered: Vec<NodeId>,
-    pub(super) rngs: Vec<ChaCha8Rng>,
-    pub(super) out: Outbox<M>,
+    /// One outbox per node, holding that node's RNG stream between steps (no copying it in and
+    /// out of a shared outbox on every step).
+    pub(super) outs: Vec<Outbox<M>>,
     pub(super) scratch: Vec<u8>,
+    pub(super) digests: Digests<M>,
 }
 
 /// Node `id`'s own RNG stream for run `seed`.
@@ -175,7 +154,6 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             now: 0,
-            seq: 0,
             steps: 0,
             max_steps: 5_000_000,
             truncated: false,
@@ -191,7 +169,7 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             durable: vec![Durable::default(); n],
             faults,
             scheduler: Box::new(Random),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             link_sent: vec![0; n * n],
             link_delivered: vec![0; n * n],
             link_busy: vec![0; n * n],
@@ -206,9 +184,11 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             messages: BTreeMap::new(),
             restart: None,
             unrecovered: Vec::new(),
-            rngs: (0..n as u32).map(|i| node_rng(seed, i)).collect(),
-            out: Outbox::new(0, n as u32, ChaCha8Rng::seed_from_u64(0)),
+            outs: (0..n as u32)
+                .map(|i| Outbox::new(i, n as u32, node_rng(seed, i)))
+                .collect(),
             scratch: Vec::new(),
+            digests: Digests::default(),
         };
         for node in 0..n as u32 {
             sim.schedule(0, Event::Start { node });
@@ -287,12 +267,7 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
     }
 
     pub(super) fn schedule(&mut self, at: u64, ev: Event<M, I>) {
-        self.seq += 1;
-        self.queue.push(Reverse(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+        self.queue.push(at, ev);
     }
 
     /// Run until the queue is empty, `end_ms` is passed, the step cap is hit, or a violation
@@ -312,20 +287,20 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
     }
 
     fn run_loop(&mut self, end_ms: u64) {
-        while let Some(Reverse(top)) = self.queue.peek() {
-            if top.at > end_ms {
+        while let Some(at) = self.queue.peek_time() {
+            if at > end_ms {
                 break;
             }
             if self.steps >= self.max_steps {
                 self.truncated = true;
                 break;
             }
-            let Some(Reverse(q)) = self.queue.pop() else {
+            let Some((at, ev)) = self.queue.pop() else {
                 break;
             };
-            self.now = q.at;
+            self.now = at;
             self.steps += 1;
-            self.step(q.ev);
+            self.step(ev);
             if self.stop_on_violation && !self.violations.is_empty() {
                 break;
             }

@@ -2,15 +2,15 @@
 //!
 //! Split from [`super::simulator`] for size. A node's effects are applied in a fixed order —
 //! durable writes (so a write is on disk before the messages that depend on it leave), alarms,
-//! timer commands, sends, then commits — and every effect is traced. A broadcast's payload is
-//! encoded and digested once (the sends share one `Arc`), not once per recipient.
+//! timer commands, sends, then commits — and every effect is traced. A payload is encoded and
+//! digested once ([`super::digests`]), not once per recipient or retransmission.
 
 use std::sync::Arc;
 
 use rand::Rng;
 
 use super::protocol::{NodeId, Outbox, TimerCmd, Wire};
-use super::simulator::{Event, Node, Simulator};
+use super::simulator::{Event, MsgStats, Node, Simulator};
 use super::trace::{fnv1a, DropReason, TraceEvent};
 
 impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simulator<M, I, O> {
@@ -123,21 +123,18 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
         let Some(node) = self.nodes.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
-        self.out.me = id;
-        std::mem::swap(&mut self.out.rng, &mut self.rngs[i]);
-        f(node, &mut self.out);
+        f(node, &mut self.outs[i]);
         let committed = node.drain_committed();
-        std::mem::swap(&mut self.out.rng, &mut self.rngs[i]);
         let now = self.now;
         let honest = self.honest.contains(&id);
 
-        let mut writes = std::mem::take(&mut self.out.writes);
+        let mut writes = std::mem::take(&mut self.outs[i].writes);
         for w in writes.drain(..) {
             self.durable[i].apply(w);
         }
-        self.out.writes = writes;
+        self.outs[i].writes = writes;
 
-        let alarms = std::mem::take(&mut self.out.alarms);
+        let alarms = std::mem::take(&mut self.outs[i].alarms);
         for alarm in alarms {
             self.trace.push(TraceEvent::Alarm {
                 at: now,
@@ -151,7 +148,7 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             self.alarms.push((now, id, alarm));
         }
 
-        let mut timers = std::mem::take(&mut self.out.timers);
+        let mut timers = std::mem::take(&mut self.outs[i].timers);
         for cmd in timers.drain(..) {
             match cmd {
                 TimerCmd::Set { id: tid, at_ms } => {
@@ -172,29 +169,34 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
                 }
             }
         }
-        self.out.timers = timers;
+        self.outs[i].timers = timers;
 
-        let mut sends = std::mem::take(&mut self.out.sends);
-        let mut last: Option<(Arc<M>, u64, u64, &'static str)> = None;
+        let mut sends = std::mem::take(&mut self.outs[i].sends);
+        // Per-kind counts of a run of sends of one payload, added to the report once per run.
+        let mut tally: Option<(&'static str, MsgStats)> = None;
         for s in sends.drain(..) {
-            let cached = last.as_ref().filter(|(m, ..)| Arc::ptr_eq(m, &s.msg));
-            let (digest, size, kind) = match cached {
-                Some((_, d, sz, k)) => (*d, *sz, *k),
-                None => {
-                    self.scratch.clear();
-                    s.msg.wire(&mut self.scratch);
-                    let v = (
-                        fnv1a(&self.scratch),
-                        self.scratch.len() as u64,
-                        s.msg.kind(),
-                    );
-                    last = Some((Arc::clone(&s.msg), v.0, v.1, v.2));
-                    v
+            let info = self.digests.get(&s.msg);
+            let (digest, size, kind) = (info.digest, info.size, info.kind);
+            if s.to != id && (s.to as usize) < self.n {
+                match &mut tally {
+                    Some((k, t)) if *k == kind => {
+                        t.count += 1;
+                        t.bytes += size;
+                    }
+                    _ => {
+                        self.tally(tally.take());
+                        let t = MsgStats {
+                            count: 1,
+                            bytes: size,
+                        };
+                        tally = Some((kind, t));
+                    }
                 }
-            };
+            }
             self.send(id, s.claimed_from, s.to, s.msg, digest, size, kind);
         }
-        self.out.sends = sends;
+        self.tally(tally);
+        self.outs[i].sends = sends;
 
         for o in committed {
             self.scratch.clear();
@@ -254,6 +256,16 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
         done
     }
 
+    /// Add a run of sends of one kind to the report's per-kind counts.
+    fn tally(&mut self, t: Option<(&'static str, MsgStats)>) {
+        if let Some((kind, t)) = t {
+            let stats = self.messages.entry(kind).or_default();
+            stats.count += t.count;
+            stats.bytes += t.bytes;
+        }
+    }
+
+    /// Put one message on the network (`size`: its encoded length, for bandwidth).
     #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
@@ -285,9 +297,6 @@ impl<M: Clone + Wire, I: Clone + Wire, O: Clone + Wire + std::fmt::Debug> Simula
             self.schedule(now, deliver(msg));
             return;
         }
-        let stats = self.messages.entry(kind).or_default();
-        stats.count += 1;
-        stats.bytes += size;
         if self.faults.partitioned(now, from, to) {
             self.trace.push(TraceEvent::Dropped {
                 at: now,

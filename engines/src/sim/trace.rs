@@ -22,6 +22,24 @@ pub enum DropReason {
     Crashed,
 }
 
+/// Every [`TraceEvent::kind`], in counter order.
+pub const KINDS: [&str; 14] = [
+    "input",
+    "delivered",
+    "dropped_link",
+    "dropped_partition",
+    "dropped_crashed",
+    "duplicated",
+    "reordered",
+    "timer",
+    "crashed",
+    "recovered",
+    "gst",
+    "committed",
+    "alarm",
+    "violation",
+];
+
 /// One traced step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
@@ -89,30 +107,35 @@ pub enum TraceEvent {
 impl TraceEvent {
     /// A stable short name, used for counters.
     pub fn kind(&self) -> &'static str {
+        KINDS[self.kind_index()]
+    }
+
+    /// The position of [`Self::kind`] in [`KINDS`] (counters are an array, not a map).
+    fn kind_index(&self) -> usize {
         match self {
-            Self::Input { .. } => "input",
-            Self::Delivered { .. } => "delivered",
+            Self::Input { .. } => 0,
+            Self::Delivered { .. } => 1,
             Self::Dropped {
                 reason: DropReason::Link,
                 ..
-            } => "dropped_link",
+            } => 2,
             Self::Dropped {
                 reason: DropReason::Partition,
                 ..
-            } => "dropped_partition",
+            } => 3,
             Self::Dropped {
                 reason: DropReason::Crashed,
                 ..
-            } => "dropped_crashed",
-            Self::Duplicated { .. } => "duplicated",
-            Self::Reordered { .. } => "reordered",
-            Self::Timer { .. } => "timer",
-            Self::Crashed { .. } => "crashed",
-            Self::Recovered { .. } => "recovered",
-            Self::Gst { .. } => "gst",
-            Self::Committed { .. } => "committed",
-            Self::Alarm { .. } => "alarm",
-            Self::Violation { .. } => "violation",
+            } => 4,
+            Self::Duplicated { .. } => 5,
+            Self::Reordered { .. } => 6,
+            Self::Timer { .. } => 7,
+            Self::Crashed { .. } => 8,
+            Self::Recovered { .. } => 9,
+            Self::Gst { .. } => 10,
+            Self::Committed { .. } => 11,
+            Self::Alarm { .. } => 12,
+            Self::Violation { .. } => 13,
         }
     }
 
@@ -199,7 +222,8 @@ pub struct Trace {
     hasher: Sha256,
     keep: bool,
     events: Vec<TraceEvent>,
-    counts: BTreeMap<&'static str, u64>,
+    counts: [u64; KINDS.len()],
+    /// Encoded events not yet fed to the hasher.
     scratch: Vec<u8>,
 }
 
@@ -210,16 +234,20 @@ impl Trace {
             hasher: Sha256::new(),
             keep,
             events: Vec::new(),
-            counts: BTreeMap::new(),
+            counts: [0; KINDS.len()],
             scratch: Vec::new(),
         }
     }
 
     pub fn push(&mut self, event: TraceEvent) {
-        self.scratch.clear();
+        // Encodings are batched into the hasher (SHA-256 of a concatenation does not depend on
+        // how it is split into updates), saving a hasher call per event.
         event.encode(&mut self.scratch);
-        self.hasher.update(&self.scratch);
-        *self.counts.entry(event.kind()).or_insert(0) += 1;
+        if self.scratch.len() >= 4096 {
+            self.hasher.update(&self.scratch);
+            self.scratch.clear();
+        }
+        self.counts[event.kind_index()] += 1;
         if self.keep {
             self.events.push(event);
         }
@@ -227,12 +255,9 @@ impl Trace {
 
     /// Hex SHA-256 of everything pushed so far.
     pub fn hash_hex(&self) -> String {
-        self.hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let mut h = self.hasher.clone();
+        h.update(&self.scratch);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn events(&self) -> &[TraceEvent] {
@@ -240,10 +265,19 @@ impl Trace {
     }
 
     pub fn count(&self, kind: &str) -> u64 {
-        self.counts.get(kind).copied().unwrap_or(0)
+        KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.counts[i])
     }
 
-    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
-        &self.counts
+    /// Every kind seen at least once, with its count.
+    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+        KINDS
+            .iter()
+            .zip(self.counts)
+            .filter(|(_, c)| *c > 0)
+            .map(|(k, c)| (*k, c))
+            .collect()
     }
 }

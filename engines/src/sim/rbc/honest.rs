@@ -10,15 +10,17 @@
 //!
 //! Memory stays bounded in long runs: once an instance is delivered its echo state is dropped,
 //! and once every other node has been seen relaying its `Final` the relay is dropped too.
-//! Retransmission (every `retransmit_ms` while there was activity in the last
-//! `retransmit_rounds` rounds) covers only instances still pending, and sends a `Final` only to
-//! nodes not yet seen relaying it.
+//! Retransmission (a tick every `retransmit_ms` until `retransmit_rounds` rounds that resent
+//! something have passed since the last activity) covers only instances still pending, each
+//! backing off from `retransmit_ms` to `retransmit_max_ms`, and sends a `Final` only to nodes
+//! not yet seen relaying it (see [`super::node`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::super::crypto::{Certificate, Digest32, NodeSigner, PublicKeys};
 use super::super::protocol::{AlarmKind, NodeId, Outbox, TimerId};
+use super::nodeset::NodeSet;
 use super::{
     echo_statement, send_statement, value_digest, Delivery, InstanceId, PlantedBug, RbcConfig,
     RbcMsg, Value,
@@ -32,11 +34,19 @@ pub(super) struct Instance {
     pub(super) send_digest: Option<Digest32>,
     pub(super) own_send: Option<Arc<RbcMsg>>,
     pub(super) my_echo: Option<Arc<RbcMsg>>,
-    pub(super) echoes: BTreeMap<Digest32, BTreeMap<NodeId, [u8; 64]>>,
+    /// Valid echo signatures per digest, one per signer (`echoed_by` keeps them distinct).
+    pub(super) echoes: BTreeMap<Digest32, Vec<(NodeId, [u8; 64])>>,
+    /// The echo statement of the last digest echoed here (one hash per digest, not per echo).
+    pub(super) echo_stmt: Option<(Digest32, Vec<u8>)>,
     pub(super) echoed_by: BTreeMap<NodeId, Digest32>,
     pub(super) delivered: Option<Digest32>,
     pub(super) relay: Option<Arc<RbcMsg>>,
-    pub(super) relayed_by: BTreeSet<NodeId>,
+    pub(super) relayed_by: NodeSet,
+    /// Retransmission backoff: next round at or after `retx_at`, current gap (0: none yet),
+    /// rounds done.
+    pub(super) retx_at: u64,
+    pub(super) retx_gap: u64,
+    pub(super) retx_round: u32,
 }
 
 /// An honest node.
@@ -70,7 +80,7 @@ impl HonestNode {
         }
     }
 
-    fn local_quorum(&self) -> usize {
+    pub(super) fn local_quorum(&self) -> usize {
         let q = self.cfg.quorum();
         if self.cfg.has(PlantedBug::QuorumMinusOne) {
             q - 1
@@ -79,7 +89,7 @@ impl HonestNode {
         }
     }
 
-    fn alarm(
+    pub(super) fn alarm(
         &mut self,
         out: &mut Outbox<RbcMsg>,
         kind: AlarmKind,
@@ -225,21 +235,19 @@ impl HonestNode {
         sig: &[u8; 64],
         out: &mut Outbox<RbcMsg>,
     ) {
-        if self.is_delivered(id) {
-            return;
+        let inst = self.instances.entry(id).or_default();
+        if inst.delivered.is_some() || inst.echoed_by.get(&signer) == Some(&digest) {
+            return; // delivered, or a retransmission of what was already verified
         }
-        if self
-            .instances
-            .get(&id)
-            .and_then(|i| i.echoed_by.get(&signer))
-            == Some(&digest)
-        {
-            return; // a retransmission of what was already verified
+        // The statement of the digest being echoed, hashed once for all its echoes.
+        if inst.echo_stmt.as_ref().map(|(d, _)| d) != Some(&digest) {
+            inst.echo_stmt = Some((digest, echo_statement(id.0, id.1, &digest)));
         }
-        if !self
-            .keys
-            .verify(signer, &echo_statement(id.0, id.1, &digest), sig)
-        {
+        let valid = inst
+            .echo_stmt
+            .as_ref()
+            .is_some_and(|(_, st)| self.keys.verify(signer, st, sig));
+        if !valid {
             self.bad_signature(out, from, format!("echo claiming signer {signer}"));
             return;
         }
@@ -257,7 +265,7 @@ impl HonestNode {
             Some(_) => return,
             None => {
                 inst.echoed_by.insert(signer, digest);
-                inst.echoes.entry(digest).or_default().insert(signer, *sig);
+                inst.echoes.entry(digest).or_default().push((signer, *sig));
             }
         }
         self.try_deliver(now, id, digest, out);
@@ -272,6 +280,15 @@ impl HonestNode {
         cert: &Arc<Certificate>,
         out: &mut Outbox<RbcMsg>,
     ) {
+        if let Some(inst) = self.instances.get_mut(&id) {
+            // The common case, a relay of the very payload delivered here: no digest needed.
+            if let Some(RbcMsg::Final { value: mine, .. }) = inst.relay.as_deref() {
+                if Arc::ptr_eq(mine, value) {
+                    inst.relayed_by.insert(from);
+                    return;
+                }
+            }
+        }
         let digest = value_digest(value);
         if let Some(inst) = self.instances.get_mut(&id) {
             if inst.delivered == Some(digest) {
@@ -318,78 +335,5 @@ impl HonestNode {
             cert: Arc::clone(cert),
         };
         self.deliver(now, d, out);
-    }
-
-    fn try_deliver(
-        &mut self,
-        now: u64,
-        id: InstanceId,
-        digest: Digest32,
-        out: &mut Outbox<RbcMsg>,
-    ) {
-        let q = self.local_quorum();
-        let Some(inst) = self.instances.get(&id) else {
-            return;
-        };
-        if inst.delivered.is_some() {
-            return;
-        }
-        let (Some(echoes), Some(value)) = (inst.echoes.get(&digest), inst.values.get(&digest))
-        else {
-            return;
-        };
-        if echoes.len() < q {
-            return;
-        }
-        let cert = Certificate {
-            statement: echo_statement(id.0, id.1, &digest),
-            sigs: echoes.iter().map(|(k, s)| (*k, *s)).collect(),
-        };
-        let d = Delivery {
-            origin: id.0,
-            seq: id.1,
-            value: Arc::clone(value),
-            cert: Arc::new(cert),
-        };
-        self.deliver(now, d, out);
-    }
-
-    fn deliver(&mut self, now: u64, d: Delivery, out: &mut Outbox<RbcMsg>) {
-        let id = (d.origin, d.seq);
-        let digest = value_digest(&d.value);
-        let relay = Arc::new(RbcMsg::Final {
-            origin: d.origin,
-            seq: d.seq,
-            value: Arc::clone(&d.value),
-            cert: Arc::clone(&d.cert),
-        });
-        let inst = self.instances.entry(id).or_default();
-        let signed_other = inst.send_digest.is_some_and(|s| s != digest);
-        inst.delivered = Some(digest);
-        inst.relay = Some(Arc::clone(&relay));
-        inst.echoes.clear();
-        inst.echoed_by.clear();
-        inst.values.clear();
-        inst.my_echo = None;
-        inst.own_send = None;
-        if signed_other {
-            // The origin's own signature is on a value other than the certified one.
-            let detail = format!(
-                "origin signed a value other than the certified one for seq {}",
-                d.seq
-            );
-            self.alarm(out, AlarmKind::Equivocation, Some(d.origin), detail);
-        }
-        if !self.cfg.has(PlantedBug::ForgetDeliveryOnRecover) {
-            out.persist(super::recovery::delivery_key(id), digest.to_vec());
-        }
-        let upto = self.delivered_upto.entry(d.origin).or_insert(0);
-        *upto = (*upto).max(d.seq + 1);
-        for to in 0..self.cfg.n {
-            out.send_shared(to, Arc::clone(&relay));
-        }
-        self.pending.insert(id);
-        self.committed.push(d);
-        self.activity(now, out);
     }
 }

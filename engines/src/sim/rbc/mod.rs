@@ -24,8 +24,10 @@
 
 mod byzantine;
 mod checks;
+mod deliver;
 mod honest;
 mod node;
+mod nodeset;
 mod recovery;
 pub mod sweep;
 mod wire;
@@ -69,7 +71,9 @@ pub struct RbcConfig {
     pub n: u32,
     pub f: u32,
     pub retransmit_ms: u64,
-    /// Retransmission rounds after the last new activity.
+    /// Cap of an instance's retransmission gap (it doubles from `retransmit_ms`).
+    pub retransmit_max_ms: u64,
+    /// Retransmission rounds (ticks that resent something) after the last new activity.
     pub retransmit_rounds: u32,
     pub window: u64,
     pub bug: Option<PlantedBug>,
@@ -81,6 +85,7 @@ impl RbcConfig {
             n,
             f,
             retransmit_ms: 100,
+            retransmit_max_ms: 800,
             retransmit_rounds: 20,
             window: 1024,
             bug: None,
