@@ -17,11 +17,17 @@ use dwcp_core::state::SyncResponse;
 use dwcp_core::telemetry::Batch;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct App {
     pub controller: Mutex<Controller>,
+    /// Signalled when a commit settled or the store was released (`crate::group`).
+    pub commit_done: Condvar,
+    /// The last commit's status snapshot (the status routes read it without the lock).
+    pub status: crate::status::StatusCell,
+    /// Low-priority threads of the read routes (`crate::readpool`).
+    pub reads: crate::readpool::ReadPool,
     pub auth: crate::auth::Auth,
     pub started_ms: u64,
     /// The engine host, once bootstrapped (its metrics join `/metrics`).
@@ -55,7 +61,13 @@ impl App {
             .collect();
         Self {
             readers: crate::events_api::Readers::new(readers),
+            status: controller.status_cell(),
             controller: Mutex::new(controller),
+            commit_done: Condvar::new(),
+            reads: crate::readpool::ReadPool::start(
+                crate::readpool::READ_THREADS,
+                crate::readpool::READ_NICE,
+            ),
             auth,
             started_ms: now_ms(),
             engines: std::sync::OnceLock::new(),
@@ -63,10 +75,58 @@ impl App {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Controller> {
+    /// The controller with its store: waits until no group commit is being written (ticks, commands
+    /// and the kill switch commit on the caller's thread, in order after the groups).
+    pub fn lock(&self) -> Exclusive<'_> {
+        let mut c = self.memory();
+        if c.group.writing {
+            c.group.exclusive_waiting += 1;
+            while c.group.writing {
+                c = self.commit_done.wait(c).unwrap_or_else(|p| p.into_inner());
+            }
+            c.group.exclusive_waiting -= 1;
+        }
+        Exclusive {
+            guard: Some(c),
+            done: &self.commit_done,
+        }
+    }
+
+    /// The controller's memory only (reads, counters, applying a batch): a group's leader may be
+    /// writing meanwhile, so nothing done under this guard may use the store.
+    pub fn memory(&self) -> MutexGuard<'_, Controller> {
         // A poisoned lock only means a handler panicked mid-update; the controller's data is still the
         // last consistent state persisted, so keep serving rather than failing every request.
         self.controller.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`App::lock`]'s guard: on release, wakes the batches waiting for a commit (this holder may have
+/// stored theirs, or held back their group).
+pub struct Exclusive<'a> {
+    guard: Option<MutexGuard<'a, Controller>>,
+    done: &'a Condvar,
+}
+
+impl std::ops::Deref for Exclusive<'_> {
+    type Target = Controller;
+    fn deref(&self) -> &Controller {
+        self.guard.as_deref().unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl std::ops::DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut Controller {
+        self.guard
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.done.notify_all();
     }
 }
 
@@ -126,14 +186,14 @@ pub fn router(app: Shared) -> Router {
 /// Readiness (separate from `/healthz`, liveness): the database is writable and the state loaded. 503
 /// with the reason after a failed commit, until a commit succeeds (filters are routed to stable then).
 async fn get_ready(State(app): State<Shared>) -> Response {
-    match app.lock().ready() {
+    match app.memory().ready() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => HttpError(StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
 async fn get_metrics(State(app): State<Shared>) -> Response {
-    let mut text = metrics::render(&app.lock(), now_ms());
+    let mut text = metrics::render(&app.memory(), now_ms());
     if let Some(host) = app.engines.get() {
         text.push_str(&metrics::render_engines(host));
     }
@@ -146,7 +206,7 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
 /// Filter VMs seen in the last 3 s (one per Envoy worker, plus each proxy's main-thread VM) with the
 /// state version each routes with: `all_current` is true when every one has adopted the current state.
 async fn get_filters(State(app): State<Shared>) -> Json<Value> {
-    let c = app.lock();
+    let c = app.memory();
     let vms = c.vms(now_ms(), FILTER_ACTIVE_MS);
     let current = c.version();
     let oldest = vms.values().map(|v| v.routing_version).min();
@@ -164,7 +224,7 @@ pub const FILTER_ACTIVE_MS: u64 = 3_000;
 
 async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
     Json(SyncResponse {
-        state: app.lock().state(),
+        state: app.memory().state(),
     })
 }
 
@@ -177,29 +237,16 @@ async fn post_telemetry(
     let start = std::time::Instant::now();
     // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        app.lock().ledger.note_malformed();
+        app.memory().ledger.note_malformed();
         HttpError(
             StatusCode::BAD_REQUEST,
             format!("malformed telemetry batch: {e}"),
         )
     })?;
-    // The lock and the commit's fsync off the async threads: reads and other batches go on meanwhile.
-    let state = blocking(app, move |app| {
-        let mut c = app.lock();
-        let protocol = batch.protocol;
-        let skip_empty =
-            batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
-        if skip_empty {
-            c.note_vm(&batch, now_ms());
-        } else {
-            c.ingest(batch, now_ms())?;
-        }
-        let us = start.elapsed().as_micros() as u64;
-        c.counters.ingest_us.record(us);
-        // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
-        Ok(c.state_for(protocol))
-    })
-    .await?;
+    // Applied under the lock, stored by group commit (one fsync for the batches arriving together),
+    // answered once stored, in the filter's protocol (an older filter gets only fields it knows); off
+    // the async threads.
+    let state = blocking(app, move |app| crate::group::ingest(app, batch, start)).await?;
     Ok(Json(SyncResponse { state }))
 }
 
@@ -251,57 +298,52 @@ pub fn summary(r: &Rollout) -> Value {
     })
 }
 
-async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
-    let c = app.lock();
-    Json(json!({
-        "version": c.version(),
-        "kill_all": c.kill_all(),
-        "rollouts": c.ledger.rollouts.values().map(summary).collect::<Vec<_>>(),
-    }))
+/// A JSON body rendered off the async threads.
+pub fn json_bytes(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => ([("content-type", "application/json")], body).into_response(),
+        Err(e) => HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The rollouts as the last commit stored them (a snapshot: no lock, never unstored state),
+/// rendered on the read threads.
+async fn list_rollouts(State(app): State<Shared>) -> Result<Response, HttpError> {
+    let status = app.status.get();
+    app.reads.run(move || json_bytes(status.list())).await
 }
 
 async fn get_rollout(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, HttpError> {
-    let c = app.lock();
-    let r = c
-        .ledger
-        .rollouts
-        .get(&name)
-        .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
-    let mut s = summary(r);
-    if let Value::Object(m) = &mut s {
-        m.insert(
-            "checks".into(),
-            json!(dwcp_core::rollout::judge::checks(r, now_ms())),
-        );
-        // Samples are user data: only for the read role, even when the other reads are public.
-        if caller.has(Role::Read) {
-            m.insert(
-                "shadow_samples".into(),
-                json!(c
-                    .ledger
-                    .shadow_samples
-                    .get(&name)
-                    .cloned()
-                    .unwrap_or_default()),
-            );
-        } else {
-            m.insert("shadow_samples_withheld".into(), true.into());
-        }
-        m.insert(
-            "shadow_totals".into(),
-            json!(c
-                .ledger
-                .shadow_totals
+) -> Result<Response, HttpError> {
+    let status = app.status.get();
+    let read = caller.has(Role::Read);
+    app.reads
+        .run(move || -> Result<Response, HttpError> {
+            let r = status
+                .rollouts
                 .get(&name)
-                .cloned()
-                .unwrap_or_default()),
-        );
-    }
-    Ok(Json(s))
+                .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
+            let shadow = status.shadow.get(&name).cloned().unwrap_or_default();
+            let mut s = summary(r);
+            if let Value::Object(m) = &mut s {
+                m.insert(
+                    "checks".into(),
+                    json!(dwcp_core::rollout::judge::checks(r, now_ms())),
+                );
+                // Samples are user data: only for the read role, even when the other reads are public.
+                if read {
+                    m.insert("shadow_samples".into(), json!(shadow.samples));
+                } else {
+                    m.insert("shadow_samples_withheld".into(), true.into());
+                }
+                m.insert("shadow_totals".into(), json!(shadow.totals));
+            }
+            Ok(json_bytes(&s))
+        })
+        .await?
 }
 
 /// Old clients send `{"actor": ...}`: accepted and ignored (the actor is the credential's name).

@@ -150,8 +150,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loop {
             match signals.recv().await {
                 Ok(ev) => {
-                    if let Err(e) = judge.lock().on_engine_event(&ev, now_ms()) {
-                        tracing::error!(error = %e, "engine event");
+                    // It may commit (a trigger fired): off the async threads.
+                    let judge = judge.clone();
+                    let done = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = judge.lock().on_engine_event(&ev, now_ms()) {
+                            tracing::error!(error = %e, "engine event");
+                        }
+                    })
+                    .await;
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "engine event panicked");
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
