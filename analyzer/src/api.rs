@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dwcp_core::rollout::{Command, Rollout};
+use dwcp_core::rollout::Command;
 use dwcp_core::state::SyncResponse;
 use dwcp_core::telemetry::Batch;
 use serde::Deserialize;
@@ -171,8 +171,8 @@ pub fn router(app: Shared) -> Router {
         .route("/metrics", get(get_metrics))
         .route("/v1/config", get(get_config))
         .route("/v1/telemetry", post(post_telemetry))
-        .route("/v1/rollouts", get(list_rollouts))
-        .route("/v1/rollouts/{name}", get(get_rollout))
+        .route("/v1/rollouts", get(crate::status::list_rollouts))
+        .route("/v1/rollouts/{name}", get(crate::status::get_rollout))
         .route(
             "/v1/rollouts/{name}/events",
             get(crate::events_api::get_events),
@@ -232,22 +232,28 @@ async fn post_telemetry(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Json<SyncResponse>, HttpError> {
+) -> Result<Response, HttpError> {
     require(&caller, Role::Telemetry)?;
     let start = std::time::Instant::now();
-    // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
-    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        app.memory().ledger.note_malformed();
-        HttpError(
-            StatusCode::BAD_REQUEST,
-            format!("malformed telemetry batch: {e}"),
-        )
-    })?;
-    // Applied under the lock, stored by group commit (one fsync for the batches arriving together),
-    // answered once stored, in the filter's protocol (an older filter gets only fields it knows); off
-    // the async threads.
-    let state = blocking(app, move |app| crate::group::ingest(app, batch, start)).await?;
-    Ok(Json(SyncResponse { state }))
+    // Decoded, applied under the lock, stored by group commit (one fsync for the batches arriving
+    // together), answered once stored, in the filter's protocol (an older filter gets only fields it
+    // knows), the answer encoded: all off the async threads, which stay free to take requests.
+    blocking(app, move |app| {
+        // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
+        let batch: Batch = match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                app.memory().ledger.note_malformed();
+                return Ok(Err(HttpError(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed telemetry batch: {e}"),
+                )));
+            }
+        };
+        let state = crate::group::ingest(app, batch, start)?;
+        Ok(Ok(json_bytes(&SyncResponse { state })))
+    })
+    .await?
 }
 
 /// Runs `f` (which locks the controller and may commit) on the blocking pool. A request that times
@@ -263,87 +269,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(HttpError::from)
 }
 
-pub fn summary(r: &Rollout) -> Value {
-    let t = |a: &dwcp_core::rollout::TrackAgg| {
-        json!({
-            "requests": a.requests,
-            "errors": a.errors,
-            "error_rate": a.error_rate(),
-            "p99_ms": a.latency_us.quantile(0.99).map(|v| v / 1000.0),
-        })
-    };
-    json!({
-        "name": r.name(),
-        "status": r.status.as_str(),
-        "phase": r.phase_name(),
-        "phase_index": r.phase,
-        "phases": r.spec.phases.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-        "phase_started_ms": r.phase_started_ms,
-        "shares_bp": r.shares(),
-        "shadow_bp": r.shadow_bp(),
-        "stable": t(&r.phase_stable),
-        "canary": t(&r.phase_canary),
-        "expected_canary": r.phase_expected_canary,
-        "shadow": r.phase_shadow,
-        "verdict": r.last_verdict,
-        "error_e_value": r.error_test.log_e_value().exp(),
-        "error_p_value": r.error_test.p_value(),
-        "latency_e_value": r.latency_test.log_e_value().exp(),
-        "throughput_e_value": r.throughput_test.log_e_value().exp(),
-        "untested": r.untested,
-        "segments": r.segment_verdicts(),
-        "run": r.run_evidence(),
-        "decided_at_ms": r.decided_at_ms,
-        "history": r.history,
-    })
-}
-
 /// A JSON body rendered off the async threads.
 pub fn json_bytes(v: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => ([("content-type", "application/json")], body).into_response(),
         Err(e) => HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-}
-
-/// The rollouts as the last commit stored them (a snapshot: no lock, never unstored state),
-/// rendered on the read threads.
-async fn list_rollouts(State(app): State<Shared>) -> Result<Response, HttpError> {
-    let status = app.status.get();
-    app.reads.run(move || json_bytes(status.list())).await
-}
-
-async fn get_rollout(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> Result<Response, HttpError> {
-    let status = app.status.get();
-    let read = caller.has(Role::Read);
-    app.reads
-        .run(move || -> Result<Response, HttpError> {
-            let r = status
-                .rollouts
-                .get(&name)
-                .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
-            let shadow = status.shadow.get(&name).cloned().unwrap_or_default();
-            let mut s = summary(r);
-            if let Value::Object(m) = &mut s {
-                m.insert(
-                    "checks".into(),
-                    json!(dwcp_core::rollout::judge::checks(r, now_ms())),
-                );
-                // Samples are user data: only for the read role, even when the other reads are public.
-                if read {
-                    m.insert("shadow_samples".into(), json!(shadow.samples));
-                } else {
-                    m.insert("shadow_samples_withheld".into(), true.into());
-                }
-                m.insert("shadow_totals".into(), json!(shadow.totals));
-            }
-            Ok(json_bytes(&s))
-        })
-        .await?
 }
 
 /// Old clients send `{"actor": ...}`: accepted and ignored (the actor is the credential's name).
@@ -400,7 +331,7 @@ async fn post_command(
     let out = blocking(app, move |app| {
         let mut c = app.lock();
         let events = c.command(&name, command, &actor, now_ms())?;
-        let r = c.ledger.rollouts.get(&name).map(summary);
+        let r = c.ledger.rollouts.get(&name).map(crate::status::summary);
         Ok(json!({ "events": events, "rollout": r }))
     })
     .await?;

@@ -127,6 +127,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(credential = %c.name, roles = ?c.roles, "credential loaded");
     }
     let app = Arc::new(App::new(controller, cfg.auth.clone()));
+    // WAL checkpoints off the commit path (the single writer only writes).
+    let store = app.memory().store_handle();
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .checkpoint_elsewhere(Duration::from_secs(1))
+        .map_err(|e| anyhow::anyhow!("database {}: {e}", cfg.db.display()))?;
     // The engine host trains the compression model on start (about a second of CPU): off the runtime.
     let budget = cfg.decompress_budget_bytes;
     let host = tokio::task::spawn_blocking(move || {

@@ -111,15 +111,30 @@ fn ingest(
         .collect()
 }
 
+/// Lowers this thread's CPU priority by `nice` (Linux: per thread).
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: plain syscalls on this thread's own id, no memory passed.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let own = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (own + nice).min(19));
+    }
+}
+
 fn readers(
     url: &str,
     n: usize,
+    nice: i32,
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<(Vec<u64>, u64)>> {
     (0..n)
         .map(|k| {
             let (url, stop) = (url.to_string(), stop.clone());
             std::thread::spawn(move || {
+                lower_priority(nice);
                 let agent = ureq::AgentBuilder::new()
                     .timeout(Duration::from_secs(10))
                     .build();
@@ -159,11 +174,17 @@ fn readers(
         .collect()
 }
 
-fn run(url: &str, sidecars: usize, n_readers: usize, secs: u64, seq_base: u64) -> Run {
+fn run(
+    url: &str,
+    sidecars: usize,
+    (n_readers, reader_nice): (usize, i32),
+    secs: u64,
+    seq_base: u64,
+) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let ing = ingest(url, sidecars, seq_base, stop.clone());
-    let rd = readers(url, n_readers, stop.clone());
+    let rd = readers(url, n_readers, reader_nice, stop.clone());
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     let collect = |hs: Vec<std::thread::JoinHandle<(Vec<u64>, u64)>>| {
@@ -262,7 +283,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(1.2);
+    // The reader clients stand for dashboards and CLIs on other hosts: on this one they parse their
+    // pages at a lower priority (READER_NICE, 0 = the companion's own) so their CPU is not the
+    // companion's. The ingest clients (the sidecars) keep the default priority.
+    let reader_nice = env("READER_NICE", 10) as i32;
     println!("uptime at start: {}", uptime());
+    println!("reader clients at nice +{reader_nice} (READER_NICE), companion read threads at nice +{} (its ingest at 0)", dwcp_analyzer::readpool::READ_NICE);
     println!("{sidecars} sidecars × 1 batch/s, {n_readers} readers (events pages of 100, status), {secs} s per run, {rounds} rounds");
     println!(
         "{:<6} {:<17} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>9} {:>6}",
@@ -289,7 +315,7 @@ fn main() {
             let mut x = run(
                 &url,
                 sidecars,
-                r,
+                (r, reader_nice),
                 secs,
                 seq.fetch_add(1_000_000_000, Ordering::Relaxed),
             );

@@ -287,6 +287,28 @@ impl Store {
         Ok(())
     }
 
+    /// Moves WAL checkpoints off the writer (the serving companion): no commit copies WAL pages into
+    /// the database and fsyncs it any more (SQLite's auto-checkpoint runs in the committing thread);
+    /// a thread of its own, on its own connection, checkpoints `PASSIVE` every `every` (never waiting
+    /// for the writer or the readers).
+    pub fn checkpoint_elsewhere(&self, every: std::time::Duration) -> Result<(), StoreError> {
+        let conn = Connection::open(&self.path)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let spawned = std::thread::Builder::new()
+            .name("dwcp-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            });
+        if spawned.is_err() {
+            // No checkpointer: the writer checkpoints itself again.
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
+        Ok(())
+    }
+
     /// Makes every write fail (`PRAGMA query_only`) or work again: a store that refuses writes, for the
     /// fail-safe tests.
     pub fn fail_writes(&self, fail: bool) -> Result<(), StoreError> {
