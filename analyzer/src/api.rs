@@ -28,6 +28,8 @@ pub struct App {
     pub status: crate::status::StatusCell,
     /// Low-priority threads of the read routes (`crate::readpool`).
     pub reads: crate::readpool::ReadPool,
+    /// The read routes' rate budget (`[api] max_reads_per_s`; set once at start, none: no budget).
+    pub read_budget: std::sync::OnceLock<crate::readpool::ReadBudget>,
     pub auth: crate::auth::Auth,
     pub started_ms: u64,
     /// The engine host, once bootstrapped (its metrics join `/metrics`).
@@ -50,6 +52,14 @@ pub fn now_ms() -> u64 {
 }
 
 impl App {
+    /// Waits for a read's slot in the budget (`crate::readpool::ReadBudget`).
+    pub async fn admit_read(&self) -> Result<(), HttpError> {
+        match self.read_budget.get() {
+            Some(b) => b.admit().await,
+            None => Ok(()),
+        }
+    }
+
     pub fn new(controller: Controller, auth: crate::auth::Auth) -> Self {
         let readers = (0..READERS)
             .map_while(|_| {
@@ -64,6 +74,7 @@ impl App {
             status: controller.status_cell(),
             controller: Mutex::new(controller),
             commit_done: Condvar::new(),
+            read_budget: std::sync::OnceLock::new(),
             reads: crate::readpool::ReadPool::start(
                 crate::readpool::READ_THREADS,
                 crate::readpool::READ_NICE,
@@ -111,7 +122,9 @@ pub struct Exclusive<'a> {
 impl std::ops::Deref for Exclusive<'_> {
     type Target = Controller;
     fn deref(&self) -> &Controller {
-        self.guard.as_deref().unwrap_or_else(|| unreachable!("held until drop"))
+        self.guard
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("held until drop"))
     }
 }
 

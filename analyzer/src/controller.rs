@@ -315,8 +315,13 @@ impl Controller {
                 outage_event(*since, *failed, why, now_ms),
             ));
         }
-        let mut prepared =
-            Prepared::new(&rollouts, &events, self.durable(), VmRows::default(), now_ms)?;
+        let mut prepared = Prepared::new(
+            &rollouts,
+            &events,
+            self.durable(),
+            VmRows::default(),
+            now_ms,
+        )?;
         prepared.meta.extend(meta.iter().cloned());
         // The status snapshot: the previous one with the rollouts this commit stores.
         let prev = self.status.get();
@@ -524,9 +529,7 @@ impl Controller {
                 "a filter holds a newer state than the database (restored?): new epoch"
             );
             self.ledger.set_epoch(epoch);
-            self.pending
-                .meta
-                .push(("epoch".into(), epoch.to_string()));
+            self.pending.meta.push(("epoch".into(), epoch.to_string()));
             self.group.applied += 1;
         }
         match self.ledger.ingest(b, now_ms)? {

@@ -1,7 +1,8 @@
 //! `GET /v1/rollouts/{name}/events?limit=N&before=ID`: the audit log in pages, newest page first
 //! (events oldest first within a page), `next_before` the cursor of the next older page. Read on the
-//! reader connections (`crate::store::Reader`) on the read threads (`crate::readpool`): a page never takes the controller's
-//! lock or waits for a commit's fsync, so readers do not stall ingest.
+//! reader connections (`crate::store::Reader`) in a blocking task, rendered on the read threads
+//! (`crate::readpool`): a page never takes the controller's lock or waits for a commit's fsync, so
+//! readers do not stall ingest.
 
 use crate::api::{HttpError, Shared};
 use crate::auth::{Caller, Role};
@@ -84,44 +85,47 @@ pub async fn get_events(
 ) -> Result<Response, HttpError> {
     let (limit, before) =
         parse_query(raw.as_deref()).map_err(|m| HttpError::new(StatusCode::BAD_REQUEST, m))?;
+    app.admit_read().await?;
     let known = name == "*" || app.status.get().rollouts.contains_key(&name);
     let worker = app.clone();
     let read_role = caller.has(Role::Read);
-    // Read and rendered on the low-priority read threads (`crate::readpool`).
+    // Read at the default priority (SQLite's page cache and allocator take process-wide mutexes: a
+    // low-priority thread preempted holding one would stall the writer), rendered on the
+    // low-priority read threads (`crate::readpool`).
+    let n = name.clone();
+    let page = tokio::task::spawn_blocking(move || -> Result<Page, HttpError> {
+        let read = worker.readers.with(|r| {
+            if !known && !r.knows(&n)? {
+                return Ok(None);
+            }
+            r.page(&n, before, limit).map(Some)
+        });
+        let page = match read {
+            Some(p) => p.map_err(|e| HttpError::from(crate::controller::ApiError::Store(e)))?,
+            // No reader connection (it could not be opened): the writer's, under the lock.
+            None if known => Some(worker.lock().events_page(&n, before, limit)?),
+            None => None,
+        };
+        page.ok_or_else(|| HttpError::from(crate::controller::ApiError::UnknownRollout(n.clone())))
+    })
+    .await
+    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     app.reads
-        .run(move || -> Result<Response, HttpError> {
-            let n = name.clone();
-            let read = worker.readers.with(|r| {
-                if !known && !r.knows(&n)? {
-                    return Ok(None);
-                }
-                r.page(&n, before, limit).map(Some)
-            });
-            let page = match read {
-                Some(p) => {
-                    p.map_err(|e| HttpError::from(crate::controller::ApiError::Store(e)))?
-                }
-                // No reader connection (it could not be opened): the writer's, under the lock.
-                None if known => Some(worker.lock().events_page(&n, before, limit)?),
-                None => None,
-            };
-            let page: Page = page.ok_or_else(|| {
-                HttpError::from(crate::controller::ApiError::UnknownRollout(n.clone()))
-            })?;
+        .run(move || {
             let mut events = page.events;
             if !read_role {
                 for e in &mut events {
                     crate::redact::strip_samples(&mut e.event.evidence);
                 }
             }
-            Ok(crate::api::json_bytes(&json!({
+            crate::api::json_bytes(&json!({
                 "rollout": name,
                 "events": events,
                 "next_before": page.next_before,
                 "limit": limit,
-            })))
+            }))
         })
-        .await?
+        .await
 }
 
 #[cfg(test)]

@@ -33,7 +33,11 @@ pub struct Tickets {
 
 /// Ingests one batch by group commit and answers with the state for the filter's protocol, once the
 /// batch and its identity are stored (a replay: once everything applied before it is stored).
-pub fn ingest(app: &App, batch: Batch, start: std::time::Instant) -> Result<DynamicState, ApiError> {
+pub fn ingest(
+    app: &App,
+    batch: Batch,
+    start: std::time::Instant,
+) -> Result<DynamicState, ApiError> {
     let protocol = batch.protocol;
     let empty = batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
     let mut c = app.memory();
@@ -44,7 +48,9 @@ pub fn ingest(app: &App, batch: Batch, start: std::time::Instant) -> Result<Dyna
         let ticket = c.apply(batch, now_ms())?;
         c = wait_stored(app, c, ticket)?;
     }
-    c.counters.ingest_us.record(start.elapsed().as_micros() as u64);
+    c.counters
+        .ingest_us
+        .record(start.elapsed().as_micros() as u64);
     Ok(c.state_for(protocol))
 }
 
@@ -67,10 +73,7 @@ fn wait_stored<'a>(
             c = lead(app, c);
             continue;
         }
-        c = app
-            .commit_done
-            .wait(c)
-            .unwrap_or_else(|p| p.into_inner());
+        c = app.commit_done.wait(c).unwrap_or_else(|p| p.into_inner());
     }
 }
 
@@ -94,7 +97,11 @@ fn lead<'a>(app: &'a App, mut c: MutexGuard<'a, Controller>) -> MutexGuard<'a, C
             .unwrap_or_else(|p| p.into_inner())
             .write(staged.prepared())
     }))
-    .unwrap_or_else(|_| Err(crate::store::StoreError::Writer("the write panicked".into())));
+    .unwrap_or_else(|_| {
+        Err(crate::store::StoreError::Writer(
+            "the write panicked".into(),
+        ))
+    });
     let mut c = app.memory();
     c.group.writing = false;
     c.group.groups += 1;

@@ -54,20 +54,58 @@ impl ReadPool {
         let job: Job = Box::new(move || {
             let _ = done.send(f());
         });
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job);
+        let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(job);
         if sent.is_err() {
             return Err(HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no read thread",
             ));
         }
-        answer.await.map_err(|_| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the read failed")
-        })
+        answer
+            .await
+            .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the read failed"))
+    }
+}
+
+/// `[api] max_reads_per_s`: the read routes' budget. A read beyond it waits for its slot (paced, in
+/// arrival order); one that would wait over `MAX_READ_WAIT` gets 503 at once. What ingest needs of
+/// the CPU is then not taken by clients reading in a closed loop. 0: no budget.
+pub struct ReadBudget {
+    interval: Option<std::time::Duration>,
+    next: Mutex<tokio::time::Instant>,
+}
+
+/// The longest a read waits for its slot.
+pub const MAX_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ReadBudget {
+    pub fn new(per_s: u32) -> Self {
+        Self {
+            interval: (per_s > 0).then(|| std::time::Duration::from_secs(1) / per_s),
+            next: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this read's slot (none: no budget).
+    pub async fn admit(&self) -> Result<(), HttpError> {
+        let Some(interval) = self.interval else {
+            return Ok(());
+        };
+        let now = tokio::time::Instant::now();
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = (*next).max(now);
+            if slot.duration_since(now) > MAX_READ_WAIT {
+                return Err(HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "read budget exceeded ([api] max_reads_per_s)",
+                ));
+            }
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        Ok(())
     }
 }
 

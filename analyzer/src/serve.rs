@@ -42,6 +42,10 @@ pub struct ApiLimits {
     pub request_timeout_ms: u64,
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Budget of the read routes (status, rollouts, events pages) in requests/s; 0: none
+    /// (`crate::readpool::ReadBudget`).
+    #[serde(default)]
+    pub max_reads_per_s: u32,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -56,6 +60,7 @@ impl Default for ApiLimits {
         Self {
             request_timeout_ms: default_timeout_ms(),
             max_in_flight: default_max_in_flight(),
+            max_reads_per_s: 0,
         }
     }
 }
@@ -66,6 +71,12 @@ impl ApiLimits {
             return Err((
                 "request_timeout_ms".into(),
                 "must be between 100 and 600000".into(),
+            ));
+        }
+        if self.max_reads_per_s > 1_000_000 {
+            return Err((
+                "max_reads_per_s".into(),
+                "must be at most 1000000 (0: no budget)".into(),
             ));
         }
         if !(1..=100_000).contains(&self.max_in_flight) {
@@ -127,6 +138,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(credential = %c.name, roles = ?c.roles, "credential loaded");
     }
     let app = Arc::new(App::new(controller, cfg.auth.clone()));
+    if cfg.api.max_reads_per_s > 0 {
+        let _ = app
+            .read_budget
+            .set(crate::readpool::ReadBudget::new(cfg.api.max_reads_per_s));
+    }
     // WAL checkpoints off the commit path (the single writer only writes).
     let store = app.memory().store_handle();
     store

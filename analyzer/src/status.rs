@@ -107,6 +107,7 @@ pub fn summary(r: &Rollout) -> Value {
 /// The rollouts as the last commit stored them (a snapshot: no lock, never unstored state),
 /// rendered on the read threads.
 pub async fn list_rollouts(State(app): State<Shared>) -> Result<Response, HttpError> {
+    app.admit_read().await?;
     let status = app.status.get();
     app.reads.run(move || json_bytes(status.list())).await
 }
@@ -116,6 +117,7 @@ pub async fn get_rollout(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, HttpError> {
+    app.admit_read().await?;
     let status = app.status.get();
     let read = caller.has(Role::Read);
     app.reads
@@ -143,4 +145,3 @@ pub async fn get_rollout(
         })
         .await?
 }
-

@@ -111,6 +111,13 @@ fn ingest(
         .collect()
 }
 
+/// What a reader keeps of a page (the rest is skipped, still checked to be JSON).
+#[derive(serde::Deserialize)]
+struct Cursor {
+    #[serde(default)]
+    next_before: Option<i64>,
+}
+
 /// Lowers this thread's CPU priority by `nice` (Linux: per thread).
 fn lower_priority(nice: i32) {
     if nice == 0 {
@@ -158,12 +165,13 @@ fn readers(
                         .set("authorization", &format!("Bearer {TOKEN}"))
                         .call()
                     {
-                        Ok(r) => {
-                            let v: serde_json::Value = r.into_json().unwrap_or_default();
-                            if path.contains("events") {
-                                before = v["next_before"].as_i64();
-                            }
-                        }
+                        // The whole body is read and checked as JSON; only the cursor is kept
+                        // (a client's own decoding is not the companion's work).
+                        Ok(r) => match r.into_json::<Cursor>() {
+                            Ok(c) if path.contains("events") => before = c.next_before,
+                            Ok(_) => {}
+                            Err(_) => errors += 1,
+                        },
                         Err(_) => errors += 1,
                     }
                     lat.push(t0.elapsed().as_micros() as u64);
@@ -237,6 +245,9 @@ fn main() {
     for i in 0..10 {
         toml.push_str(&format!("[[rollout]]\nname = \"svc-{i}\"\nautostart = true\nskip_shadow = true\nphase_seconds = 86400\n"));
     }
+    // The companion's read budget ([api] max_reads_per_s; 0 = none), printed with the results.
+    let read_budget = env("MAX_READS_PER_S", 0);
+    toml = format!("{toml}[api]\nmax_reads_per_s = {read_budget}\n");
     let cfg = dir.join("a.toml");
     let _ = std::fs::write(&cfg, toml);
     let exe = std::env::current_exe()
@@ -283,11 +294,20 @@ fn main() {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(1.2);
-    // The reader clients stand for dashboards and CLIs on other hosts: on this one they parse their
-    // pages at a lower priority (READER_NICE, 0 = the companion's own) so their CPU is not the
-    // companion's. The ingest clients (the sidecars) keep the default priority.
-    let reader_nice = env("READER_NICE", 10) as i32;
+    // The reader clients stand for dashboards and CLIs on other hosts: on this one they run at a
+    // lower priority (READER_NICE, 0 = the companion's own) so their CPU is not the companion's; 19,
+    // as 50 threads at nice 10 would together still outweigh several at 0. The ingest clients (the
+    // sidecars) keep the default priority.
+    let reader_nice = env("READER_NICE", 19) as i32;
     println!("uptime at start: {}", uptime());
+    println!(
+        "companion read budget: {} ([api] max_reads_per_s, MAX_READS_PER_S)",
+        if read_budget == 0 {
+            "none".to_string()
+        } else {
+            format!("{read_budget} reads/s")
+        }
+    );
     println!("reader clients at nice +{reader_nice} (READER_NICE), companion read threads at nice +{} (its ingest at 0)", dwcp_analyzer::readpool::READ_NICE);
     println!("{sidecars} sidecars × 1 batch/s, {n_readers} readers (events pages of 100, status), {secs} s per run, {rounds} rounds");
     println!(
