@@ -6,7 +6,9 @@
 //! ingest latency and the readers' requests/s and p99; then the medians over rounds, the ratio of p99
 //! with readers to p99 alone, and MET/MISSED against the bound: p99 with readers ≤ 1.2 × p99 alone
 //! (`BOUND`), and both runs achieving ≥ 95 % of the offered batches/s with no ingest error. Load
-//! generator and companion share this host's cores (and others' load: `uptime` is printed).
+//! generator and companion share this host's cores (and others' load: `uptime` is printed); the
+//! reader clients run at nice `READER_NICE` (default 19: they stand for clients on other hosts), and
+//! `MAX_READS_PER_S` sets the companion's read budget (`[api] max_reads_per_s`, default 0 = none).
 
 use dwcp_core::decision::Track;
 use dwcp_core::telemetry::Accumulator;
