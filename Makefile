@@ -103,7 +103,7 @@ bench-ingest: build
 ## bench-api: p99 ingest latency of 1 000 sidecars' batches/s alone and with 50 clients paging
 ## events and reading status, interleaved rounds
 bench-api: build
-	./target/release/dwcp-bench-api
+	MAX_READS_PER_S=$${MAX_READS_PER_S:-500} ./target/release/dwcp-bench-api
 
 ## fuzz: every parser that takes outside input, FUZZ_EXECS executions per target from fuzz/corpus;
 ## prints executions per target, fails on any crash (inputs kept in fuzz/crashes/)

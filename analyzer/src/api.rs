@@ -12,16 +12,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dwcp_core::rollout::{Command, Rollout};
+use dwcp_core::rollout::Command;
 use dwcp_core::state::SyncResponse;
 use dwcp_core::telemetry::Batch;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct App {
     pub controller: Mutex<Controller>,
+    /// Signalled when a commit settled or the store was released (`crate::group`).
+    pub commit_done: Condvar,
+    /// The last commit's status snapshot (the status routes read it without the lock).
+    pub status: crate::status::StatusCell,
+    /// Low-priority threads of the read routes (`crate::readpool`).
+    pub reads: crate::readpool::ReadPool,
+    /// The read routes' rate budget (`[api] max_reads_per_s`; set once at start, none: no budget).
+    pub read_budget: std::sync::OnceLock<crate::readpool::ReadBudget>,
     pub auth: crate::auth::Auth,
     pub started_ms: u64,
     /// The engine host, once bootstrapped (its metrics join `/metrics`).
@@ -44,6 +52,14 @@ pub fn now_ms() -> u64 {
 }
 
 impl App {
+    /// Waits for a read's slot in the budget (`crate::readpool::ReadBudget`).
+    pub async fn admit_read(&self) -> Result<(), HttpError> {
+        match self.read_budget.get() {
+            Some(b) => b.admit().await,
+            None => Ok(()),
+        }
+    }
+
     pub fn new(controller: Controller, auth: crate::auth::Auth) -> Self {
         let readers = (0..READERS)
             .map_while(|_| {
@@ -55,7 +71,14 @@ impl App {
             .collect();
         Self {
             readers: crate::events_api::Readers::new(readers),
+            status: controller.status_cell(),
             controller: Mutex::new(controller),
+            commit_done: Condvar::new(),
+            read_budget: std::sync::OnceLock::new(),
+            reads: crate::readpool::ReadPool::start(
+                crate::readpool::READ_THREADS,
+                crate::readpool::READ_NICE,
+            ),
             auth,
             started_ms: now_ms(),
             engines: std::sync::OnceLock::new(),
@@ -63,10 +86,60 @@ impl App {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Controller> {
+    /// The controller with its store: waits until no group commit is being written (ticks, commands
+    /// and the kill switch commit on the caller's thread, in order after the groups).
+    pub fn lock(&self) -> Exclusive<'_> {
+        let mut c = self.memory();
+        if c.group.writing {
+            c.group.exclusive_waiting += 1;
+            while c.group.writing {
+                c = self.commit_done.wait(c).unwrap_or_else(|p| p.into_inner());
+            }
+            c.group.exclusive_waiting -= 1;
+        }
+        Exclusive {
+            guard: Some(c),
+            done: &self.commit_done,
+        }
+    }
+
+    /// The controller's memory only (reads, counters, applying a batch): a group's leader may be
+    /// writing meanwhile, so nothing done under this guard may use the store.
+    pub fn memory(&self) -> MutexGuard<'_, Controller> {
         // A poisoned lock only means a handler panicked mid-update; the controller's data is still the
         // last consistent state persisted, so keep serving rather than failing every request.
         self.controller.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`App::lock`]'s guard: on release, wakes the batches waiting for a commit (this holder may have
+/// stored theirs, or held back their group).
+pub struct Exclusive<'a> {
+    guard: Option<MutexGuard<'a, Controller>>,
+    done: &'a Condvar,
+}
+
+impl std::ops::Deref for Exclusive<'_> {
+    type Target = Controller;
+    fn deref(&self) -> &Controller {
+        self.guard
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl std::ops::DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut Controller {
+        self.guard
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.done.notify_all();
     }
 }
 
@@ -111,8 +184,8 @@ pub fn router(app: Shared) -> Router {
         .route("/metrics", get(get_metrics))
         .route("/v1/config", get(get_config))
         .route("/v1/telemetry", post(post_telemetry))
-        .route("/v1/rollouts", get(list_rollouts))
-        .route("/v1/rollouts/{name}", get(get_rollout))
+        .route("/v1/rollouts", get(crate::status::list_rollouts))
+        .route("/v1/rollouts/{name}", get(crate::status::get_rollout))
         .route(
             "/v1/rollouts/{name}/events",
             get(crate::events_api::get_events),
@@ -126,14 +199,14 @@ pub fn router(app: Shared) -> Router {
 /// Readiness (separate from `/healthz`, liveness): the database is writable and the state loaded. 503
 /// with the reason after a failed commit, until a commit succeeds (filters are routed to stable then).
 async fn get_ready(State(app): State<Shared>) -> Response {
-    match app.lock().ready() {
+    match app.memory().ready() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => HttpError(StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
 async fn get_metrics(State(app): State<Shared>) -> Response {
-    let mut text = metrics::render(&app.lock(), now_ms());
+    let mut text = metrics::render(&app.memory(), now_ms());
     if let Some(host) = app.engines.get() {
         text.push_str(&metrics::render_engines(host));
     }
@@ -146,7 +219,7 @@ async fn get_metrics(State(app): State<Shared>) -> Response {
 /// Filter VMs seen in the last 3 s (one per Envoy worker, plus each proxy's main-thread VM) with the
 /// state version each routes with: `all_current` is true when every one has adopted the current state.
 async fn get_filters(State(app): State<Shared>) -> Json<Value> {
-    let c = app.lock();
+    let c = app.memory();
     let vms = c.vms(now_ms(), FILTER_ACTIVE_MS);
     let current = c.version();
     let oldest = vms.values().map(|v| v.routing_version).min();
@@ -164,7 +237,7 @@ pub const FILTER_ACTIVE_MS: u64 = 3_000;
 
 async fn get_config(State(app): State<Shared>) -> Json<SyncResponse> {
     Json(SyncResponse {
-        state: app.lock().state(),
+        state: app.memory().state(),
     })
 }
 
@@ -172,35 +245,28 @@ async fn post_telemetry(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Json<SyncResponse>, HttpError> {
+) -> Result<Response, HttpError> {
     require(&caller, Role::Telemetry)?;
     let start = std::time::Instant::now();
-    // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
-    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        app.lock().ledger.note_malformed();
-        HttpError(
-            StatusCode::BAD_REQUEST,
-            format!("malformed telemetry batch: {e}"),
-        )
-    })?;
-    // The lock and the commit's fsync off the async threads: reads and other batches go on meanwhile.
-    let state = blocking(app, move |app| {
-        let mut c = app.lock();
-        let protocol = batch.protocol;
-        let skip_empty =
-            batch.cells.is_empty() && batch.shadow.is_empty() && batch.samples.is_empty();
-        if skip_empty {
-            c.note_vm(&batch, now_ms());
-        } else {
-            c.ingest(batch, now_ms())?;
-        }
-        let us = start.elapsed().as_micros() as u64;
-        c.counters.ingest_us.record(us);
-        // Answered in the filter's protocol: a filter of an older release gets only fields it knows.
-        Ok(c.state_for(protocol))
+    // Decoded, applied under the lock, stored by group commit (one fsync for the batches arriving
+    // together), answered once stored, in the filter's protocol (an older filter gets only fields it
+    // knows), the answer encoded: all off the async threads, which stay free to take requests.
+    blocking(app, move |app| {
+        // Unknown fields are ignored (a newer filter may send some); the shape of known ones is checked.
+        let batch: Batch = match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                app.memory().ledger.note_malformed();
+                return Ok(Err(HttpError(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed telemetry batch: {e}"),
+                )));
+            }
+        };
+        let state = crate::group::ingest(app, batch, start)?;
+        Ok(Ok(json_bytes(&SyncResponse { state })))
     })
-    .await?;
-    Ok(Json(SyncResponse { state }))
+    .await?
 }
 
 /// Runs `f` (which locks the controller and may commit) on the blocking pool. A request that times
@@ -216,92 +282,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(HttpError::from)
 }
 
-pub fn summary(r: &Rollout) -> Value {
-    let t = |a: &dwcp_core::rollout::TrackAgg| {
-        json!({
-            "requests": a.requests,
-            "errors": a.errors,
-            "error_rate": a.error_rate(),
-            "p99_ms": a.latency_us.quantile(0.99).map(|v| v / 1000.0),
-        })
-    };
-    json!({
-        "name": r.name(),
-        "status": r.status.as_str(),
-        "phase": r.phase_name(),
-        "phase_index": r.phase,
-        "phases": r.spec.phases.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-        "phase_started_ms": r.phase_started_ms,
-        "shares_bp": r.shares(),
-        "shadow_bp": r.shadow_bp(),
-        "stable": t(&r.phase_stable),
-        "canary": t(&r.phase_canary),
-        "expected_canary": r.phase_expected_canary,
-        "shadow": r.phase_shadow,
-        "verdict": r.last_verdict,
-        "error_e_value": r.error_test.log_e_value().exp(),
-        "error_p_value": r.error_test.p_value(),
-        "latency_e_value": r.latency_test.log_e_value().exp(),
-        "throughput_e_value": r.throughput_test.log_e_value().exp(),
-        "untested": r.untested,
-        "segments": r.segment_verdicts(),
-        "run": r.run_evidence(),
-        "decided_at_ms": r.decided_at_ms,
-        "history": r.history,
-    })
-}
-
-async fn list_rollouts(State(app): State<Shared>) -> Json<Value> {
-    let c = app.lock();
-    Json(json!({
-        "version": c.version(),
-        "kill_all": c.kill_all(),
-        "rollouts": c.ledger.rollouts.values().map(summary).collect::<Vec<_>>(),
-    }))
-}
-
-async fn get_rollout(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, HttpError> {
-    let c = app.lock();
-    let r = c
-        .ledger
-        .rollouts
-        .get(&name)
-        .ok_or_else(|| HttpError::from(ApiError::UnknownRollout(name.clone())))?;
-    let mut s = summary(r);
-    if let Value::Object(m) = &mut s {
-        m.insert(
-            "checks".into(),
-            json!(dwcp_core::rollout::judge::checks(r, now_ms())),
-        );
-        // Samples are user data: only for the read role, even when the other reads are public.
-        if caller.has(Role::Read) {
-            m.insert(
-                "shadow_samples".into(),
-                json!(c
-                    .ledger
-                    .shadow_samples
-                    .get(&name)
-                    .cloned()
-                    .unwrap_or_default()),
-            );
-        } else {
-            m.insert("shadow_samples_withheld".into(), true.into());
-        }
-        m.insert(
-            "shadow_totals".into(),
-            json!(c
-                .ledger
-                .shadow_totals
-                .get(&name)
-                .cloned()
-                .unwrap_or_default()),
-        );
+/// A JSON body rendered off the async threads.
+pub fn json_bytes(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => ([("content-type", "application/json")], body).into_response(),
+        Err(e) => HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-    Ok(Json(s))
 }
 
 /// Old clients send `{"actor": ...}`: accepted and ignored (the actor is the credential's name).
@@ -358,7 +344,7 @@ async fn post_command(
     let out = blocking(app, move |app| {
         let mut c = app.lock();
         let events = c.command(&name, command, &actor, now_ms())?;
-        let r = c.ledger.rollouts.get(&name).map(summary);
+        let r = c.ledger.rollouts.get(&name).map(crate::status::summary);
         Ok(json!({ "events": events, "rollout": r }))
     })
     .await?;

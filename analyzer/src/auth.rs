@@ -275,7 +275,7 @@ pub async fn layer(State(app): State<Shared>, mut req: Request, next: Next) -> R
         )),
     };
     if let Some((code, msg)) = refusal {
-        app.lock().counters.auth_failures += 1;
+        app.memory().counters.auth_failures += 1;
         return refuse(code, msg);
     }
     req.extensions_mut().insert(identified.unwrap_or_default());

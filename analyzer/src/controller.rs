@@ -1,16 +1,21 @@
 //! The companion's I/O shell around [`dwcp_core::ledger::Ledger`]: it opens the SQLite store, feeds the
 //! ledger batches, ticks, commands and engine signals with the wall-clock time the caller read, and
 //! persists what each call returns (rollout snapshots and events with their evidence, in one transaction,
-//! before the answer is served). Every decision is the ledger's or the rollout machine's.
+//! before the answer is served). Every decision is the ledger's or the rollout machine's. Telemetry is
+//! applied in memory ([`Controller::apply`]) and stored by group commit (`crate::group`): `stage`
+//! serializes what is pending, the write runs without the lock, `finish` serves what it stored.
+//! (Over 400 lines: the commit paths — staged, direct, kill switch — share their pending state here.)
 
 use crate::config::Config;
-use crate::store::{Durable, Store, StoreError, VmRows};
+use crate::status::{Status, StatusCell};
+use crate::store::{Durable, Prepared, Store, StoreError, VmRows};
 use dwcp_core::ledger::{self, BatchError, Definition, Ingested, Ledger, SavedShadow, Stepped};
 use dwcp_core::rollout::{Command, Event, EventKind, Rollout};
 use dwcp_core::signals::{EngineEvent, Trigger, TriggerWindow};
 use dwcp_core::state::DynamicState;
 use dwcp_core::telemetry::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use dwcp_core::ledger::{VmSeen, SHADOW_SAMPLES_KEPT};
 
@@ -38,6 +43,38 @@ pub struct ShellCounters {
     pub ingest_us: dwcp_core::histogram::Histogram,
 }
 
+/// Changes applied in memory that the next commit stores.
+#[derive(Debug, Default)]
+struct Pending {
+    names: BTreeSet<String>,
+    events: Vec<(String, u64, Event)>,
+    meta: Vec<(String, String)>,
+    /// Batches accepted since the last commit.
+    batches: u64,
+}
+
+/// A commit serialized under the lock (`Controller::stage`), to be written with or without it.
+pub struct Staged {
+    ticket: u64,
+    prepared: Prepared,
+    /// Extra `meta` rows (kept for the next commit if this one fails).
+    meta: Vec<(String, String)>,
+    state: DynamicState,
+    status: Status,
+    batches: u64,
+}
+
+impl Staged {
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
+    /// The batches this commit stores.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+}
+
 /// The engines the companion hosts: their event counters exist (at 0) from the start.
 pub const HOSTED_ENGINES: [&str; 6] = [
     "manager",
@@ -60,7 +97,15 @@ pub struct Controller {
     /// Failed SQLite commits since the start.
     pub commit_failures: u64,
     pub counters: ShellCounters,
-    store: Store,
+    /// The writer connection: used under the controller's lock, or by a group's leader without it
+    /// while `group.writing` (`crate::group`).
+    store: Arc<Mutex<Store>>,
+    /// Group commit's tickets (`crate::group`).
+    pub group: crate::group::Tickets,
+    /// What the next commit stores besides the dirty VM rows (applied batches' steps, new meta).
+    pending: Pending,
+    /// The snapshot of the last commit, for the status routes.
+    status: StatusCell,
     /// Rollout snapshots changed without an event (windows merged): flushed on the tick.
     dirty: bool,
     /// Rollouts whose shadow totals or samples changed since they were last saved.
@@ -158,7 +203,10 @@ impl Controller {
             pending_vms: VmRows::default(),
             commit_failures: 0,
             counters: ShellCounters::default(),
-            store,
+            store: Arc::new(Mutex::new(store)),
+            group: Default::default(),
+            pending: Pending::default(),
+            status: StatusCell::default(),
             dirty: false,
             shadow_dirty: BTreeSet::new(),
             engine_rollouts,
@@ -180,10 +228,11 @@ impl Controller {
         c.retain_samples(now_ms);
         let events: Vec<(String, u64, Event)> =
             started.into_iter().map(|(n, e)| (n, now_ms, e)).collect();
-        c.store.put_meta(&[("epoch".into(), epoch.to_string())])?;
+        c.store().put_meta(&[("epoch".into(), epoch.to_string())])?;
         let all: Vec<&Rollout> = c.ledger.rollouts.values().collect();
-        c.store.commit(&all, &events, c.durable(), now_ms)?;
+        c.store().commit(&all, &events, c.durable(), now_ms)?;
         c.served = c.ledger.state();
+        c.publish_all();
         Ok(c)
     }
 
@@ -201,17 +250,54 @@ impl Controller {
         self.served.for_protocol(protocol)
     }
 
-    /// Commits `rollouts` (by name), `events` and the pending VM rows; then serves the stored state.
-    /// On failure: not ready, everyone routed to stable (a new version), and the reason logged.
+    /// The writer connection (this thread must own the store: see `crate::group`).
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer connection, for a group's leader to write without the controller's lock.
+    pub fn store_handle(&self) -> Arc<Mutex<Store>> {
+        self.store.clone()
+    }
+
+    /// The status snapshot cell the last commit published to.
+    pub fn status_cell(&self) -> StatusCell {
+        self.status.clone()
+    }
+
+    /// Commits `rollouts` (by name), `events` and everything pending (batches applied, VM rows) now,
+    /// on this thread; then serves the stored state. On failure: not ready, everyone routed to
+    /// stable (a new version), and the reason logged.
     fn commit_now(
         &mut self,
         names: &[String],
         events: &[(String, u64, Event)],
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        self.pending.names.extend(names.iter().cloned());
+        self.pending.events.extend_from_slice(events);
+        let staged = match self.stage(now_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                let why = e.to_string();
+                self.stage_failed(e, now_ms);
+                return Err(StoreError::Writer(why));
+            }
+        };
+        let written = self.store().write(&staged.prepared);
+        self.finish(staged, written, now_ms)
+    }
+
+    /// Serializes everything pending into one commit (the ticket it stores: every change applied so
+    /// far). Rollouts: those named, or all while recovering from a failed commit.
+    pub fn stage(&mut self, now_ms: u64) -> Result<Staged, StoreError> {
         let (taken, evicted) = self.ledger.take_dirty_vms();
         self.pending_vms.taken.extend(taken);
         self.pending_vms.evicted.extend(evicted);
+        let names = std::mem::take(&mut self.pending.names);
+        let mut events = std::mem::take(&mut self.pending.events);
+        let meta = std::mem::take(&mut self.pending.meta);
+        let batches = std::mem::take(&mut self.pending.batches);
         let rollouts: Vec<&Rollout> = if self.degraded.is_some() {
             // Recovering: everything held in memory since the failure is stored now.
             self.ledger.rollouts.values().collect()
@@ -221,50 +307,118 @@ impl Controller {
                 .filter_map(|n| self.ledger.rollouts.get(n))
                 .collect()
         };
-        let durable = self.durable();
         // The outage's own event, stored by the commit that ends it.
-        let mut with_outage;
-        let mut events = events;
         if let Some((since, failed, why)) = &self.outage {
-            with_outage = events.to_vec();
-            with_outage.push((
+            events.push((
                 "*".into(),
                 now_ms,
                 outage_event(*since, *failed, why, now_ms),
             ));
-            events = &with_outage;
         }
-        match self
-            .store
-            .commit_with(&rollouts, events, durable, &self.pending_vms, now_ms)
-        {
+        let mut prepared = Prepared::new(
+            &rollouts,
+            &events,
+            self.durable(),
+            VmRows::default(),
+            now_ms,
+        )?;
+        prepared.meta.extend(meta.iter().cloned());
+        // The status snapshot: the previous one with the rollouts this commit stores.
+        let prev = self.status.get();
+        let mut snap = prev.rollouts.clone();
+        let mut shadow = prev.shadow.clone();
+        for r in &rollouts {
+            let name = r.name().to_string();
+            shadow.insert(name.clone(), Arc::new(self.ledger.saved_shadow(&name)));
+            snap.insert(name, Arc::new((*r).clone()));
+        }
+        let status = Status::new(self.ledger.version, self.ledger.kill_all, snap, shadow);
+        prepared.vms = std::mem::take(&mut self.pending_vms);
+        Ok(Staged {
+            ticket: self.group.applied,
+            prepared,
+            meta,
+            state: self.ledger.state(),
+            status,
+            batches,
+        })
+    }
+
+    /// A commit that could not be staged (a record did not serialize): handled as a failed write.
+    pub fn stage_failed(&mut self, e: StoreError, now_ms: u64) {
+        let ticket = self.group.applied;
+        let _ = self.failed(ticket, e, now_ms);
+    }
+
+    /// Settles a staged commit once written: serves and publishes what it stored, or (failed) keeps
+    /// its VM rows and meta for the next commit and serves the last stored state with everyone on
+    /// stable.
+    pub fn finish(
+        &mut self,
+        staged: Staged,
+        written: Result<(), StoreError>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        match written {
             Ok(()) => {
-                self.pending_vms = VmRows::default();
+                self.group.durable = self.group.durable.max(staged.ticket);
                 self.outage = None;
                 if let Some(why) = self.degraded.take() {
                     tracing::warn!(was = %why, "storage recovered: serving the stored state again");
                 }
-                self.served = self.ledger.state();
+                self.served = staged.state;
+                self.status.publish(staged.status);
                 Ok(())
             }
             Err(e) => {
-                self.commit_failures += 1;
-                if self.degraded.is_none() {
-                    tracing::error!(error = %e, "commit failed: not ready, every filter routed to stable until a commit succeeds");
-                }
-                self.degraded = Some(format!("commit failed: {e}"));
-                let outage = self.outage.get_or_insert((now_ms, 0, e.to_string()));
-                outage.1 += 1;
-                // Nothing unstored is served: the last stored state, with everyone on stable.
-                self.ledger.bump_version(true);
-                let mut s = self.served.clone();
-                s.kill_all = true;
-                s.version = self.ledger.version;
-                s.epoch = self.ledger.epoch;
-                self.served = s;
-                Err(e)
+                // Older rows first: a VM's later row (taken meanwhile) overwrites its earlier one.
+                let mut vms = staged.prepared.vms;
+                vms.taken.append(&mut self.pending_vms.taken);
+                vms.evicted.append(&mut self.pending_vms.evicted);
+                self.pending_vms = vms;
+                let mut meta = staged.meta;
+                meta.append(&mut self.pending.meta);
+                self.pending.meta = meta;
+                self.failed(staged.ticket, e, now_ms)
             }
         }
+    }
+
+    fn failed(&mut self, ticket: u64, e: StoreError, now_ms: u64) -> Result<(), StoreError> {
+        self.group.failed = self.group.failed.max(ticket);
+        self.commit_failures += 1;
+        if self.degraded.is_none() {
+            tracing::error!(error = %e, "commit failed: not ready, every filter routed to stable until a commit succeeds");
+        }
+        self.degraded = Some(format!("commit failed: {e}"));
+        let outage = self.outage.get_or_insert((now_ms, 0, e.to_string()));
+        outage.1 += 1;
+        // Nothing unstored is served: the last stored state, with everyone on stable.
+        self.ledger.bump_version(true);
+        let mut s = self.served.clone();
+        s.kill_all = true;
+        s.version = self.ledger.version;
+        s.epoch = self.ledger.epoch;
+        self.served = s;
+        Err(e)
+    }
+
+    /// Publishes every rollout as stored (after a commit of all of them).
+    fn publish_all(&self) {
+        self.status.publish(Status::new(
+            self.ledger.version,
+            self.ledger.kill_all,
+            self.ledger
+                .rollouts
+                .iter()
+                .map(|(n, r)| (n.clone(), Arc::new(r.clone())))
+                .collect(),
+            self.ledger
+                .rollouts
+                .keys()
+                .map(|n| (n.clone(), Arc::new(self.ledger.saved_shadow(n))))
+                .collect(),
+        ));
     }
 
     /// The current state version.
@@ -284,13 +438,13 @@ impl Controller {
 
     /// A read-only connection of its own to the database (the read routes' pool).
     pub fn reader(&self) -> Result<crate::store::Reader, StoreError> {
-        self.store.reader()
+        self.store().reader()
     }
 
     /// Applies the audit log's row bound now (the tick does it every `PRUNE_EVERY_MS`).
     pub fn prune_events(&mut self, now_ms: u64) -> Result<u64, StoreError> {
         self.last_prune_ms = now_ms;
-        let n = self.store.prune_events(&self.retention)?;
+        let n = self.store().prune_events(&self.retention)?;
         if n > 0 {
             self.events_pruned += n;
             tracing::info!(
@@ -304,7 +458,7 @@ impl Controller {
 
     /// Caps the database's growth (a disk that fills up), for the fail-safe tests.
     pub fn limit_store_growth(&self, extra_pages: u64) -> Result<(), StoreError> {
-        self.store.limit_growth(extra_pages)
+        self.store().limit_growth(extra_pages)
     }
 
     /// What every commit saves besides rollouts and events.
@@ -339,9 +493,24 @@ impl Controller {
         self.commit_now(&names, &events, now_ms)
     }
 
-    /// Ingests one batch; returns whether it was new (false: a replay, ignored). Answered only once
-    /// the batch and its identity are stored (a resent batch is acknowledged only when stored, too).
-    pub fn ingest(&mut self, mut b: Batch, now_ms: u64) -> Result<bool, ApiError> {
+    /// Ingests one batch and commits it at once; returns whether it was new (false: a replay,
+    /// ignored). Answered only once the batch and its identity are stored (a resent batch is
+    /// acknowledged only when stored, too). The API stores batches by group commit instead.
+    pub fn ingest(&mut self, b: Batch, now_ms: u64) -> Result<bool, ApiError> {
+        let before = self.ledger.counters.batches_accepted;
+        let ticket = self.apply(b, now_ms)?;
+        if ticket > self.group.durable {
+            if let Err(e) = self.commit_now(&[], &[], now_ms) {
+                return Err(ApiError::Unavailable(e.to_string()));
+            }
+        }
+        Ok(self.ledger.counters.batches_accepted > before)
+    }
+
+    /// Validates and applies one batch in memory, to be stored by the next commit; returns the ticket
+    /// a commit has to store before the batch is acknowledged. A replay is dropped: its ticket is the
+    /// last one applied (it may be a batch applied but not yet stored).
+    pub fn apply(&mut self, mut b: Batch, now_ms: u64) -> Result<u64, ApiError> {
         // Samples are redacted before anything keeps them (ring, SQLite, event evidence).
         let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
         for smp in &mut b.samples {
@@ -360,16 +529,15 @@ impl Controller {
                 "a filter holds a newer state than the database (restored?): new epoch"
             );
             self.ledger.set_epoch(epoch);
-            self.store
-                .put_meta(&[("epoch".into(), epoch.to_string())])?;
-            self.commit_now(&[], &[], now_ms)?;
+            self.pending.meta.push(("epoch".into(), epoch.to_string()));
+            self.group.applied += 1;
         }
         match self.ledger.ingest(b, now_ms)? {
             Ingested::Duplicate => {
                 if let Some(why) = &self.degraded {
                     return Err(ApiError::Unavailable(why.clone()));
                 }
-                Ok(false)
+                Ok(self.group.applied)
             }
             Ingested::Accepted {
                 stepped,
@@ -383,10 +551,19 @@ impl Controller {
                 }
                 self.retain_samples(now_ms);
                 self.shadow_dirty.extend(shadow_touched);
-                if let Err(e) = self.persist(stepped, true, now_ms) {
-                    return Err(ApiError::Unavailable(e.to_string()));
+                for s in stepped {
+                    for e in &s.events {
+                        tracing::info!(rollout = %s.rollout, kind = %e.kind, actor = ?e.actor, "{}", e.message);
+                    }
+                    let name = s.rollout;
+                    self.pending
+                        .events
+                        .extend(s.events.into_iter().map(|e| (name.clone(), now_ms, e)));
+                    self.pending.names.insert(name);
                 }
-                Ok(true)
+                self.pending.batches += 1;
+                self.group.applied += 1;
+                Ok(self.group.applied)
             }
         }
     }
@@ -451,7 +628,7 @@ impl Controller {
                     (format!("shadow.{name}"), text)
                 })
                 .collect();
-            self.store.put_meta(&entries)?;
+            self.store().put_meta(&entries)?;
         }
         Ok(())
     }
@@ -538,18 +715,23 @@ impl Controller {
     /// Sets the global kill switch. Stored before it is served: if the commit fails, nothing changes.
     pub fn set_kill_all(&mut self, on: bool, actor: &str, now_ms: u64) -> Result<(), ApiError> {
         if let Some((e, next_version)) = self.ledger.kill_all_event(on, actor) {
+            // Batches applied but not yet stored go first (their VM rows with them).
+            if self.group.applied > self.group.durable {
+                self.commit_now(&[], &[], now_ms)?;
+            }
             let next = Durable {
                 version: next_version,
                 kill_all: on,
                 slices: None,
             };
             let all: Vec<&Rollout> = self.ledger.rollouts.values().collect();
-            self.store
+            self.store()
                 .commit(&all, &[("*".into(), now_ms, e)], next, now_ms)?;
             self.ledger.set_kill_all(on);
             if self.degraded.is_none() {
                 self.served = self.ledger.state();
             }
+            self.publish_all();
         }
         Ok(())
     }
@@ -562,7 +744,7 @@ impl Controller {
         if !self.ledger.rollouts.contains_key(name) && name != "*" {
             return Err(ApiError::UnknownRollout(name.to_string()));
         }
-        Ok(self.store.events(name, limit)?)
+        Ok(self.store().events(name, limit)?)
     }
 
     /// One page of a rollout's events on the writer's connection (the API reads on its own).
@@ -572,7 +754,7 @@ impl Controller {
         before: Option<i64>,
         limit: usize,
     ) -> Result<crate::store::Page, ApiError> {
-        Ok(self.store.events_page(name, before, limit)?)
+        Ok(self.store().events_page(name, before, limit)?)
     }
 
     /// VMs that sent a batch in the last `window_ms`.

@@ -1,7 +1,8 @@
 //! `GET /v1/rollouts/{name}/events?limit=N&before=ID`: the audit log in pages, newest page first
 //! (events oldest first within a page), `next_before` the cursor of the next older page. Read on the
-//! reader connections (`crate::store::Reader`) in a blocking task: a page never takes the controller's
-//! lock or waits for a commit's fsync, so readers do not stall ingest.
+//! reader connections (`crate::store::Reader`) in a blocking task, rendered on the read threads
+//! (`crate::readpool`): a page never takes the controller's lock or waits for a commit's fsync, so
+//! readers do not stall ingest.
 
 use crate::api::{HttpError, Shared};
 use crate::auth::{Caller, Role};
@@ -9,8 +10,8 @@ use crate::store::events::{DEFAULT_PAGE, MAX_PAGE};
 use crate::store::{Page, Reader};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::Json;
-use serde_json::{json, Value};
+use axum::response::Response;
+use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -81,11 +82,16 @@ pub async fn get_events(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Response, HttpError> {
     let (limit, before) =
         parse_query(raw.as_deref()).map_err(|m| HttpError::new(StatusCode::BAD_REQUEST, m))?;
-    let known = name == "*" || app.lock().ledger.rollouts.contains_key(&name);
+    app.admit_read().await?;
+    let known = name == "*" || app.status.get().rollouts.contains_key(&name);
     let worker = app.clone();
+    let read_role = caller.has(Role::Read);
+    // Read at the default priority (SQLite's page cache and allocator take process-wide mutexes: a
+    // low-priority thread preempted holding one would stall the writer), rendered on the
+    // low-priority read threads (`crate::readpool`).
     let n = name.clone();
     let page = tokio::task::spawn_blocking(move || -> Result<Page, HttpError> {
         let read = worker.readers.with(|r| {
@@ -104,18 +110,22 @@ pub async fn get_events(
     })
     .await
     .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let mut events = page.events;
-    if !caller.has(Role::Read) {
-        for e in &mut events {
-            crate::redact::strip_samples(&mut e.event.evidence);
-        }
-    }
-    Ok(Json(json!({
-        "rollout": name,
-        "events": events,
-        "next_before": page.next_before,
-        "limit": limit,
-    })))
+    app.reads
+        .run(move || {
+            let mut events = page.events;
+            if !read_role {
+                for e in &mut events {
+                    crate::redact::strip_samples(&mut e.event.evidence);
+                }
+            }
+            crate::api::json_bytes(&json!({
+                "rollout": name,
+                "events": events,
+                "next_before": page.next_before,
+                "limit": limit,
+            }))
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub struct ApiLimits {
     pub request_timeout_ms: u64,
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Budget of the read routes (status, rollouts, events pages) in requests/s; 0: none
+    /// (`crate::readpool::ReadBudget`).
+    #[serde(default)]
+    pub max_reads_per_s: u32,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -56,6 +60,7 @@ impl Default for ApiLimits {
         Self {
             request_timeout_ms: default_timeout_ms(),
             max_in_flight: default_max_in_flight(),
+            max_reads_per_s: 0,
         }
     }
 }
@@ -66,6 +71,12 @@ impl ApiLimits {
             return Err((
                 "request_timeout_ms".into(),
                 "must be between 100 and 600000".into(),
+            ));
+        }
+        if self.max_reads_per_s > 1_000_000 {
+            return Err((
+                "max_reads_per_s".into(),
+                "must be at most 1000000 (0: no budget)".into(),
             ));
         }
         if !(1..=100_000).contains(&self.max_in_flight) {
@@ -127,6 +138,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(credential = %c.name, roles = ?c.roles, "credential loaded");
     }
     let app = Arc::new(App::new(controller, cfg.auth.clone()));
+    if cfg.api.max_reads_per_s > 0 {
+        let _ = app
+            .read_budget
+            .set(crate::readpool::ReadBudget::new(cfg.api.max_reads_per_s));
+    }
+    // WAL checkpoints off the commit path (the single writer only writes).
+    let store = app.memory().store_handle();
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .checkpoint_elsewhere(Duration::from_secs(1))
+        .map_err(|e| anyhow::anyhow!("database {}: {e}", cfg.db.display()))?;
     // The engine host trains the compression model on start (about a second of CPU): off the runtime.
     let budget = cfg.decompress_budget_bytes;
     let host = tokio::task::spawn_blocking(move || {
@@ -150,8 +173,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loop {
             match signals.recv().await {
                 Ok(ev) => {
-                    if let Err(e) = judge.lock().on_engine_event(&ev, now_ms()) {
-                        tracing::error!(error = %e, "engine event");
+                    // It may commit (a trigger fired): off the async threads.
+                    let judge = judge.clone();
+                    let done = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = judge.lock().on_engine_event(&ev, now_ms()) {
+                            tracing::error!(error = %e, "engine event");
+                        }
+                    })
+                    .await;
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "engine event panicked");
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

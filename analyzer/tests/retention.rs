@@ -194,6 +194,7 @@ async fn the_api_times_out_slow_requests_and_sheds_beyond_its_limit() {
         &ApiLimits {
             request_timeout_ms: 100,
             max_in_flight: 10,
+            ..Default::default()
         },
     );
     assert_eq!(status(&r, "/slow").await, StatusCode::GATEWAY_TIMEOUT);
@@ -202,6 +203,7 @@ async fn the_api_times_out_slow_requests_and_sheds_beyond_its_limit() {
         &ApiLimits {
             request_timeout_ms: 5_000,
             max_in_flight: 1,
+            ..Default::default()
         },
     );
     let (a, b) = tokio::join!(status(&r, "/slow"), async {

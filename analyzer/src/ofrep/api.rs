@@ -53,7 +53,7 @@ async fn one(State(s): State<St>, Path(key): Path<String>, body: Bytes) -> Respo
                 .into_response()
         }
     };
-    let state = s.app.lock().state();
+    let state = s.app.memory().state();
     let flags = s
         .flags
         .lock()
@@ -83,7 +83,7 @@ async fn bulk(State(s): State<St>, headers: HeaderMap, body: Bytes) -> Response 
                 .into_response()
         }
     };
-    let state = s.app.lock().state();
+    let state = s.app.memory().state();
     let (flags, generation) = {
         let f = s.flags.lock().unwrap_or_else(|p| p.into_inner());
         (f.flags.clone(), f.generation)

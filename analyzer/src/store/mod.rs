@@ -25,6 +25,8 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("events archive {0}")]
     Archive(String),
+    #[error("writer: {0}")]
+    Writer(String),
 }
 
 pub struct Store {
@@ -47,6 +49,49 @@ pub struct Durable {
 pub struct VmRows {
     pub taken: Vec<(String, dwcp_core::ledger::VmSeen)>,
     pub evicted: Vec<String>,
+}
+
+/// One commit's rows, serialized: built under the controller's lock, written ([`Store::write`])
+/// without it, so batches go on being applied in memory while the transaction's fsync runs.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub vms: VmRows,
+    /// (rollout name, snapshot JSON).
+    pub rollouts: Vec<(String, String)>,
+    /// (rollout name, at ms, event JSON).
+    pub events: Vec<(String, u64, String)>,
+    /// `meta` rows: the version, the kill switch, the open slices and any others (the epoch).
+    pub meta: Vec<(String, String)>,
+    pub now_ms: u64,
+}
+
+impl Prepared {
+    pub fn new(
+        rollouts: &[&Rollout],
+        events: &[(String, u64, Event)],
+        durable: Durable,
+        vms: VmRows,
+        now_ms: u64,
+    ) -> Result<Prepared, StoreError> {
+        let mut meta = vec![
+            ("version".to_string(), durable.version.to_string()),
+            ("kill_all".to_string(), durable.kill_all.to_string()),
+        ];
+        meta.extend(durable.slices.map(|j| ("slices".to_string(), j)));
+        Ok(Prepared {
+            vms,
+            rollouts: rollouts
+                .iter()
+                .map(|r| Ok((r.name().to_string(), serde_json::to_string(r)?)))
+                .collect::<Result<_, StoreError>>()?,
+            events: events
+                .iter()
+                .map(|(n, at, e)| Ok((n.clone(), *at, serde_json::to_string(e)?)))
+                .collect::<Result<_, StoreError>>()?,
+            meta,
+            now_ms,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,44 +211,49 @@ impl Store {
         vms: &VmRows,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        let p = Prepared::new(rollouts, events, durable, vms.clone(), now_ms)?;
+        self.write(&p)
+    }
+
+    /// Writes a [`Prepared`] commit in one transaction (one fsync).
+    pub fn write(&mut self, p: &Prepared) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for (vm, s) in &vms.taken {
-            tx.execute(
+        {
+            let mut vm = tx.prepare_cached(
                 "INSERT INTO vms (vm, seq, at_ms, routing_version) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, at_ms = excluded.at_ms,
                      routing_version = excluded.routing_version",
-                params![vm, s.seq as i64, s.at_ms as i64, s.routing_version as i64],
             )?;
-        }
-        for vm in &vms.evicted {
-            tx.execute("DELETE FROM vms WHERE vm = ?1", [vm])?;
-        }
-        for r in rollouts {
-            tx.execute(
+            for (name, s) in &p.vms.taken {
+                vm.execute(params![
+                    name,
+                    s.seq as i64,
+                    s.at_ms as i64,
+                    s.routing_version as i64
+                ])?;
+            }
+            for name in &p.vms.evicted {
+                tx.execute("DELETE FROM vms WHERE vm = ?1", [name])?;
+            }
+            let mut ro = tx.prepare_cached(
                 "INSERT INTO rollouts (name, json, updated_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(name) DO UPDATE SET json = excluded.json, updated_ms = excluded.updated_ms",
-                params![r.name(), serde_json::to_string(r)?, now_ms as i64],
             )?;
-        }
-        for (name, at, e) in events {
-            tx.execute(
-                "INSERT INTO events (rollout, at_ms, json) VALUES (?1, ?2, ?3)",
-                params![name, *at as i64, serde_json::to_string(e)?],
-            )?;
-        }
-        let slices = durable.slices.as_ref().map(|j| ("slices", j.clone()));
-        for (key, value) in [
-            ("version", durable.version.to_string()),
-            ("kill_all", durable.kill_all.to_string()),
-        ]
-        .into_iter()
-        .chain(slices)
-        {
-            tx.execute(
+            for (name, json) in &p.rollouts {
+                ro.execute(params![name, json, p.now_ms as i64])?;
+            }
+            let mut ev =
+                tx.prepare_cached("INSERT INTO events (rollout, at_ms, json) VALUES (?1, ?2, ?3)")?;
+            for (name, at, json) in &p.events {
+                ev.execute(params![name, *at as i64, json])?;
+            }
+            let mut meta = tx.prepare_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [key, value.as_str()],
             )?;
+            for (key, value) in &p.meta {
+                meta.execute([key, value])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -234,6 +284,35 @@ impl Store {
         let cap = pages as u64 + extra_pages;
         self.conn
             .query_row(&format!("PRAGMA max_page_count = {cap}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Moves WAL checkpoints off the writer (the serving companion): no commit copies WAL pages into
+    /// the database and fsyncs it any more (SQLite's auto-checkpoint runs in the committing thread);
+    /// a thread of its own, on its own connection, checkpoints `PASSIVE` every `every` (never waiting
+    /// for the writer or the readers).
+    pub fn checkpoint_elsewhere(&self, every: std::time::Duration) -> Result<(), StoreError> {
+        let conn = Connection::open(&self.path)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let spawned = std::thread::Builder::new()
+            .name("dwcp-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            });
+        if spawned.is_err() {
+            // No checkpointer: the writer checkpoints itself again.
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write fail (`PRAGMA query_only`) or work again: a store that refuses writes, for the
+    /// fail-safe tests.
+    pub fn fail_writes(&self, fail: bool) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "query_only", fail)?;
         Ok(())
     }
 
