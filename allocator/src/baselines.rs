@@ -61,18 +61,27 @@ impl Baseline {
 pub fn best_fit(cluster: &Cluster, demand: Demand) -> Option<usize> {
     argmin(
         (0..cluster.len()).filter(|&n| cluster.fits(n, demand)),
-        |n| match (cluster.free(n), cluster.capacity(n)) {
-            (Some(f), Some(c)) => (0..RESOURCES)
-                .map(|r| {
-                    if c[r] == 0 {
-                        0.0
-                    } else {
-                        f64::from(f[r] - demand[r]) / f64::from(c[r])
-                    }
-                })
-                .sum(),
-            _ => f64::INFINITY,
-        },
+        |n| best_fit_key(cluster, n, demand).unwrap_or(f64::INFINITY),
+    )
+}
+
+/// Best-fit's key: Σ over resources of the free share of `node` left after placing `demand`
+/// (in `0..=RESOURCES`); `None` when the demand does not fit there.
+pub fn best_fit_key(cluster: &Cluster, node: usize, demand: Demand) -> Option<f64> {
+    if !cluster.fits(node, demand) {
+        return None;
+    }
+    let (f, c) = (cluster.free(node)?, cluster.capacity(node)?);
+    Some(
+        (0..RESOURCES)
+            .map(|r| {
+                if c[r] == 0 {
+                    0.0
+                } else {
+                    f64::from(f[r] - demand[r]) / f64::from(c[r])
+                }
+            })
+            .sum(),
     )
 }
 
