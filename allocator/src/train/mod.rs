@@ -34,8 +34,9 @@ use crate::policy::{masked_argmax, Mlp, Model};
 use nets::Net;
 pub use update::Learner;
 
-/// Training hyper-parameters.
+/// Training hyper-parameters (a JSON object of some of them overrides the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub gamma: f64,
     pub tau: f64,
