@@ -126,7 +126,7 @@ fn train_cmd(seed: u64, episodes: u32, out: &Path, cfg: TrainConfig) -> Result<(
     let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     let mpath = out.join(weights::MANIFEST_FILE);
     std::fs::write(&mpath, json + "\n").map_err(|e| format!("{}: {e}", mpath.display()))?;
-    let k = rep.critic_loss.len().min(10).max(1);
+    let k = rep.critic_loss.len().clamp(1, 10);
     let first: Vec<f64> = rep
         .critic_loss
         .iter()
