@@ -25,6 +25,10 @@ fn small() -> EnvConfig {
     }
 }
 
+/// Small networks and frequent updates. γ = 0.8 rather than the shipped 0.95: in a 40-episode run
+/// with γ = 0.95 the TD loss rises after its first fall while the bootstrapped values are still
+/// growing towards their fixed point (the targets' spread grows with them), so "the critic loss
+/// falls" would measure that growth, not the fit.
 fn fast() -> TrainConfig {
     TrainConfig {
         batch: 64,
@@ -32,6 +36,7 @@ fn fast() -> TrainConfig {
         update_every: 2,
         actor_hidden: 32,
         critic_hidden: 64,
+        gamma: 0.8,
         ..TrainConfig::default()
     }
 }
@@ -78,13 +83,14 @@ fn smoke_training_is_deterministic_loss_falls_and_beats_random() {
         "critic loss did not fall: {early} -> {late} ({losses:?})"
     );
 
-    // Paired on the same evaluation streams: trained MADDPG vs random placement.
-    let m = evaluate(&env, Pattern::Bursty, 8, 4, Placer::Maddpg(&a.model)).unwrap();
+    // Paired on the same evaluation streams: trained MADDPG vs random placement. In this small
+    // cluster the margin is a fraction of a point, hence 30 seeds × 20 episodes (about a second).
+    let m = evaluate(&env, Pattern::Bursty, 30, 20, Placer::Maddpg(&a.model)).unwrap();
     let r = evaluate(
         &env,
         Pattern::Bursty,
-        8,
-        4,
+        30,
+        20,
         Placer::Baseline(Baseline::Random),
     )
     .unwrap();
