@@ -157,7 +157,9 @@ clean:
 ## Allocator (MADDPG, candle on CPU; the `train` feature builds candle: slow the first time)
 ALLOC_SEED ?= 1
 ALLOC_EPISODES ?= 40
-ALLOC := cargo run --release -p dwcp-allocator --features train --
+# One candle thread: on a small shared machine rayon's pool made an update ~10x slower, and a fixed
+# thread count keeps the float reductions, so the weights, reproducible.
+ALLOC := RAYON_NUM_THREADS=1 cargo run --release -p dwcp-allocator --features train --
 ## train-allocator: retrain the shipped weights (allocator/model) from the seed; bit-identical on the same CPU
 train-allocator:
 	$(ALLOC) train --seed $(ALLOC_SEED) --episodes $(ALLOC_EPISODES) --out allocator/model
@@ -169,4 +171,4 @@ bench-allocator:
 	$(ALLOC) bench --model allocator/model --iters 20000
 ## test-allocator-train: the seeded smoke training tests (determinism, critic loss, beats random)
 test-allocator-train:
-	cargo test --release -p dwcp-allocator --features train
+	RAYON_NUM_THREADS=1 cargo test --release -p dwcp-allocator --features train

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::arrivals::Pattern;
-use crate::baselines::Baseline;
+use crate::baselines::{Baseline, Probe};
 use crate::env::{stream, Action, Env, EnvConfig, EpisodeStats};
 use crate::observe::Scale;
 use crate::policy::{Model, Scratch};
@@ -22,6 +22,8 @@ pub const EVAL_SEED_BASE: u64 = 1_000_000;
 pub enum Placer<'a> {
     Baseline(Baseline),
     Maddpg(&'a Model),
+    /// A diagnostic rule (see [`Probe`]).
+    Probe(Probe),
 }
 
 impl Placer<'_> {
@@ -29,6 +31,7 @@ impl Placer<'_> {
         match self {
             Self::Baseline(b) => b.name(),
             Self::Maddpg(_) => "maddpg",
+            Self::Probe(p) => p.name(),
         }
     }
 }
@@ -39,6 +42,8 @@ pub struct Run {
     pub stats: EpisodeStats,
     pub fallbacks: u64,
     pub decisions: u64,
+    /// Decisions that differ from what best-fit would have done in the same state.
+    pub off_best_fit: u64,
 }
 
 /// Seed of evaluation episode `ep` of evaluation seed `s`.
@@ -67,10 +72,16 @@ pub fn run_episode(
                 Placer::Baseline(b) => b
                     .choose(env.cluster(), head.demand, &mut rng)
                     .map_or(Action::Defer, Action::Place),
+                Placer::Probe(p) => p
+                    .choose(env.cluster(), head.demand, head.slack)
+                    .map_or(Action::Defer, Action::Place),
                 Placer::Maddpg(m) => {
                     let d = m.decide(agent, env.cluster(), Some(&head), &scale, &mut scratch);
                     run.decisions += 1;
                     run.fallbacks += u64::from(d.fallback.is_some());
+                    let bf = crate::baselines::best_fit(env.cluster(), head.demand)
+                        .map_or(Action::Defer, Action::Place);
+                    run.off_best_fit += u64::from(d.action != bf);
                     d.action
                 }
             };
@@ -149,6 +160,8 @@ pub struct SeedMetrics {
     pub utilisation: f64,
     pub jain: f64,
     pub fallback_rate: f64,
+    /// Share of the learned policy's decisions that differ from best-fit's in the same state.
+    pub off_best_fit_rate: f64,
 }
 
 impl SeedMetrics {
@@ -158,6 +171,7 @@ impl SeedMetrics {
             "sla_miss" => self.sla_miss,
             "utilisation" => self.utilisation,
             "jain" => self.jain,
+            "off_best_fit" => self.off_best_fit_rate,
             _ => self.fallback_rate,
         }
     }
@@ -176,7 +190,7 @@ pub fn evaluate(
     let mut out = Vec::new();
     for s in 0..seeds {
         let mut m = SeedMetrics::default();
-        let (mut fb, mut dec) = (0u64, 0u64);
+        let (mut fb, mut dec, mut off) = (0u64, 0u64, 0u64);
         for ep in 0..episodes {
             let run = run_episode(cfg, pattern, eval_episode_seed(s, ep), placer)?;
             m.success += run.stats.success_rate();
@@ -185,17 +199,16 @@ pub fn evaluate(
             m.jain += run.stats.jain_fairness();
             fb += run.fallbacks;
             dec += run.decisions;
+            off += run.off_best_fit;
         }
         let e = f64::from(episodes.max(1));
         m.success /= e;
         m.sla_miss /= e;
         m.utilisation /= e;
         m.jain /= e;
-        m.fallback_rate = if dec == 0 {
-            0.0
-        } else {
-            fb as f64 / dec as f64
-        };
+        let share = |x: u64| if dec == 0 { 0.0 } else { x as f64 / dec as f64 };
+        m.fallback_rate = share(fb);
+        m.off_best_fit_rate = share(off);
         out.push(m);
     }
     Ok(out)

@@ -7,13 +7,15 @@
 //!
 //! * [`env`], [`cluster`], [`arrivals`], [`observe`] — the pure, seeded environment. Over-commit
 //!   cannot be constructed, and invariants re-derive capacity and workload accounting.
-//! * [`baselines`] — random, first-fit, best-fit, least-loaded.
+//! * [`baselines`] — random, first-fit, best-fit, least-loaded, and two diagnostic rules (`Probe`)
+//!   that measure how much room the environment leaves above best-fit.
 //! * [`policy`] — inference in plain `f32` and the guard: NaN, invalid or over-committing actions
 //!   fall back to best-fit and are reported.
 //! * [`weights`] — weight files with a SHA-256 manifest checked at load; a mismatch becomes a
 //!   `DataIntegrityViolation` signal.
 //! * [`eval`] — every policy on identical streams, 95 % intervals, paired differences to best-fit.
-//! * `train` (feature `train`, candle on CPU) — the offline trainer behind `dwcp-allocator train`.
+//! * `train` (feature `train`, candle on CPU) — the offline trainer behind `dwcp-allocator train`:
+//!   a behaviour-cloning warm start from best-fit, then MADDPG fine-tuning.
 //!
 //! The companion links this crate without the `train` feature: no NN library at run time.
 

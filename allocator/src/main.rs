@@ -30,6 +30,9 @@ enum Cmd {
         episodes: u32,
         #[arg(long, default_value = "allocator/model")]
         out: PathBuf,
+        /// JSON object overriding training hyper-parameters (e.g. `{"bc_fraction": 0.5}`).
+        #[arg(long)]
+        config: Option<String>,
     },
     /// Evaluate the weights in --model against the baselines; writes a Markdown table.
     Eval {
@@ -64,7 +67,14 @@ fn run(cli: Cli) -> Result<(), String> {
             seed,
             episodes,
             out,
-        } => train_cmd(seed, episodes, &out),
+            config,
+        } => {
+            let cfg = match config {
+                Some(j) => serde_json::from_str(&j).map_err(|e| format!("--config: {e}"))?,
+                None => TrainConfig::default(),
+            };
+            train_cmd(seed, episodes, &out, cfg)
+        }
         Cmd::Eval {
             model,
             seeds,
@@ -87,9 +97,14 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn train_cmd(seed: u64, episodes: u32, out: &Path) -> Result<(), String> {
+fn train_cmd(seed: u64, episodes: u32, out: &Path, cfg: TrainConfig) -> Result<(), String> {
     let env = EnvConfig::default();
-    let cfg = TrainConfig::default();
+    let overrides = if cfg == TrainConfig::default() {
+        String::new()
+    } else {
+        let j = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
+        format!(" --config '{j}'")
+    };
     let rep = train(&env, &cfg, seed, episodes).map_err(|e| e.to_string())?;
     let bytes = weights::encode(&rep.model);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -100,7 +115,7 @@ fn train_cmd(seed: u64, episodes: u32, out: &Path) -> Result<(), String> {
         env,
         train: serde_json::to_value(&cfg).map_err(|e| e.to_string())?,
         command: format!(
-            "cargo run --release -p dwcp-allocator -- train --seed {seed} --episodes {episodes} --out {}",
+            "RAYON_NUM_THREADS=1 cargo run --release -p dwcp-allocator --features train -- train --seed {seed} --episodes {episodes} --out {}{overrides}",
             out.display()
         ),
         weights_file: weights::WEIGHTS_FILE.into(),
@@ -111,7 +126,7 @@ fn train_cmd(seed: u64, episodes: u32, out: &Path) -> Result<(), String> {
     let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     let mpath = out.join(weights::MANIFEST_FILE);
     std::fs::write(&mpath, json + "\n").map_err(|e| format!("{}: {e}", mpath.display()))?;
-    let k = rep.critic_loss.len().min(10).max(1);
+    let k = rep.critic_loss.len().clamp(1, 10);
     let first: Vec<f64> = rep
         .critic_loss
         .iter()

@@ -3,22 +3,32 @@
 //! One vector per agent, built the same way in training, evaluation and the companion's endpoint:
 //!
 //! `[demand/max_capacity (3), has_head, slack/max_slack, queue_len/max_queue,
-//!   free/capacity per node (3 × k), fits per node (k)]`
+//!   free/capacity per node (3 × k), fits per node (k), tightness per node (k),
+//!   best-fit choice per node (k)]`
 //!
-//! The trailing `fits` flags double as the action mask: the policy only scores nodes the head fits
-//! on (defer is always allowed). The guard in [`crate::policy`] re-checks the chosen action against
+//! The `fits` flags double as the action mask: the policy only scores nodes the head fits on
+//! (defer is always allowed). `tightness` is `1 −` best-fit's key (the mean over resources of the
+//! free share left after placing the head; 0 where it does not fit), and `best-fit choice` is the
+//! one-hot of the node [`best_fit`] would pick: the actor sees the baseline's view of the fit on
+//! all three resources, and the trainer's behaviour-cloning warm start reads its labels from it. The guard in [`crate::policy`] re-checks the chosen action against
 //! the cluster's integer capacity, independently of this float view.
 
+use crate::baselines::{best_fit, best_fit_key};
 use crate::cluster::{Cluster, Head, RESOURCES};
 
 /// Observation length for `k` nodes.
 pub fn obs_dim(k: usize) -> usize {
-    6 + 4 * k
+    6 + 6 * k
 }
 
 /// Offset of the `fits` flags.
 pub fn fits_offset(k: usize) -> usize {
     6 + 3 * k
+}
+
+/// Offset of the best-fit choice one-hot (the behaviour-cloning label).
+pub fn best_fit_offset(k: usize) -> usize {
+    6 + 5 * k
 }
 
 /// Normalisers of one environment shape.
@@ -74,6 +84,16 @@ pub fn observation_into(cluster: &Cluster, head: Option<&Head>, scale: &Scale, o
     for n in 0..cluster.len() {
         let fits = head.is_some_and(|h| cluster.fits(n, h.demand));
         out.push(if fits { 1.0 } else { 0.0 });
+    }
+    for n in 0..cluster.len() {
+        let key = head
+            .filter(|h| cluster.fits(n, h.demand))
+            .and_then(|h| best_fit_key(cluster, n, h.demand));
+        out.push(key.map_or(0.0, |k| (1.0 - k / RESOURCES as f64) as f32));
+    }
+    let choice = head.and_then(|h| best_fit(cluster, h.demand));
+    for n in 0..cluster.len() {
+        out.push(if choice == Some(n) { 1.0 } else { 0.0 });
     }
 }
 

@@ -1,7 +1,7 @@
 //! # The trained policy at inference time, and the guard around it
 //!
 //! Inference is plain `f32` arithmetic over the exported actor weights: no NN library is linked by
-//! the companion, and one forward pass of a 38→64→64→9 actor is a few thousand multiply-adds.
+//! the companion, and one forward pass of a 54→64→64→9 actor (8 nodes) is a few thousand multiply-adds.
 //!
 //! [`Model::decide`] is the guarded path. The actor's scores are masked with the observation's
 //! `fits` flags and the best-scoring action is taken; then the guard checks it, independently of

@@ -53,6 +53,12 @@ pub enum LoadError {
     HashMismatch { expected: String, actual: String },
     #[error("weight file malformed: {0}")]
     Malformed(String),
+    #[error("actor layers {got:?} do not map the {obs}-feature observation to {actions} actions")]
+    Features {
+        obs: usize,
+        actions: usize,
+        got: (usize, usize),
+    },
     #[error("weights are for {got_agents} agents × {got_nodes} nodes, the manifest says {agents} × {nodes}")]
     Shape {
         agents: usize,
@@ -149,6 +155,9 @@ pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
         if i > 1 << 16 || o > 1 << 16 {
             return Err(LoadError::Malformed("implausible layer".into()));
         }
+        if shapes.last().is_some_and(|&(_, prev)| prev != i) {
+            return Err(LoadError::Malformed("layers do not chain".into()));
+        }
         shapes.push((i, o));
     }
     let mut actors = Vec::with_capacity(agents);
@@ -189,6 +198,16 @@ pub fn verify_and_decode(manifest: &Manifest, bytes: &[u8]) -> Result<Model, Loa
             got_agents: model.agents(),
             got_nodes: model.nodes,
         });
+    }
+    let (obs, actions) = (crate::observe::obs_dim(model.nodes), model.nodes + 1);
+    for a in &model.actors {
+        if a.input() != obs || a.output() != actions {
+            return Err(LoadError::Features {
+                obs,
+                actions,
+                got: (a.input(), a.output()),
+            });
+        }
     }
     Ok(model)
 }

@@ -204,3 +204,48 @@ fn the_shipped_weights_match_their_manifest() {
         .command
         .contains(&format!("--seed {}", manifest.seed)));
 }
+
+#[test]
+fn weights_for_another_observation_are_refused() {
+    // The previous observation layout (6 + 4k features): an actor trained on it would read the
+    // new features with the wrong weights, so it must not load.
+    let mut m = random_model(2, 3, 4);
+    for a in &mut m.actors {
+        let l = &mut a.layers[0];
+        l.input = 6 + 4 * 3;
+        l.w.truncate(l.input * l.output);
+    }
+    let bytes = weights::encode(&m);
+    let err = weights::verify_and_decode(&manifest_for(&bytes), &bytes).unwrap_err();
+    assert!(matches!(err, LoadError::Features { .. }), "{err}");
+}
+
+#[test]
+fn the_observation_carries_best_fit_tightness_and_choice() {
+    use dwcp_allocator::observe::{best_fit_offset, fits_offset, observation};
+    let c = cluster();
+    let scale = Scale::new(&c, 6, 8);
+    let h = head([2, 2, 1]); // fits nodes 0 and 1 (node 2 has no CPU free)
+    let o = observation(&c, Some(&h), &scale);
+    assert_eq!(o.len(), obs_dim(3));
+    let fits = &o[fits_offset(3)..fits_offset(3) + 3];
+    assert_eq!(fits, &[1.0, 1.0, 0.0]);
+    let tight = &o[fits_offset(3) + 3..best_fit_offset(3)];
+    let choice = &o[best_fit_offset(3)..];
+    let bf = best_fit(&c, h.demand).unwrap();
+    assert_eq!(choice.iter().position(|v| *v == 1.0), Some(bf));
+    assert_eq!(choice.iter().sum::<f32>(), 1.0);
+    // The chosen node is the tightest one, and tightness is 1 − the mean free share left.
+    let max = tight.iter().copied().fold(f32::MIN, f32::max);
+    assert_eq!(tight[bf], max);
+    // [6, 1, 1] fits node 1 only: tightness 0 on the others.
+    let h2 = head([6, 1, 1]);
+    let o2 = observation(&c, Some(&h2), &scale);
+    let tight2 = &o2[fits_offset(3) + 3..best_fit_offset(3)];
+    assert_eq!(tight2[0], 0.0);
+    assert_eq!(tight2[2], 0.0);
+    // Node 1: free [6, 14, 3] of [8, 16, 5]; after [6, 1, 1]: (0/8 + 13/16 + 2/5) / 3 left.
+    let left = (0.0 + 13.0 / 16.0 + 2.0 / 5.0) / 3.0;
+    assert!((tight2[1] - (1.0 - left)).abs() < 1e-6, "{}", tight2[1]);
+    assert_eq!(&o2[best_fit_offset(3)..], &[0.0, 1.0, 0.0]);
+}

@@ -3,10 +3,17 @@
 //! One actor per agent maps the agent's own observation to scores over {nodes…, defer}; one
 //! centralised critic per agent scores the joint observation and the joint action of all agents.
 //! Both have target copies updated softly (`τ`). Transitions go to a replay buffer; updates sample
-//! minibatches from it. Exploration decays linearly from `eps_start` to `eps_end`: with probability
-//! ε a uniformly random feasible action, otherwise a Gumbel-max sample of the masked scores. The
-//! actor gradient flows through a straight-through Gumbel-softmax (hard one-hot forward, soft
-//! gradient) of its masked scores into its critic, other agents' actions taken from the buffer.
+//! minibatches from it. The actor gradient flows through a straight-through Gumbel-softmax (hard
+//! one-hot forward, soft gradient) of its masked scores into its critic, other agents' actions
+//! taken from the buffer.
+//!
+//! Training has two phases. The warm start (`bc_fraction` of the episodes) lets best-fit act, with
+//! probability `bc_eps` a random feasible action instead; the critics learn from those transitions
+//! and the actors are behaviour-cloned to best-fit (cross-entropy of the masked scores to the
+//! best-fit one-hot in the observation). Then MADDPG takes over: the actors act (with probability
+//! ε, decaying from `eps_start` to `eps_end`, a uniformly random feasible action, otherwise a
+//! Gumbel-max sample of the masked scores) and follow their critics, the Q term normalised as in
+//! TD3+BC and the imitation kept as a regulariser (`bc_weight`).
 //!
 //! Everything random comes from ChaCha streams of the seed (network initialisation, exploration,
 //! Gumbel noise, minibatches, arrival streams); with the same seed, configuration and CPU the
@@ -22,13 +29,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::arrivals::Pattern;
 use crate::env::{stream, Action, Env, EnvConfig};
-use crate::observe::{fits_offset, observation, Scale};
+use crate::observe::{best_fit_offset, fits_offset, observation, Scale};
 use crate::policy::{masked_argmax, Mlp, Model};
 use nets::Net;
 pub use update::Learner;
 
-/// Training hyper-parameters.
+/// Training hyper-parameters (a JSON object of some of them overrides the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub gamma: f64,
     pub tau: f64,
@@ -48,6 +56,15 @@ pub struct TrainConfig {
     pub gumbel_temperature: f64,
     /// Weight of the squared-logit regulariser on the actor loss.
     pub logit_reg: f64,
+    /// Fraction of the episodes spent on the warm start: best-fit acts (with ε-random feasible
+    /// actions), the critics learn its returns and the actors imitate it; no policy gradient yet.
+    pub bc_fraction: f64,
+    /// ε of the warm start's behaviour (random feasible actions around best-fit).
+    pub bc_eps: f64,
+    /// Weight of the imitation (cross-entropy to best-fit) term once MADDPG takes over.
+    pub bc_weight: f64,
+    /// α of the Q term, which is normalised by the batch's mean |Q| (TD3+BC, Fujimoto & Gu 2021).
+    pub q_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -60,14 +77,18 @@ impl Default for TrainConfig {
             batch: 128,
             buffer: 50_000,
             warmup: 1_000,
-            update_every: 8,
+            update_every: 4,
             actor_hidden: 64,
             critic_hidden: 128,
-            eps_start: 1.0,
-            eps_end: 0.05,
+            eps_start: 0.3,
+            eps_end: 0.02,
             eps_decay_fraction: 0.6,
             gumbel_temperature: 1.0,
             logit_reg: 1e-3,
+            bc_fraction: 0.3,
+            bc_eps: 0.3,
+            bc_weight: 1.0,
+            q_weight: 2.5,
         }
     }
 }
@@ -140,8 +161,11 @@ pub fn episode_seed(seed: u64, ep: u32) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(ep)
 }
 
+/// The behaviour's action: with probability ε a uniformly random feasible action (defer
+/// included); otherwise best-fit's choice during the warm start (`actor` `None`), else a Gumbel-max
+/// sample of the actor's masked scores.
 fn explore(
-    actor: &Mlp,
+    actor: Option<&Mlp>,
     obs: &[f32],
     nodes: usize,
     eps: f64,
@@ -159,6 +183,12 @@ fn explore(
             .copied()
             .unwrap_or(nodes);
     }
+    let Some(actor) = actor else {
+        let bf = best_fit_offset(nodes);
+        return (0..nodes)
+            .find(|&n| obs.get(bf + n).is_some_and(|f| *f > 0.5))
+            .unwrap_or(nodes);
+    };
     let noisy: Vec<f32> = actor
         .forward(obs)
         .iter()
@@ -188,9 +218,16 @@ pub fn train(
     let mut behaviour = learner.export()?;
     let (mut critic_loss, mut returns) = (Vec::new(), Vec::new());
     let mut rounds = 0usize;
+    let warm = warm_episodes(cfg, episodes);
+    let tuned = f64::from(episodes - warm);
     for ep in 0..episodes {
-        let frac = f64::from(ep) / (cfg.eps_decay_fraction * f64::from(episodes.max(1))).max(1.0);
-        let eps = cfg.eps_start + (cfg.eps_end - cfg.eps_start) * frac.min(1.0);
+        let warming = ep < warm;
+        let eps = if warming {
+            cfg.bc_eps
+        } else {
+            let frac = f64::from(ep - warm) / (cfg.eps_decay_fraction * tuned).max(1.0);
+            cfg.eps_start + (cfg.eps_end - cfg.eps_start) * frac.min(1.0)
+        };
         let mut env = Env::new(env_cfg.clone(), episode_pattern(ep), episode_seed(seed, ep));
         let scale = Scale::new(env.cluster(), env_cfg.max_slack, env_cfg.max_queue);
         let (mut ep_return, mut losses) = (0.0, Vec::new());
@@ -203,7 +240,7 @@ pub fn train(
                 let obs = observation(env.cluster(), head.as_ref(), &scale);
                 let a = match behaviour.actors.get(agent) {
                     Some(actor) if head.is_some() => explore(
-                        actor,
+                        (!warming).then_some(actor),
                         &obs,
                         k,
                         eps,
@@ -241,7 +278,7 @@ pub fn train(
             if replay.len() >= cfg.warmup.max(cfg.batch)
                 && rounds.is_multiple_of(cfg.update_every.max(1))
             {
-                losses.push(learner.update(&replay)?);
+                losses.push(learner.update(&replay, !warming)?);
                 behaviour = learner.export()?;
             }
             if done {
@@ -263,6 +300,11 @@ pub fn train(
         returns,
         updates,
     })
+}
+
+/// Episodes of the warm start (see [`TrainConfig::bc_fraction`]).
+pub fn warm_episodes(cfg: &TrainConfig, episodes: u32) -> u32 {
+    ((cfg.bc_fraction.clamp(0.0, 1.0) * f64::from(episodes)).round() as u32).min(episodes)
 }
 
 /// Build the actor sizes (`obs → h → h → actions`).

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use super::nets::Net;
 use super::{actor_sizes, critic_sizes, gumbel, Replay, TrainConfig, Transition};
 use crate::env::{stream, EnvConfig};
-use crate::observe::fits_offset;
+use crate::observe::{best_fit_offset, fits_offset};
 use crate::policy::{masked_argmax, Model};
 
 struct Agent {
@@ -108,8 +108,18 @@ impl Learner {
         Tensor::cat(&[&fits, &defer], 1)?.affine(1e4, -1e4)
     }
 
-    /// One update of every agent; returns the mean critic loss.
-    pub fn update(&mut self, replay: &Replay) -> Result<f64> {
+    /// Best-fit's action in each row of one agent's observations (the one-hot it carries, or defer
+    /// when no node fits): the behaviour-cloning label.
+    fn teacher(&self, obs: &Tensor) -> Result<Tensor> {
+        let bf = obs.narrow(1, best_fit_offset(self.nodes), self.nodes)?;
+        let none = bf.sum_keepdim(1)?.affine(-1.0, 1.0)?;
+        Tensor::cat(&[&bf, &none], 1)?.argmax(1)
+    }
+
+    /// One update of every agent's critic and actor; returns the mean critic loss. With
+    /// `policy_gradient` false (the warm start) the actor only imitates best-fit; with it true the
+    /// actor follows its centralised critic (MADDPG), the imitation kept as a regulariser.
+    pub fn update(&mut self, replay: &Replay, policy_gradient: bool) -> Result<f64> {
         let batch: Vec<&Transition> = replay.sample(self.cfg.batch, &mut self.rng);
         let b = batch.len();
         let (n, d, na) = (self.agents.len(), self.obs_dim, self.actions);
@@ -149,14 +159,21 @@ impl Learner {
         let xa = Tensor::cat(&[&x, &a], 1)?;
         let mut total = 0.0;
         for i in 0..n {
-            let (masked, logits, gum) = {
+            let (masked, logits, labels, gum) = {
                 let ag = &self.agents[i];
                 let o_i = x.narrow(1, i * d, d)?;
                 let logits = ag.actor.forward(&o_i)?;
                 let masked = (&logits + self.mask(&o_i)?)?;
+                let labels = self.teacher(&o_i)?;
                 let g: Vec<f32> = (0..b * na).map(|_| gumbel(&mut self.rng) as f32).collect();
-                (masked, logits, Tensor::from_vec(g, (b, na), &self.dev)?)
+                (
+                    masked,
+                    logits,
+                    labels,
+                    Tensor::from_vec(g, (b, na), &self.dev)?,
+                )
             };
+            let masked_bc = masked.clone();
             let ag = &mut self.agents[i];
             // Critic: TD target from the target critic and target actors.
             let q_next = ag.critic_target.forward(&xa2)?;
@@ -185,10 +202,19 @@ impl Learner {
                     a.narrow(1, j * na, na)?
                 });
             }
-            let joint = Tensor::cat(&[x.clone(), Tensor::cat(&blocks, 1)?], 1)?;
-            let q_pi = ag.critic.forward(&joint)?.mean_all()?;
             let reg = (logits.sqr()?.mean_all()? * self.cfg.logit_reg)?;
-            let actor_loss = (reg - q_pi)?;
+            let bc = candle_nn::loss::cross_entropy(&masked_bc, &labels)?;
+            let actor_loss = if policy_gradient {
+                let joint = Tensor::cat(&[x.clone(), Tensor::cat(&blocks, 1)?], 1)?;
+                let q_pi = ag.critic.forward(&joint)?;
+                // TD3+BC's normalisation: the Q term is scaled by α / mean|Q| (no gradient through
+                // the scale), so `bc_weight` means the same whatever the return's magnitude.
+                let scale = q_pi.abs()?.mean_all()?.to_scalar::<f32>()?.max(1e-3);
+                let q_term = (q_pi.mean_all()? * (self.cfg.q_weight / f64::from(scale)))?;
+                ((reg + (bc * self.cfg.bc_weight)?)? - q_term)?
+            } else {
+                (reg + bc)?
+            };
             ag.actor_opt.backward_step(&actor_loss)?;
         }
         for ag in &self.agents {
