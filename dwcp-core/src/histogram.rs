@@ -256,10 +256,41 @@ impl Serialize for Buckets {
 }
 
 impl<'de> Deserialize<'de> for Buckets {
-    /// Exactly what the map accepted (a repeated key keeps the last value).
+    /// Exactly what the map accepted (a repeated key keeps the last value), read straight into the
+    /// vector: the companion decodes one per cell of every batch, and the encoder writes them sorted.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<i32, u64>::deserialize(d)?;
-        Ok(Self(map.into_iter().collect()))
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = Buckets;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of bucket index to count")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Buckets, A::Error> {
+                let mut v: Vec<(i32, u64)> =
+                    Vec::with_capacity(m.size_hint().unwrap_or(0).min(4096));
+                while let Some(e) = m.next_entry::<i32, u64>()? {
+                    v.push(e);
+                }
+                if v.windows(2).all(|w| w[0].0 < w[1].0) {
+                    return Ok(Buckets(v));
+                }
+                // Out of order or repeated: a stable sort keeps input order among equal indices,
+                // so the last of them is the value kept.
+                v.sort_by_key(|e| e.0);
+                let mut out: Vec<(i32, u64)> = Vec::with_capacity(v.len());
+                for e in v {
+                    match out.last_mut() {
+                        Some(l) if l.0 == e.0 => *l = e,
+                        _ => out.push(e),
+                    }
+                }
+                Ok(Buckets(out))
+            }
+        }
+        d.deserialize_map(Pairs)
     }
 }
 

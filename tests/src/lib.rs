@@ -52,7 +52,7 @@ pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let _ = NEXT.compare_exchange(
         u32::MAX,
-        (std::process::id() * 997) % SPAN,
+        std::process::id().wrapping_mul(997) % SPAN,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
@@ -348,8 +348,8 @@ impl Stack {
             if exited.is_some() || start.elapsed() > Duration::from_secs(60) {
                 let log =
                     std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(30)..];
                 panic!(
                     "envoy did not listen on {} (exit: {exited:?}); end of envoy.log:\n{}",
                     self.ports.envoy,
